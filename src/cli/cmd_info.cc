@@ -1,0 +1,93 @@
+// `swiftllm info`: what a model is and what it costs in memory.
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "cli/common.h"
+#include "engine/generation.h"
+
+namespace swift::cli {
+
+namespace {
+
+struct InfoArgs {
+  std::string model;
+  bool json = false;
+};
+
+// Resident set size of this process in bytes (from /proc/self/status), 0 if unknown.
+uint64_t resident_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
+}
+
+void run(const InfoArgs& a) {
+  auto model = load_model(a.model);
+  const ModelConfig& c = model->config;
+  const auto& w = model->transformer->weights();
+  const uint64_t kv_bytes = static_cast<uint64_t>(2 * c.n_layer * (c.max_positions + kScratchSlots) * c.kv_dim()) * 4;
+  int64_t n_params = 0;
+  n_params += c.vocab_size * c.hidden_size * (c.tie_embeddings ? 1 : 2);
+  n_params += c.n_layer * (c.hidden_size * (c.q_dim() * 2 + c.kv_dim() * 2) + 3 * c.hidden_size * c.intermediate_size);
+  int64_t n_sliding = 0;
+  for (auto s : c.sliding_window) n_sliding += s > 0;
+  nlohmann::json j = {
+      {"path", model->path},
+      {"architecture", c.arch_name},
+      {"parameters", n_params},
+      {"vocab_size", c.vocab_size},
+      {"hidden_size", c.hidden_size},
+      {"intermediate_size", c.intermediate_size},
+      {"n_layer", c.n_layer},
+      {"n_head", c.n_head},
+      {"n_kv_head", c.n_kv_head},
+      {"head_dim", c.head_dim},
+      {"max_positions", c.max_positions},
+      {"rope", {{"type", c.rope.type}, {"theta", c.rope.theta}, {"factor", c.rope.factor}}},
+      {"sliding_window_layers", n_sliding},
+      {"tied_embeddings", c.tie_embeddings},
+      {"weight_dtype", w.dtype_summary},
+      {"weight_bytes", w.total_bytes},
+      {"kv_cache_bytes_full_context", kv_bytes},
+      {"resident_bytes_after_load", resident_bytes()},
+      {"tokenizer", model->tokenizer ? "sentencepiece" : "none: " + model->tokenizer_error},
+      {"identity", fmt::format("{:016x}", model->identity)},
+  };
+  if (a.json) {
+    std::puts(j.dump(2).c_str());
+    return;
+  }
+  std::printf("model        %s\n", model->path.c_str());
+  std::printf("architecture %s, %.1fM parameters, weights %s (%.1f MiB, memory-mapped)\n", c.arch_name.c_str(),
+              n_params / 1e6, w.dtype_summary.c_str(), w.total_bytes / 1048576.0);
+  std::printf("layers       %lld, hidden %lld, mlp %lld, heads %lld (kv %lld, head_dim %lld)\n",
+              static_cast<long long>(c.n_layer), static_cast<long long>(c.hidden_size),
+              static_cast<long long>(c.intermediate_size), static_cast<long long>(c.n_head),
+              static_cast<long long>(c.n_kv_head), static_cast<long long>(c.head_dim));
+  std::printf("vocab        %lld, context %lld, rope %s theta %g, %lld sliding-window layers, %s embeddings\n",
+              static_cast<long long>(c.vocab_size), static_cast<long long>(c.max_positions), c.rope.type.c_str(),
+              c.rope.theta, static_cast<long long>(n_sliding), c.tie_embeddings ? "tied" : "untied");
+  std::printf("memory       KV cache at full context %.1f MiB (f32); resident after load %.1f MiB\n",
+              kv_bytes / 1048576.0, resident_bytes() / 1048576.0);
+  std::printf("tokenizer    %s\n", j["tokenizer"].get<std::string>().c_str());
+  std::printf("identity     %s\n", j["identity"].get<std::string>().c_str());
+}
+
+}  // namespace
+
+void add_info(CLI::App& app) {
+  auto a = std::make_shared<InfoArgs>();
+  CLI::App* c = app.add_subcommand("info", "Show a model's architecture, sizes, dtypes and memory use");
+  c->add_option("-m,--model", a->model, "Model folder (Hugging Face layout)")->required();
+  c->add_flag("--json", a->json, "Print JSON");
+  c->callback([a] { run(*a); });
+}
+
+}  // namespace swift::cli

@@ -1,0 +1,53 @@
+#include "cli/common.h"
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include "util/check.h"
+
+namespace swift::cli {
+
+std::vector<int32_t> parse_ids(const std::string& s, const char* option) {
+  std::vector<int32_t> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    std::string item = s.substr(i, j - i);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (item.empty() || ec != std::errc() || p != item.data() + item.size() || v < INT32_MIN || v > INT32_MAX)
+      fail("{}: '{}' is not an integer token id (expected a comma-separated list like 1,2,3)", option, item);
+    out.push_back(static_cast<int32_t>(v));
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot open '{}'", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void PromptOptions::add_to(CLI::App& app) {
+  app.add_option("-p,--prompt", text, "Prompt text (BOS added as the tokenizer config says)");
+  app.add_option("-f,--file", file, "Read the prompt text from a file");
+  app.add_option("--prompt-ids", ids, "Prompt as comma-separated token ids, used verbatim (no BOS added)");
+  app.add_flag("--no-bos", no_bos, "Do not add BOS to a text prompt");
+}
+
+std::vector<int32_t> PromptOptions::resolve(const Model& model) const {
+  const int given = !text.empty() + !file.empty() + !ids.empty();
+  if (given != 1) fail("give exactly one of -p TEXT, -f FILE or --prompt-ids 1,2,3");
+  if (!ids.empty()) return parse_ids(ids, "--prompt-ids");
+  const std::string t = text.empty() ? read_file(file) : text;
+  return model.tok().encode_with_specials(t, !no_bos);
+}
+
+}  // namespace swift::cli

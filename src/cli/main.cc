@@ -1,0 +1,33 @@
+// swiftllm command-line entry point. The one place where errors are caught and turned into a
+// single line on stderr and a non-zero exit status.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli/common.h"
+#include "util/check.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "swiftllm: LLaMA-family inference on the CPU with SWIFT self-speculative decoding.\n"
+      "Models are Hugging Face folders (config.json + safetensors + tokenizer.model)."};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Help for every command");
+  swift::cli::add_generate(app);
+  swift::cli::add_score(app);
+  swift::cli::add_info(app);
+  swift::cli::add_tokenize(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const swift::Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "internal error: %s\n", e.what());
+    return 3;
+  }
+  return 0;
+}

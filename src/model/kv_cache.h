@@ -1,0 +1,39 @@
+// Key/value cache: a fixed pool of slots per layer, preallocated once.
+//
+// A slot holds one token's K and V for every layer, plus the token's position (needed for
+// sliding-window masks). The cache does not know about sequences: callers decide which slots
+// hold the committed sequence (0..n_past) and which are scratch (drafts, trees, matchness
+// windows). Rolling back is a length change in the caller; nothing is ever copied wholesale.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+
+namespace swift {
+
+class KvCache {
+ public:
+  KvCache(const ModelConfig& cfg, int64_t n_slots);
+
+  int64_t n_slots() const { return n_slots_; }
+  int64_t kv_dim() const { return kv_dim_; }
+  float* k(int64_t layer) { return k_.data() + layer * n_slots_ * kv_dim_; }
+  float* v(int64_t layer) { return v_.data() + layer * n_slots_ * kv_dim_; }
+  int32_t slot_pos(int64_t slot) const { return pos_[slot]; }
+  void set_slot_pos(int64_t slot, int32_t pos) { pos_[slot] = pos; }
+
+  // Copies slot `from` to slot `to` in every layer (compaction of accepted tree nodes).
+  void move_slot(int64_t from, int64_t to);
+
+  uint64_t bytes() const { return (k_.size() + v_.size()) * sizeof(float); }
+
+ private:
+  int64_t n_layer_, n_slots_, kv_dim_;
+  std::vector<float> k_;      // [n_layer, n_slots, n_kv_head * head_dim]
+  std::vector<float> v_;      // [n_layer, n_slots, n_kv_head * head_dim]
+  std::vector<int32_t> pos_;  // [n_slots] position of the token in each slot
+};
+
+}  // namespace swift

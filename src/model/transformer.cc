@@ -1,0 +1,155 @@
+#include "model/transformer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+#include "ops/rope.h"
+#include "util/check.h"
+
+namespace swift {
+
+ForwardBatch ForwardBatch::causal(const std::vector<int32_t>& tokens, int64_t start, bool all_logits) {
+  ForwardBatch b;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  b.tokens = tokens;
+  b.n_prefix = start;
+  for (int64_t i = 0; i < n; ++i) {
+    b.positions.push_back(static_cast<int32_t>(start + i));
+    b.slots.push_back(static_cast<int32_t>(start + i));
+  }
+  if (all_logits) {
+    for (int64_t i = 0; i < n; ++i) b.logit_rows.push_back(static_cast<int32_t>(i));
+  } else if (n > 0) {
+    b.logit_rows.push_back(static_cast<int32_t>(n - 1));
+  }
+  return b;
+}
+
+Transformer::Transformer(ModelConfig cfg, ModelWeights weights) : cfg_(std::move(cfg)), w_(std::move(weights)) {
+  inv_freq_ = rope_inv_freq(cfg_.rope, 0);
+}
+
+namespace {
+
+void resize(std::vector<float>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(n);
+}
+
+// Builds CSR lists of visible slots: prefix slots (filtered by the window) then batch tokens.
+void fill_lists(const ForwardBatch& b, const KvCache& cache, int64_t window, SlotLists& out) {
+  const int64_t n = static_cast<int64_t>(b.tokens.size());
+  out.offsets.assign(1, 0);
+  out.slots.clear();
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t qp = b.positions[i];
+    for (int64_t s = 0; s < b.n_prefix; ++s) {
+      if (window > 0 && !(cache.slot_pos(s) > qp - window)) continue;  // transformers: kv > q - window
+      out.slots.push_back(static_cast<int32_t>(s));
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      const bool visible = b.mask.empty() ? j <= i : b.mask[i * n + j] != 0;
+      if (!visible) continue;
+      if (window > 0 && !(b.positions[j] > qp - window)) continue;
+      out.slots.push_back(b.slots[j]);
+    }
+    out.offsets.push_back(static_cast<int64_t>(out.slots.size()));
+  }
+}
+
+}  // namespace
+
+void Transformer::build_visibility(const ForwardBatch& b, const KvCache& cache) {
+  bool any_full = false;
+  int64_t window = 0;
+  for (int64_t w : cfg_.sliding_window) {
+    if (w == 0) any_full = true;
+    else window = w;  // all sliding layers of one model share one window size
+  }
+  if (any_full) fill_lists(b, cache, 0, vis_full_);
+  if (window > 0) fill_lists(b, cache, window, vis_window_);
+}
+
+void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan& plan, ThreadPool& pool,
+                          std::vector<float>& logits) {
+  const int64_t n = static_cast<int64_t>(b.tokens.size());
+  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, V = cfg_.vocab_size;
+  const int64_t qd = cfg_.q_dim(), kvd = cfg_.kv_dim(), hd = cfg_.head_dim;
+  SWIFT_CHECK(static_cast<int64_t>(b.positions.size()) == n && static_cast<int64_t>(b.slots.size()) == n);
+  SWIFT_CHECK(b.mask.empty() || static_cast<int64_t>(b.mask.size()) == n * n);
+  SWIFT_CHECK(b.n_prefix >= 0 && b.n_prefix <= cache.n_slots());
+  SWIFT_CHECK(static_cast<int64_t>(plan.skip_attn.size()) == cfg_.n_layer &&
+              static_cast<int64_t>(plan.skip_mlp.size()) == cfg_.n_layer);
+  int32_t max_pos = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (b.tokens[i] < 0 || b.tokens[i] >= V) fail("token id {} is outside the vocabulary [0, {})", b.tokens[i], V);
+    if (b.positions[i] < 0) fail("negative position {}", b.positions[i]);
+    SWIFT_CHECK(b.slots[i] >= 0 && b.slots[i] < cache.n_slots(), "slot {} of {}", b.slots[i], cache.n_slots());
+    max_pos = std::max(max_pos, b.positions[i]);
+  }
+  for (int32_t r : b.logit_rows) SWIFT_CHECK(r >= 0 && r < n);
+  logits.resize(b.logit_rows.size() * V);
+  if (n == 0) return;
+
+  const std::vector<float>* inv_freq = &inv_freq_;
+  std::vector<float> dyn;
+  if (cfg_.rope.type == "dynamic") {  // transformers recomputes per forward from max(position)+1
+    dyn = rope_inv_freq(cfg_.rope, static_cast<int64_t>(max_pos) + 1);
+    inv_freq = &dyn;
+  }
+
+  for (int64_t i = 0; i < n; ++i) cache.set_slot_pos(b.slots[i], b.positions[i]);
+  build_visibility(b, cache);
+
+  resize(x_, n * H), resize(h_, n * H), resize(q_, n * qd), resize(k_, n * kvd), resize(v_, n * kvd);
+  resize(att_, n * qd), resize(g_, n * I), resize(u_, n * I), resize(out_, n * H);
+  float *x = x_.data(), *h = h_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
+  float *att = att_.data(), *g = g_.data(), *u = u_.data(), *out = out_.data();
+
+  for (int64_t i = 0; i < n; ++i) mat_row_to_f32(w_.embed, b.tokens[i], x + i * H);
+
+  auto bias = [](const std::vector<float>& bv) { return bv.empty() ? nullptr : bv.data(); };
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int64_t l = 0; l < cfg_.n_layer; ++l) {
+    const LayerWeights& L = w_.layers[l];
+    if (!plan.skip_attn[l]) {
+      rmsnorm(x, L.attn_norm.data(), n, H, cfg_.rms_eps, h);
+      matmul(L.wq, h, n, q, bias(L.bq), pool);
+      matmul(L.wk, h, n, k, bias(L.bk), pool);
+      matmul(L.wv, h, n, v, bias(L.bv), pool);
+      if (cfg_.qk_norm) {  // Qwen3: RMSNorm over each head before rotary
+        rmsnorm(q, L.q_norm.data(), n * cfg_.n_head, hd, cfg_.rms_eps, q);
+        rmsnorm(k, L.k_norm.data(), n * cfg_.n_kv_head, hd, cfg_.rms_eps, k);
+      }
+      rope_apply(q, n, cfg_.n_head, hd, b.positions.data(), *inv_freq);
+      rope_apply(k, n, cfg_.n_kv_head, hd, b.positions.data(), *inv_freq);
+      float* kc = cache.k(l);
+      float* vc = cache.v(l);
+      for (int64_t i = 0; i < n; ++i) {
+        std::copy_n(k + i * kvd, kvd, kc + static_cast<int64_t>(b.slots[i]) * kvd);
+        std::copy_n(v + i * kvd, kvd, vc + static_cast<int64_t>(b.slots[i]) * kvd);
+      }
+      AttentionArgs a;
+      a.q = q, a.k = kc, a.v = vc, a.n_tok = n, a.n_head = cfg_.n_head, a.n_kv_head = cfg_.n_kv_head;
+      a.head_dim = hd, a.scale = scale, a.out = att;
+      a.visible = cfg_.sliding_window[l] > 0 ? &vis_window_ : &vis_full_;
+      attention(a, pool);
+      matmul(L.wo, att, n, out, bias(L.bo), pool);
+      add_inplace(x, out, n * H);
+    }
+    if (!plan.skip_mlp[l]) {
+      rmsnorm(x, L.mlp_norm.data(), n, H, cfg_.rms_eps, h);
+      matmul(L.w_gate, h, n, g, bias(L.b_gate), pool);
+      matmul(L.w_up, h, n, u, bias(L.b_up), pool);
+      silu_mul(g, u, n * I);
+      matmul(L.w_down, g, n, out, bias(L.b_down), pool);
+      add_inplace(x, out, n * H);
+    }
+  }
+  const int64_t nr = static_cast<int64_t>(b.logit_rows.size());
+  for (int64_t r = 0; r < nr; ++r) rmsnorm(x + b.logit_rows[r] * H, w_.final_norm.data(), 1, H, cfg_.rms_eps, h + r * H);
+  matmul(w_.lm_head, h, nr, logits.data(), nullptr, pool);
+}
+
+}  // namespace swift

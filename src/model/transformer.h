@@ -1,0 +1,65 @@
+// The decoder-only transformer shared by LLaMA, Mistral, Qwen2 and Qwen3:
+//
+//   x = embed(tokens)
+//   for each layer l:
+//     if (!plan.skip_attn[l]) x += Attn_l(RMSNorm(x))      // writes K/V to the batch's slots
+//     if (!plan.skip_mlp[l])  x += MLP_l(RMSNorm(x))
+//   logits = lm_head(RMSNorm(x))
+//
+// One forward() serves prefill, single-token decode, tree verification and drafting: the batch
+// carries each token's position, the cache slot its K/V go to, and which earlier slots it may
+// see (a shared prefix of committed slots plus a mask over the batch's own tokens). The skip
+// plan is an explicit argument, never state of the model.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/skip_plan.h"
+#include "model/weights.h"
+#include "ops/attention.h"
+#include "util/thread_pool.h"
+
+namespace swift {
+
+struct ForwardBatch {
+  std::vector<int32_t> tokens;      // [n]
+  std::vector<int32_t> positions;   // [n] rotary position of each token
+  std::vector<int32_t> slots;       // [n] cache slot each token's K/V are written to
+  int64_t n_prefix = 0;             // every token sees cache slots [0, n_prefix)
+  std::vector<uint8_t> mask;        // [n, n] token i sees batch token j iff mask[i*n+j]; empty = causal
+  std::vector<int32_t> logit_rows;  // batch rows whose logits are wanted, in output order
+
+  // Plain causal batch: tokens at positions/slots start..start+n-1 after `start` committed slots.
+  static ForwardBatch causal(const std::vector<int32_t>& tokens, int64_t start, bool all_logits);
+};
+
+class Transformer {
+ public:
+  Transformer(ModelConfig cfg, ModelWeights weights);
+
+  const ModelConfig& config() const { return cfg_; }
+  const ModelWeights& weights() const { return w_; }
+
+  // Runs the batch; logits gets [batch.logit_rows.size(), vocab]. Throws swift::Error for token
+  // ids outside the vocabulary or positions beyond the model's limits.
+  void forward(const ForwardBatch& batch, KvCache& cache, const SkipPlan& plan, ThreadPool& pool,
+               std::vector<float>& logits);
+
+ private:
+  void build_visibility(const ForwardBatch& b, const KvCache& cache);
+
+  ModelConfig cfg_;
+  ModelWeights w_;
+  std::vector<float> inv_freq_;  // [head_dim/2] for non-dynamic rope
+
+  // Workspace, grown on demand and reused (no allocation per token in steady state).
+  std::vector<float> x_, h_, q_, k_, v_, att_, g_, u_, out_;
+  SlotLists vis_full_, vis_window_;
+};
+
+}  // namespace swift

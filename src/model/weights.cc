@@ -1,0 +1,157 @@
+#include "model/weights.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "util/check.h"
+#include "util/half.h"
+
+namespace swift {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class TensorIndex {
+ public:
+  explicit TensorIndex(const std::vector<std::unique_ptr<SafetensorsFile>>& files) {
+    for (const auto& f : files)
+      for (const auto& [name, t] : f->tensors()) {
+        auto [it, inserted] = by_name_.emplace(name, std::make_pair(&t, f.get()));
+        if (!inserted) fail("tensor '{}' appears in both '{}' and '{}'", name, it->second.second->path(), f->path());
+      }
+  }
+
+  std::pair<const StTensor*, const SafetensorsFile*> get(const std::string& name, std::vector<int64_t> shape) const {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) fail("missing tensor '{}' in the model's safetensors files", name);
+    const StTensor* t = it->second.first;
+    if (t->shape != shape)
+      fail("{}: tensor '{}' has shape {} but the config implies {}", it->second.second->path(), name,
+           fmt_shape(t->shape), fmt_shape(shape));
+    used_.insert(name);
+    return it->second;
+  }
+
+  bool has(const std::string& name) const { return by_name_.count(name) != 0; }
+
+  MatView mat(const std::string& name, int64_t rows, int64_t cols, uint64_t* total) const {
+    auto [t, f] = get(name, {rows, cols});
+    *total += t->n_bytes;
+    return MatView{t->data, weight_dtype(*t, f->path()), rows, cols};
+  }
+
+  std::vector<float> vec(const std::string& name, int64_t n, uint64_t* total) const {
+    auto [t, f] = get(name, {n});
+    *total += t->n_bytes;
+    const DType dt = weight_dtype(*t, f->path());
+    std::vector<float> out(n);
+    MatView m{t->data, dt, 1, n};
+    mat_row_to_f32(m, 0, out.data());
+    return out;
+  }
+
+  static std::string fmt_shape(const std::vector<int64_t>& s) {
+    std::string out = "[";
+    for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+    return out + "]";
+  }
+
+ private:
+  std::map<std::string, std::pair<const StTensor*, const SafetensorsFile*>> by_name_;
+  mutable std::set<std::string> used_;
+};
+
+}  // namespace
+
+ModelWeights bind_weights(std::vector<std::unique_ptr<SafetensorsFile>> files, const ModelConfig& c) {
+  ModelWeights w;
+  TensorIndex idx(files);
+  uint64_t total = 0;
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  w.embed = idx.mat("model.embed_tokens.weight", c.vocab_size, H, &total);
+  if (c.tie_embeddings) {
+    w.lm_head = w.embed;
+  } else {
+    w.lm_head = idx.mat("lm_head.weight", c.vocab_size, H, &total);
+  }
+  w.final_norm = idx.vec("model.norm.weight", H, &total);
+  std::set<DType> dtypes;
+  w.layers.resize(c.n_layer);
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights& L = w.layers[l];
+    L.wq = idx.mat(p + "self_attn.q_proj.weight", c.q_dim(), H, &total);
+    L.wk = idx.mat(p + "self_attn.k_proj.weight", c.kv_dim(), H, &total);
+    L.wv = idx.mat(p + "self_attn.v_proj.weight", c.kv_dim(), H, &total);
+    L.wo = idx.mat(p + "self_attn.o_proj.weight", H, c.q_dim(), &total);
+    L.w_gate = idx.mat(p + "mlp.gate_proj.weight", I, H, &total);
+    L.w_up = idx.mat(p + "mlp.up_proj.weight", I, H, &total);
+    L.w_down = idx.mat(p + "mlp.down_proj.weight", H, I, &total);
+    L.attn_norm = idx.vec(p + "input_layernorm.weight", H, &total);
+    L.mlp_norm = idx.vec(p + "post_attention_layernorm.weight", H, &total);
+    if (c.qkv_bias) {
+      L.bq = idx.vec(p + "self_attn.q_proj.bias", c.q_dim(), &total);
+      L.bk = idx.vec(p + "self_attn.k_proj.bias", c.kv_dim(), &total);
+      L.bv = idx.vec(p + "self_attn.v_proj.bias", c.kv_dim(), &total);
+    }
+    if (c.o_bias) L.bo = idx.vec(p + "self_attn.o_proj.bias", H, &total);
+    if (c.qk_norm) {
+      L.q_norm = idx.vec(p + "self_attn.q_norm.weight", c.head_dim, &total);
+      L.k_norm = idx.vec(p + "self_attn.k_norm.weight", c.head_dim, &total);
+    }
+    if (c.mlp_bias) {
+      L.b_gate = idx.vec(p + "mlp.gate_proj.bias", I, &total);
+      L.b_up = idx.vec(p + "mlp.up_proj.bias", I, &total);
+      L.b_down = idx.vec(p + "mlp.down_proj.bias", H, &total);
+    }
+    for (const MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) dtypes.insert(m->dtype);
+  }
+  dtypes.insert(w.embed.dtype);
+  for (DType d : dtypes) w.dtype_summary += (w.dtype_summary.empty() ? "" : "+") + std::string(dtype_name(d));
+  w.total_bytes = total;
+  w.files = std::move(files);
+  return w;
+}
+
+ModelWeights load_weights(const std::string& dir, const ModelConfig& cfg) {
+  const fs::path d(dir);
+  std::vector<std::unique_ptr<SafetensorsFile>> files;
+  if (fs::exists(d / "model.safetensors")) {
+    files.push_back(std::make_unique<SafetensorsFile>((d / "model.safetensors").string()));
+  } else if (fs::exists(d / "model.safetensors.index.json")) {
+    const std::string ip = (d / "model.safetensors.index.json").string();
+    std::ifstream in(ip);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      fail("{}: expected a JSON object with a 'weight_map' object", ip);
+    std::set<std::string> shards;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      if (!it.value().is_string()) fail("{}: weight_map['{}'] must be a file name", ip, it.key());
+      const std::string f = it.value().get<std::string>();
+      if (f.find('/') != std::string::npos || f == "..")
+        fail("{}: weight_map['{}'] names '{}', which is not a file in the model folder", ip, it.key(), f);
+      shards.insert(f);
+    }
+    if (shards.empty()) fail("{}: weight_map is empty", ip);
+    for (const auto& s : shards) files.push_back(std::make_unique<SafetensorsFile>((d / s).string()));
+    // Every tensor must live in the shard the index names (catches mixed-up shard sets).
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      bool found = false;
+      for (const auto& f : files)
+        if (fs::path(f->path()).filename() == it.value().get<std::string>() && f->find(it.key())) found = true;
+      if (!found) fail("{}: tensor '{}' is not in shard '{}'", ip, it.key(), it.value().get<std::string>());
+    }
+  } else {
+    fail("{}: no model.safetensors or model.safetensors.index.json", dir);
+  }
+  return bind_weights(std::move(files), cfg);
+}
+
+}  // namespace swift

@@ -1,0 +1,21 @@
+// Row-wise elementwise kernels: RMSNorm, SwiGLU gate, residual add, softmax.
+// All compute in f32 the way PyTorch's reference modules do (see each function).
+#pragma once
+
+#include <cstdint>
+
+namespace swift {
+
+// HF LlamaRMSNorm: y = w * (x / sqrt(mean(x^2) + eps)), per row of n; in-place allowed.
+void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n, float eps, float* y);
+
+// SwiGLU: g[i] = silu(g[i]) * u[i].
+void silu_mul(float* g, const float* u, int64_t n);
+
+// x[i] += y[i].
+void add_inplace(float* x, const float* y, int64_t n);
+
+// In-place softmax of n values (max-subtracted); returns nothing. n >= 1.
+void softmax(float* x, int64_t n);
+
+}  // namespace swift

@@ -1,0 +1,29 @@
+// Matrix x batch-of-vectors products: y[t, r] = sum_c W[r, c] * x[t, c] (+ bias[r]).
+//
+// One routine serves single-token decode (n_tok = 1), prefill, tree verification and the SWIFT
+// matchness window: each weight row is converted once and multiplied with all n_tok
+// activations, so a forward over n tokens reads the weights once (DEVELOPERS.md, performance).
+//
+// Batch invariance (needed for lossless speculative decoding): y[t, r] is computed by the same
+// sequence of fused multiply-adds whatever n_tok, the position of t in the batch, or the thread
+// split. Verified tokens therefore get bit-identical logits to plain decoding. The build uses
+// -ffp-contract=off so the compiler cannot fuse differently in different code paths; the
+// kernels use std::fma explicitly.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/dtype.h"
+#include "util/thread_pool.h"
+
+namespace swift {
+
+// x: [n_tok, w.cols], y: [n_tok, w.rows], bias: [w.rows] or null.
+void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias,
+            ThreadPool& pool);
+
+// Scalar reference used by tests: double accumulation, no blocking.
+void matmul_reference(const MatView& w, const float* x, int64_t n_tok, float* y,
+                      const float* bias);
+
+}  // namespace swift

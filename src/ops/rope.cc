@@ -1,0 +1,67 @@
+#include "ops/rope.h"
+
+#include <cmath>
+
+namespace swift {
+
+std::vector<float> rope_inv_freq(const RopeParams& p, int64_t seq_len) {
+  const int64_t dim = p.rotary_dim;
+  double base = p.theta;
+  if (p.type == "dynamic" && seq_len > p.original_max_positions) {
+    // transformers _compute_dynamic_ntk_parameters
+    const double f = p.factor;
+    base = p.theta * std::pow(f * static_cast<double>(seq_len) / p.original_max_positions - (f - 1.0),
+                              static_cast<double>(dim) / (dim - 2));
+  }
+  std::vector<float> inv(dim / 2);
+  for (int64_t i = 0; i < dim / 2; ++i) {
+    // torch: 1.0 / (base ** (arange(0, dim, 2).float() / dim)) in float32
+    const float e = static_cast<float>(2 * i) / static_cast<float>(dim);
+    inv[i] = 1.0f / std::pow(static_cast<float>(base), e);
+  }
+  if (p.type == "linear") {
+    for (auto& v : inv) v = v / static_cast<float>(p.factor);
+  } else if (p.type == "llama3") {
+    // transformers _compute_llama3_parameters
+    const double old_len = static_cast<double>(p.original_max_positions);
+    const double low_wavelen = old_len / p.low_freq_factor;
+    const double high_wavelen = old_len / p.high_freq_factor;
+    for (auto& v : inv) {
+      const double wavelen = 2.0 * M_PI / v;
+      float out = v;
+      if (wavelen > low_wavelen) out = v / static_cast<float>(p.factor);
+      const double smooth = (old_len / wavelen - p.low_freq_factor) / (p.high_freq_factor - p.low_freq_factor);
+      const bool medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+      if (medium) {
+        const float s = static_cast<float>(smooth);
+        out = (1.0f - s) * (v / static_cast<float>(p.factor)) + s * v;
+      }
+      v = out;
+    }
+  }
+  return inv;
+}
+
+void rope_apply(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, const int32_t* positions,
+                const std::vector<float>& inv_freq) {
+  const int64_t half = head_dim / 2;
+  std::vector<float> cs(half), sn(half);
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const float pos = static_cast<float>(positions[t]);
+    for (int64_t i = 0; i < half; ++i) {
+      const float a = pos * inv_freq[i];
+      cs[i] = std::cos(a);
+      sn[i] = std::sin(a);
+    }
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + (t * n_heads + h) * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        const float x1 = v[i], x2 = v[i + half];
+        v[i] = x1 * cs[i] - x2 * sn[i];
+        v[i + half] = x2 * cs[i] + x1 * sn[i];
+      }
+    }
+  }
+}
+
+}  // namespace swift

@@ -1,0 +1,30 @@
+// Rotary position embeddings, HF "rotate_half" layout: dimension i pairs with i + head_dim/2.
+// Frequencies follow transformers' rope init functions for the types we support: default,
+// linear, dynamic (NTK), llama3. Anything else is refused when the config is read.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace swift {
+
+struct RopeParams {
+  std::string type = "default";  // default | linear | dynamic | llama3
+  double theta = 10000.0;
+  double factor = 1.0;                 // linear, dynamic, llama3
+  double low_freq_factor = 1.0;        // llama3
+  double high_freq_factor = 4.0;       // llama3
+  int64_t original_max_positions = 0;  // llama3, dynamic (0 = max_position_embeddings)
+  int64_t rotary_dim = 0;              // = head_dim
+};
+
+// Inverse frequencies [rotary_dim/2] in f32 as transformers computes them. seq_len matters only
+// for "dynamic" (HF recomputes the base when max(position)+1 exceeds the original length).
+std::vector<float> rope_inv_freq(const RopeParams& p, int64_t seq_len);
+
+// Rotates n_tok rows of n_heads * head_dim values in place; positions: [n_tok].
+void rope_apply(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, const int32_t* positions,
+                const std::vector<float>& inv_freq);
+
+}  // namespace swift

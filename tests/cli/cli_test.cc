@@ -1,0 +1,92 @@
+// The CLI contract other tools rely on: JSON fields, error behaviour, exit codes.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "test_util.h"
+
+namespace {
+
+struct RunResult {
+  int status;
+  std::string out;
+};
+
+RunResult run(const std::string& args) {
+  const std::string cmd = std::string(SWIFT_CLI) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int st = pclose(p);
+  return {WEXITSTATUS(st), out};
+}
+
+const std::string kModel = swift::test::model_path("swift-mini-24L");
+
+}  // namespace
+
+TEST(Cli, GenerateJsonContract) {
+  auto r = run("generate -m " + kModel + " --prompt-ids 1,1014,1001,286 -n 8 -t 2 --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["tokens"].size(), 8u);
+  EXPECT_TRUE(j["text"].is_string());
+  for (const char* k : {"prompt_tokens", "generated_tokens", "prefill_ms", "decode_ms", "decode_tokens_per_s"})
+    EXPECT_TRUE(j["stats"].contains(k)) << k;
+  EXPECT_EQ(j["stats"]["prompt_tokens"], 4);
+}
+
+TEST(Cli, GenerateFromTextStreams) {
+  auto r = run("generate -m " + kModel + " -p 'def add(a, b):' -n 12 -t 2");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("tokens/s"), std::string::npos);
+}
+
+TEST(Cli, ScoreJsonContract) {
+  auto r = run("score -m " + kModel + " --prompt-ids 1,1014,1001 --top 3 --json -t 2");
+  ASSERT_EQ(r.status, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["positions"].size(), 3u);
+  EXPECT_EQ(j["positions"][0]["top_ids"].size(), 3u);
+  EXPECT_EQ(j["positions"][0]["top_logits"].size(), 3u);
+}
+
+TEST(Cli, InfoShowsArchitecture) {
+  auto r = run("info -m " + kModel);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("LlamaForCausalLM"), std::string::npos);
+  EXPECT_NE(r.out.find("BF16"), std::string::npos);
+}
+
+TEST(Cli, BadInputGivesOneClearLineAndNonZeroExit) {
+  struct Case {
+    std::string args, needle;
+  };
+  const Case cases[] = {
+      {"generate -m /nonexistent --prompt-ids 1", "does not exist"},
+      {"generate -m " + kModel + " --prompt-ids 1,x", "'x' is not an integer"},
+      {"generate -m " + kModel + " --prompt-ids 1,8000", "outside the vocabulary"},
+      {"generate -m " + kModel + " --prompt-ids 1 -n 5000", "exceeds the context length 1024"},
+      {"generate -m " + kModel + " --prompt-ids 1 --top-p 0", "top_p must be in (0, 1]"},
+      {"generate -m " + kModel, "exactly one of"},
+  };
+  for (const auto& c : cases) {
+    auto r = run(c.args);
+    EXPECT_NE(r.status, 0) << c.args;
+    EXPECT_NE(r.out.find(c.needle), std::string::npos) << c.args << " -> " << r.out;
+    EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << "expected one line: " << r.out;
+  }
+}
+
+TEST(Cli, HelpExplainsEveryCommand) {
+  for (const char* cmd : {"generate", "score", "info", "tokenize", "detokenize"}) {
+    auto r = run(std::string(cmd) + " --help");
+    EXPECT_EQ(r.status, 0) << cmd;
+    EXPECT_NE(r.out.find("--model"), std::string::npos) << cmd;
+  }
+}
