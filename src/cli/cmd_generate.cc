@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
-#include "engine/ar_decoder.h"
+#include "cli/decode_options.h"
 #include "engine/generation.h"
 #include "util/check.h"
 
@@ -24,7 +24,7 @@ struct GenerateArgs {
   bool json = false, ignore_eos = false;
   std::vector<std::string> stop;
   int64_t ctx = 0;
-  std::string decode = "ar";
+  DecodeArgs decode;
 };
 
 SamplingParams sampling_from(const GenerateArgs& a, const Model& m) {
@@ -40,7 +40,7 @@ SamplingParams sampling_from(const GenerateArgs& a, const Model& m) {
 }
 
 void run(const GenerateArgs& a) {
-  if (a.decode != "ar") fail("--decode '{}' is not available (supported: ar)", a.decode);
+  if (a.decode.mode.find(',') != std::string::npos) fail("--decode takes one mode here (use bench to compare modes)");
   auto model = load_model(a.model);
   const std::vector<int32_t> prompt = a.prompt.resolve(*model);
   ThreadPool pool(a.threads > 0 ? a.threads : ThreadPool::default_threads());
@@ -50,7 +50,7 @@ void run(const GenerateArgs& a) {
   opt.stop = a.stop;
   opt.ignore_eos = a.ignore_eos;
   opt.n_ctx = a.ctx;
-  ArDecoder decoder(*model, opt.sampling, pool);
+  DecoderRun run(a.decode, a.decode.mode, *model, opt.sampling, pool);
   TextCallback cb;
   if (!a.json) {
     cb = [](const std::string& s) {
@@ -59,14 +59,16 @@ void run(const GenerateArgs& a) {
       return true;
     };
   }
-  GenerateResult r = generate(*model, decoder, prompt, opt, pool, cb);
+  GenerateResult r = generate(*model, run.decoder(), prompt, opt, pool, cb);
+  const nlohmann::json mode_stats = run.finish();
   const auto& s = r.stats;
   if (a.json) {
     nlohmann::json stats = {{"prompt_tokens", s.prompt_tokens},   {"generated_tokens", s.generated_tokens},
                             {"prefill_ms", s.prefill_ms},         {"decode_ms", s.decode_ms},
-                            {"decode_tokens_per_s", s.decode_tokens_per_s()}, {"decode", a.decode},
+                            {"decode_tokens_per_s", s.decode_tokens_per_s()}, {"decode", a.decode.mode},
                             {"threads", pool.size()}};
     for (const auto& [k, v] : s.extra) stats[k] = v;
+    for (const auto& [k, v] : mode_stats.items()) stats[k] = v;
     nlohmann::json out = {{"tokens", r.tokens}, {"text", r.text}, {"finish_reason", r.finish_reason}, {"stats", stats}};
     std::puts(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
@@ -74,9 +76,15 @@ void run(const GenerateArgs& a) {
       for (size_t i = 0; i < r.tokens.size(); ++i) std::printf("%s%d", i ? "," : "", r.tokens[i]);
     }
     std::printf("\n");
+    if (s.extra.count("acceptance_rate"))
+      std::fprintf(stderr, "[swift: acceptance %.2f, %.2f tokens per step, %d proposals, best matchness %.3f, %d sublayers skipped]\n",
+                   s.extra.at("acceptance_rate"), s.extra.at("mean_accepted_per_step"),
+                   static_cast<int>(s.extra.at("opt_proposals")), s.extra.at("best_matchness"),
+                   static_cast<int>(s.extra.at("skipped_sublayers")));
     std::fprintf(stderr, "[%lld prompt tokens, prefill %.1f ms; %lld tokens in %.1f ms = %.1f tokens/s; %s; %d threads]\n",
                  static_cast<long long>(s.prompt_tokens), s.prefill_ms, static_cast<long long>(s.generated_tokens),
                  s.decode_ms, s.decode_tokens_per_s(), r.finish_reason.c_str(), pool.size());
+    (void)mode_stats;
   }
 }
 
@@ -98,7 +106,7 @@ void add_generate(CLI::App& app) {
   c->add_flag("--ignore-eos", a->ignore_eos, "Keep generating after the end-of-sequence token");
   c->add_option("--ctx-size", a->ctx, "Context length (default: the model's max_position_embeddings)");
   c->add_option("-t,--threads", a->threads, "Threads (default: physical cores)");
-  c->add_option("--decode", a->decode, "Decoding mode: ar (plain autoregressive)");
+  a->decode.add_to(*c, false);
   c->add_flag("--json", a->json,
               "Print one JSON object {tokens, text, finish_reason, stats} instead of streaming text");
   c->callback([a] { run(*a); });

@@ -1,5 +1,6 @@
 #include "model/weights.h"
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -39,10 +40,19 @@ class TensorIndex {
 
   bool has(const std::string& name) const { return by_name_.count(name) != 0; }
 
-  MatView mat(const std::string& name, int64_t rows, int64_t cols, uint64_t* total) const {
+  MatView mat(const std::string& name, int64_t rows, int64_t cols, uint64_t* total,
+              std::vector<std::unique_ptr<float[]>>* realigned) const {
     auto [t, f] = get(name, {rows, cols});
     *total += t->n_bytes;
-    return MatView{t->data, weight_dtype(*t, f->path()), rows, cols};
+    const DType dt = weight_dtype(*t, f->path());
+    const void* data = t->data;
+    if (reinterpret_cast<uintptr_t>(data) % dtype_size(dt) != 0) {
+      // Rare (writers pad the header to 8 bytes); costs one copy of this tensor.
+      realigned->emplace_back(new float[(t->n_bytes + 3) / 4]);
+      std::memcpy(realigned->back().get(), data, t->n_bytes);
+      data = realigned->back().get();
+    }
+    return MatView{data, dt, rows, cols};
   }
 
   std::vector<float> vec(const std::string& name, int64_t n, uint64_t* total) const {
@@ -50,7 +60,10 @@ class TensorIndex {
     *total += t->n_bytes;
     const DType dt = weight_dtype(*t, f->path());
     std::vector<float> out(n);
-    MatView m{t->data, dt, 1, n};
+    std::vector<uint8_t> aligned(t->n_bytes + 4);
+    uint8_t* p = aligned.data() + (4 - reinterpret_cast<uintptr_t>(aligned.data()) % 4) % 4;
+    std::memcpy(p, t->data, t->n_bytes);  // small vectors: always copy, alignment is then moot
+    MatView m{p, dt, 1, n};
     mat_row_to_f32(m, 0, out.data());
     return out;
   }
@@ -73,11 +86,11 @@ ModelWeights bind_weights(std::vector<std::unique_ptr<SafetensorsFile>> files, c
   TensorIndex idx(files);
   uint64_t total = 0;
   const int64_t H = c.hidden_size, I = c.intermediate_size;
-  w.embed = idx.mat("model.embed_tokens.weight", c.vocab_size, H, &total);
+  w.embed = idx.mat("model.embed_tokens.weight", c.vocab_size, H, &total, &w.realigned);
   if (c.tie_embeddings) {
     w.lm_head = w.embed;
   } else {
-    w.lm_head = idx.mat("lm_head.weight", c.vocab_size, H, &total);
+    w.lm_head = idx.mat("lm_head.weight", c.vocab_size, H, &total, &w.realigned);
   }
   w.final_norm = idx.vec("model.norm.weight", H, &total);
   std::set<DType> dtypes;
@@ -85,13 +98,13 @@ ModelWeights bind_weights(std::vector<std::unique_ptr<SafetensorsFile>> files, c
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerWeights& L = w.layers[l];
-    L.wq = idx.mat(p + "self_attn.q_proj.weight", c.q_dim(), H, &total);
-    L.wk = idx.mat(p + "self_attn.k_proj.weight", c.kv_dim(), H, &total);
-    L.wv = idx.mat(p + "self_attn.v_proj.weight", c.kv_dim(), H, &total);
-    L.wo = idx.mat(p + "self_attn.o_proj.weight", H, c.q_dim(), &total);
-    L.w_gate = idx.mat(p + "mlp.gate_proj.weight", I, H, &total);
-    L.w_up = idx.mat(p + "mlp.up_proj.weight", I, H, &total);
-    L.w_down = idx.mat(p + "mlp.down_proj.weight", H, I, &total);
+    L.wq = idx.mat(p + "self_attn.q_proj.weight", c.q_dim(), H, &total, &w.realigned);
+    L.wk = idx.mat(p + "self_attn.k_proj.weight", c.kv_dim(), H, &total, &w.realigned);
+    L.wv = idx.mat(p + "self_attn.v_proj.weight", c.kv_dim(), H, &total, &w.realigned);
+    L.wo = idx.mat(p + "self_attn.o_proj.weight", H, c.q_dim(), &total, &w.realigned);
+    L.w_gate = idx.mat(p + "mlp.gate_proj.weight", I, H, &total, &w.realigned);
+    L.w_up = idx.mat(p + "mlp.up_proj.weight", I, H, &total, &w.realigned);
+    L.w_down = idx.mat(p + "mlp.down_proj.weight", H, I, &total, &w.realigned);
     L.attn_norm = idx.vec(p + "input_layernorm.weight", H, &total);
     L.mlp_norm = idx.vec(p + "post_attention_layernorm.weight", H, &total);
     if (c.qkv_bias) {

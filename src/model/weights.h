@@ -35,6 +35,9 @@ struct ModelWeights {
   std::vector<float> final_norm;    // [hidden]
   std::vector<LayerWeights> layers;  // [n_layer]
   std::vector<std::unique_ptr<SafetensorsFile>> files;  // keep the maps alive
+  // Aligned copies of tensors whose file offset is not a multiple of their element size
+  // (safetensors does not promise alignment; a misaligned float load is undefined behaviour).
+  std::vector<std::unique_ptr<float[]>> realigned;
   std::string dtype_summary;        // e.g. "BF16" or "F32+BF16"
   uint64_t total_bytes = 0;         // bytes of all tensors used
 };

@@ -1,10 +1,13 @@
 #include "ops/attention.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "ops/lanes.h"
 #include "util/check.h"
 
 namespace swift {
+
 
 int64_t SlotLists::max_len() const {
   int64_t m = 0;
@@ -22,9 +25,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t max_len = a.visible->max_len();
   pool.parallel_for(a.n_tok * a.n_head, [&](int64_t i0, int64_t i1, int) {
     thread_local std::vector<float> scores;
-    thread_local std::vector<double> acc;
     if (static_cast<int64_t>(scores.size()) < max_len) scores.resize(max_len);
-    acc.resize(hd);
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / a.n_head, h = i % a.n_head, kvh = h / group;
       const float* q = a.q + t * q_stride + h * hd;
@@ -37,10 +38,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
       const int32_t* sl = a.visible->slots.data() + b;
       float mx = -INFINITY;
       for (int64_t j = 0; j < n; ++j) {
-        const float* k = a.k + static_cast<int64_t>(sl[j]) * kv_stride + kvh * hd;
-        float s = 0.0f;
-        for (int64_t d = 0; d < hd; ++d) s = std::fma(q[d], k[d], s);
-        s *= a.scale;
+        const float s = lanes::dot(q, a.k + static_cast<int64_t>(sl[j]) * kv_stride + kvh * hd, hd) * a.scale;
         scores[j] = s;
         mx = s > mx ? s : mx;
       }
@@ -49,14 +47,17 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
         scores[j] = std::exp(scores[j] - mx);
         sum += scores[j];
       }
-      for (int64_t d = 0; d < hd; ++d) acc[d] = 0.0;
-      for (int64_t j = 0; j < n; ++j) {
-        const float* v = a.v + static_cast<int64_t>(sl[j]) * kv_stride + kvh * hd;
-        const double p = scores[j];
-        for (int64_t d = 0; d < hd; ++d) acc[d] += p * v[d];
+      // Unnormalised weighted sum of V rows, 16 dimensions at a time with the keys innermost
+      // (accumulators stay in registers; each element still sums keys in list order).
+      const float inv = static_cast<float>(1.0 / sum);
+      const float* vbase = a.v + kvh * hd;
+      for (int64_t d = 0; d < hd; d += lanes::kLanes) {
+        const lanes::Mask m = lanes::mask_for(hd - d);
+        lanes::Vec acc = lanes::zero();
+        for (int64_t j = 0; j < n; ++j)
+          acc = lanes::fma(lanes::broadcast(scores[j]), lanes::load(vbase + static_cast<int64_t>(sl[j]) * kv_stride + d, m), acc);
+        lanes::store(out + d, lanes::fma(acc, lanes::broadcast(inv), lanes::zero()), m);
       }
-      const double inv = 1.0 / sum;
-      for (int64_t d = 0; d < hd; ++d) out[d] = static_cast<float>(acc[d] * inv);
     }
   });
 }

@@ -1,44 +1,80 @@
 #include "ops/matmul.h"
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "util/half.h"
+
+#include "ops/lanes.h"
 
 namespace swift {
 
 namespace {
 
-// Lanes of independent partial sums: wide enough for one AVX-512 register of f32 (or two AVX2
-// registers), so the compiler vectorises the lane loop without reassociating anything.
-constexpr int kLanes = 16;
-// Tokens multiplied per pass over a converted weight row (registers: kTokBlock accumulators).
-constexpr int kTokBlock = 4;
+using namespace lanes;
 
-// Fixed-order reduction of the lanes; identical for every call site.
-inline float reduce_lanes(const float* acc) {
-  float s8[8], s4[4];
-  for (int i = 0; i < 8; ++i) s8[i] = acc[i] + acc[i + 8];
-  for (int i = 0; i < 4; ++i) s4[i] = s8[i] + s8[i + 4];
-  return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+// Tile of R rows x T tokens: loads of each weight vector and activation vector are shared
+// across the tile; every output keeps its own lane accumulator (lanes.h), so tiling does not
+// change any result bit.
+template <DType DT, int R, int T>
+inline void tile_step(const void* w, int64_t row0, int64_t cols, const float* x, int64_t c, Mask m, Vec (&acc)[R * T]) {
+  Vec wv[R];
+  for (int r = 0; r < R; ++r) wv[r] = load_w<DT>(w, (row0 + r) * cols + c, m);
+  for (int t = 0; t < T; ++t) {
+    const Vec xv = load(x + t * cols + c, m);
+    for (int r = 0; r < R; ++r) acc[r * T + t] = fma(wv[r], xv, acc[r * T + t]);
+  }
 }
 
-// Dots of one f32 row with NT token vectors. The per-token operation sequence is independent of
-// NT, which is what makes the kernel batch-invariant.
-template <int NT>
-inline void dot_row(const float* w, const float* x, int64_t stride_x, int64_t cols, float* out) {
-  float acc[NT][kLanes] = {};
+template <DType DT, int R, int T>
+inline void tile(const void* w, int64_t row0, int64_t cols, const float* x, int64_t n_rows_total, float* y,
+                 const float* bias) {
+  Vec acc[R * T];
+  for (int i = 0; i < R * T; ++i) acc[i] = zero();
   const int64_t main = cols / kLanes * kLanes;
-  for (int64_t c = 0; c < main; c += kLanes) {
-    for (int t = 0; t < NT; ++t) {
-      const float* xt = x + t * stride_x + c;
-      for (int l = 0; l < kLanes; ++l) acc[t][l] = std::fma(w[c + l], xt[l], acc[t][l]);
+  const Mask full = mask_for(kLanes);
+  for (int64_t c = 0; c < main; c += kLanes) tile_step<DT, R, T>(w, row0, cols, x, c, full, acc);
+  if (main < cols) tile_step<DT, R, T>(w, row0, cols, x, main, mask_for(cols - main), acc);
+  float out[R * T];
+  for (int i = 0; i < R * T; ++i) out[i] = reduce(acc[i]);
+  for (int t = 0; t < T; ++t)
+    for (int r = 0; r < R; ++r) y[t * n_rows_total + row0 + r] = out[r * T + t] + (bias ? bias[row0 + r] : 0.0f);
+}
+
+#if defined(__AVX512F__)
+constexpr int kRows = 4, kToks = 4;  // 16 accumulator registers of 32
+#else
+constexpr int kRows = 2, kToks = 3;
+#endif
+
+template <DType DT, int R>
+void rows_block(const MatView& w, int64_t row0, const float* x, int64_t n_tok, float* y, const float* bias) {
+  int64_t t = 0;
+  for (; t + kToks <= n_tok; t += kToks) tile<DT, R, kToks>(w.data, row0, w.cols, x + t * w.cols, w.rows, y + t * w.rows, bias);
+  switch (n_tok - t) {
+    case 1: tile<DT, R, 1>(w.data, row0, w.cols, x + t * w.cols, w.rows, y + t * w.rows, bias); break;
+    case 2: tile<DT, R, 2>(w.data, row0, w.cols, x + t * w.cols, w.rows, y + t * w.rows, bias); break;
+    case 3:
+      if constexpr (kToks > 3) tile<DT, R, 3>(w.data, row0, w.cols, x + t * w.cols, w.rows, y + t * w.rows, bias);
+      break;
+    default: break;
+  }
+}
+
+template <DType DT>
+void matmul_typed(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
+  const int64_t n_blocks = (w.rows + kRows - 1) / kRows;
+  pool.parallel_for(n_blocks, [&](int64_t b0, int64_t b1, int) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t row0 = b * kRows;
+      if (row0 + kRows <= w.rows) {
+        rows_block<DT, kRows>(w, row0, x, n_tok, y, bias);
+      } else {
+        for (int64_t r = row0; r < w.rows; ++r) rows_block<DT, 1>(w, r, x, n_tok, y, bias);
+      }
     }
-  }
-  for (int64_t c = main; c < cols; ++c) {
-    for (int t = 0; t < NT; ++t) acc[t][c - main] = std::fma(w[c], x[t * stride_x + c], acc[t][c - main]);
-  }
-  for (int t = 0; t < NT; ++t) out[t] = reduce_lanes(acc[t]);
+  });
 }
 
 }  // namespace
@@ -58,48 +94,21 @@ void mat_row_to_f32(const MatView& w, int64_t r, float* out) {
     }
     case DType::kF16: {
       const uint16_t* src = static_cast<const uint16_t*>(w.data) + r * n;
-#if defined(__F16C__) && defined(__FLT16_MAX__)
-      const _Float16* h = reinterpret_cast<const _Float16*>(src);
-      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(h[i]);
-#else
       for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(src[i]);
-#endif
       break;
     }
   }
 }
 
-void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias,
-            ThreadPool& pool) {
-  const int64_t rows = w.rows, cols = w.cols;
-  pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
-    thread_local std::vector<float> row;
-    if (static_cast<int64_t>(row.size()) < cols) row.resize(cols);
-    float out[kTokBlock];
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* wr;
-      if (w.dtype == DType::kF32) {
-        wr = static_cast<const float*>(w.data) + r * cols;
-      } else {
-        mat_row_to_f32(w, r, row.data());
-        wr = row.data();
-      }
-      const float b = bias ? bias[r] : 0.0f;
-      int64_t t = 0;
-      for (; t + kTokBlock <= n_tok; t += kTokBlock) {
-        dot_row<kTokBlock>(wr, x + t * cols, cols, cols, out);
-        for (int i = 0; i < kTokBlock; ++i) y[(t + i) * rows + r] = out[i] + b;
-      }
-      for (; t < n_tok; ++t) {
-        dot_row<1>(wr, x + t * cols, cols, cols, out);
-        y[t * rows + r] = out[0] + b;
-      }
-    }
-  });
+void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
+  switch (w.dtype) {
+    case DType::kF32: matmul_typed<DType::kF32>(w, x, n_tok, y, bias, pool); break;
+    case DType::kF16: matmul_typed<DType::kF16>(w, x, n_tok, y, bias, pool); break;
+    case DType::kBF16: matmul_typed<DType::kBF16>(w, x, n_tok, y, bias, pool); break;
+  }
 }
 
-void matmul_reference(const MatView& w, const float* x, int64_t n_tok, float* y,
-                      const float* bias) {
+void matmul_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias) {
   std::vector<float> row(w.cols);
   for (int64_t r = 0; r < w.rows; ++r) {
     mat_row_to_f32(w, r, row.data());

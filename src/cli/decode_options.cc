@@ -1,0 +1,112 @@
+#include "cli/decode_options.h"
+
+#include "cli/common.h"
+#include "engine/ar_decoder.h"
+#include "engine/swift/layer_cache.h"
+#include "util/check.h"
+
+namespace swift::cli {
+
+namespace {
+
+std::vector<int64_t> layer_list(const std::string& s, const char* option) {
+  std::vector<int64_t> out;
+  if (s.empty()) return out;
+  for (int32_t v : parse_ids(s, option)) out.push_back(v);
+  return out;
+}
+
+}  // namespace
+
+void DecodeArgs::add_to(CLI::App& app, bool multi_mode) {
+  app.add_option("--decode", mode,
+                 multi_mode ? "Comma-separated modes to compare: ar, swift, swift-notree, swift-noearly, "
+                              "swift-noopt, self-sd (default ar,swift)"
+                            : "Decoding mode: ar (plain), swift (SWIFT self-speculative), self-sd (fixed "
+                              "--skip-attn/--skip-mlp plan, chain drafting, as Draft & Verify)");
+  auto& s = swift;
+  app.add_option("--max-draft", s.max_draft, "SWIFT: most tokens drafted per step (default 25)");
+  app.add_option("--stop-threshold", s.stop_threshold,
+                 "SWIFT: stop drafting when the draft's top-1 probability falls below this (default 0.8)");
+  app.add_flag("--no-tree", no_tree, "SWIFT ablation: verify the top-1 chain only (no sibling candidates)");
+  app.add_flag("--no-early-stop", no_early_stop, "SWIFT ablation: always draft --max-draft tokens");
+  app.add_flag("--no-optimize", no_optimize, "SWIFT ablation: keep the starting or cached plan, no layer search");
+  app.add_option("--context-window", s.context_window,
+                 "SWIFT: generated tokens used to score skip plans (matchness window, default 50)");
+  app.add_option("--skip-ratio", s.search.skip_ratio, "SWIFT: fraction of the 2(L-2) sublayers a plan skips (0.45)");
+  app.add_option("--bayes-interval", s.search.bayes_interval,
+                 "SWIFT: every Nth proposal comes from Bayesian optimisation (default 25)");
+  app.add_option("--opt-max-score", s.search.max_score, "SWIFT: stop the search above this score (default 0.93)");
+  app.add_option("--opt-max-tolerance", s.search.max_tolerance,
+                 "SWIFT: stop after this many proposals without gain (default 300)");
+  app.add_option("--opt-max-iter", s.search.max_iter, "SWIFT: stop after this many proposals (default 1000)");
+  app.add_option("--opt-per-step", s.opt_per_step,
+                 "SWIFT: proposals scored per decoding step while the search runs (default 1, as the paper)");
+  app.add_option("--opt-objective", s.objective,
+                 "SWIFT: matchness (paper: fraction of window tokens the draft predicts, at --skip-ratio) or "
+                 "speed (estimated speed-up; also searches the skip ratio in [0.05, 0.5])");
+  app.add_option("--layer-cache", layer_cache,
+                 "SWIFT: JSON file of optimised plans per model and --task; a hit skips the search, the "
+                 "result of a search is saved");
+  app.add_option("--task", task, "SWIFT: task name for --layer-cache (default 'default')");
+  app.add_option("--skip-attn", skip_attn, "Skip plan by hand: attention sublayers to skip, e.g. 3,5,8");
+  app.add_option("--skip-mlp", skip_mlp, "Skip plan by hand: MLP sublayers to skip, e.g. 4,9");
+  app.add_flag("-v,--verbose", verbose, "Log each layer-search improvement to stderr");
+}
+
+DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model& model,
+                       const SamplingParams& sampling, ThreadPool& pool)
+    : args_(a), model_(model), mode_(mode) {
+  const int64_t L = model.config.n_layer;
+  if (mode == "ar") {
+    decoder_ = std::make_unique<ArDecoder>(model, sampling, pool);
+    return;
+  }
+  SwiftOptions o = a.swift;
+  o.verbose = a.verbose;
+  if (o.objective == "speed" && o.search.ratio_max <= o.search.ratio_min) {
+    o.search.ratio_min = 0.05;
+    o.search.ratio_max = 0.5;
+    o.search.max_score = 1e9;  // a speed estimate has no natural ceiling; stop on tolerance/iterations
+  }
+  if (!a.skip_attn.empty() || !a.skip_mlp.empty())
+    o.plan = plan_from_layers(layer_list(a.skip_attn, "--skip-attn"), layer_list(a.skip_mlp, "--skip-mlp"), L,
+                              "--skip-attn/--skip-mlp");
+  bool no_tree = a.no_tree, no_early = a.no_early_stop, no_opt = a.no_optimize;
+  if (mode == "swift-notree") no_tree = true;
+  else if (mode == "swift-noearly") no_early = true;
+  else if (mode == "swift-noopt") no_opt = true;
+  else if (mode == "self-sd") {
+    if (!o.plan) fail("--decode self-sd needs a fixed plan: give --skip-attn and/or --skip-mlp");
+    no_tree = no_opt = true;
+  } else if (mode != "swift") {
+    fail("unknown decoding mode '{}' (ar, swift, swift-notree, swift-noearly, swift-noopt, self-sd)", mode);
+  }
+  o.tree = !no_tree;
+  o.early_stop = !no_early;
+  o.optimize = !no_opt && !o.plan;  // a plan given by hand is used as is
+  if (!a.layer_cache.empty() && !o.plan) {
+    if (auto hit = layer_cache_lookup(a.layer_cache, model.identity, a.task, L)) {
+      o.plan = hit->plan;
+      o.optimize = false;
+      cache_hit_ = true;
+    }
+  }
+  auto d = std::make_unique<SwiftDecoder>(model, sampling, o, pool);
+  swift_ = d.get();
+  decoder_ = std::move(d);
+}
+
+nlohmann::json DecoderRun::finish() {
+  nlohmann::json j = nlohmann::json::object();
+  if (!swift_) return j;
+  j["skip_attn"] = plan_layers(swift_->plan().skip_attn);
+  j["skip_mlp"] = plan_layers(swift_->plan().skip_mlp);
+  j["layer_cache_hit"] = cache_hit_;
+  if (!args_.layer_cache.empty() && swift_->optimized())
+    layer_cache_store(args_.layer_cache, model_.identity, args_.task,
+                      CachedPlan{swift_->plan(), swift_->best_score(), args_.swift.objective});
+  return j;
+}
+
+}  // namespace swift::cli
