@@ -22,19 +22,32 @@ Acceptance accept_greedy(const TokenTree& tree, const std::function<int32_t(int3
 
 int32_t speculative_pick(std::vector<float>& p, std::span<const int32_t> candidates, std::mt19937_64& rng,
                          int32_t* bonus) {
+  // The residual is kept unnormalised with its total `mass`: removing a rejected x costs O(1),
+  // and only the final bonus draw touches the whole vocabulary.
   std::uniform_real_distribution<double> uni(0.0, 1.0);
+  double mass = 1.0;
   for (size_t i = 0; i < candidates.size(); ++i) {
     const int32_t x = candidates[i];
     const double px = p[x];
-    if (px > 0.0 && uni(rng) < px) return static_cast<int32_t>(i);  // min(1, p(x)/q(x)) with q = point mass
-    // Residual norm(max(p - q, 0)): x leaves, the rest is renormalised.
-    const double rest = 1.0 - px;
-    if (rest <= 0.0) return static_cast<int32_t>(i);  // p was a point mass at x
+    if (px <= 0.0) continue;
+    // min(1, p(x)/q(x)) with q = point mass at x, p normalised by the current mass.
+    if (uni(rng) * mass < px) return static_cast<int32_t>(i);
+    // Residual norm(max(p - q, 0)): x leaves the distribution.
+    mass -= px;
     p[x] = 0.0f;
-    const float inv = static_cast<float>(1.0 / rest);
-    for (auto& v : p) v *= inv;
+    if (mass <= 0.0) return static_cast<int32_t>(i);  // p was a point mass at x (rounding)
   }
-  *bonus = sample_from(p, rng);
+  const double u = uni(rng) * mass;
+  double cum = 0.0;
+  int32_t last = -1;
+  for (size_t v = 0; v < p.size(); ++v) {
+    if (p[v] <= 0.0f) continue;
+    cum += p[v];
+    last = static_cast<int32_t>(v);
+    if (u < cum) break;
+  }
+  SWIFT_CHECK(last >= 0, "empty residual distribution");
+  *bonus = last;
   return -1;
 }
 
