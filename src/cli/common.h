@@ -28,5 +28,6 @@ void add_generate(CLI::App& app);
 void add_score(CLI::App& app);
 void add_info(CLI::App& app);
 void add_tokenize(CLI::App& app);
+void add_bench(CLI::App& app);
 
 }  // namespace swift::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   swift::cli::add_score(app);
   swift::cli::add_info(app);
   swift::cli::add_tokenize(app);
+  swift::cli::add_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

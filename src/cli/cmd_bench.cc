@@ -1,0 +1,176 @@
+// `swiftllm bench`: every prompt in every decoding mode, modes alternating prompt by prompt so
+// that machine noise hits all of them alike; greedy outputs are compared across modes (all
+// modes here are lossless, so any difference is a bug and is reported as such); a table per
+// domain with tokens/s and the speed-up over plain decoding on the same prompts in the same run.
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/common.h"
+#include "cli/decode_options.h"
+#include "util/check.h"
+
+namespace swift::cli {
+
+namespace {
+
+struct BenchArgs {
+  std::string model, prompts, json_out;
+  int64_t n = 256;
+  int threads = 0;
+  DecodeArgs decode;
+  int64_t limit = 0;
+};
+
+struct Prompt {
+  std::string id, domain, text;
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::vector<Prompt> read_prompts(const std::string& files) {
+  std::vector<Prompt> out;
+  for (const auto& f : split(files)) {
+    std::ifstream in(f);
+    if (!in) fail("cannot open prompt file '{}'", f);
+    std::string line;
+    int lineno = 0;
+    while (std::getline(in, line)) {
+      ++lineno;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("text") || !j["text"].is_string())
+        fail("{}:{}: expected a JSON object with a string 'text'", f, lineno);
+      Prompt p;
+      p.text = j["text"].get<std::string>();
+      p.id = j.value("id", f + ":" + std::to_string(lineno));
+      p.domain = j.value("domain", f);
+      out.push_back(std::move(p));
+    }
+  }
+  if (out.empty()) fail("no prompts in '{}'", files);
+  return out;
+}
+
+struct Totals {
+  double ms = 0, opt_ms = 0;
+  int64_t tokens = 0, drafted = 0, accepted = 0, steps = 0, committed = 0, prompts = 0, mismatches = 0;
+};
+
+void run(const BenchArgs& a) {
+  auto model = load_model(a.model);
+  std::vector<Prompt> prompts = read_prompts(a.prompts);
+  if (a.limit > 0 && static_cast<int64_t>(prompts.size()) > a.limit) prompts.resize(a.limit);
+  const auto modes = split(a.decode.mode);
+  if (modes.empty()) fail("--decode needs at least one mode");
+  ThreadPool pool(a.threads > 0 ? a.threads : ThreadPool::default_threads());
+  GenerateOptions opt;
+  opt.max_tokens = a.n;  // greedy, EOS honoured: lossless modes must stop at the same place
+
+  std::map<std::string, std::map<std::string, Totals>> totals;  // domain -> mode -> totals
+  std::vector<std::string> domains;
+  nlohmann::json records = nlohmann::json::array();
+  std::fprintf(stderr, "bench: %zu prompts x %zu modes, %lld new tokens, %d threads, greedy\n", prompts.size(),
+               modes.size(), static_cast<long long>(a.n), pool.size());
+  for (size_t pi = 0; pi < prompts.size(); ++pi) {
+    const Prompt& p = prompts[pi];
+    if (std::find(domains.begin(), domains.end(), p.domain) == domains.end()) domains.push_back(p.domain);
+    const auto ids = model->tok().encode_with_specials(p.text);
+    DecodeArgs dargs = a.decode;
+    if (!dargs.layer_cache.empty() && dargs.task == "default") dargs.task = p.domain;  // one plan per domain
+    std::vector<int32_t> reference;
+    std::string line = fmt::format("[{}/{}] {} ({} prompt tokens):", pi + 1, prompts.size(), p.id, ids.size());
+    std::map<std::string, GenerateResult> results;
+    for (size_t k = 0; k < modes.size(); ++k) {
+      const std::string& mode = modes[(pi + k) % modes.size()];  // rotate the order prompt by prompt
+      DecoderRun dr(dargs, mode, *model, opt.sampling, pool);
+      GenerateResult r = generate(*model, dr.decoder(), ids, opt, pool);
+      nlohmann::json extra = dr.finish();
+      nlohmann::json rec = {{"prompt", p.id}, {"domain", p.domain}, {"mode", mode}, {"tokens", r.tokens.size()},
+                            {"decode_ms", r.stats.decode_ms}, {"prefill_ms", r.stats.prefill_ms}};
+      for (const auto& [key, v] : r.stats.extra) rec[key] = v;
+      for (const auto& [key, v] : extra.items()) rec[key] = v;
+      records.push_back(rec);
+      results[mode] = std::move(r);
+    }
+    for (const auto& mode : modes) {
+      const GenerateResult& r = results[mode];
+      Totals& t = totals[p.domain][mode];
+      t.ms += r.stats.decode_ms;
+      t.tokens += r.stats.generated_tokens;
+      t.prompts += 1;
+      auto x = [&](const char* key) { return r.stats.extra.count(key) ? r.stats.extra.at(key) : 0.0; };
+      t.opt_ms += x("optimization_ms");
+      t.drafted += static_cast<int64_t>(x("drafted_tokens"));
+      t.accepted += static_cast<int64_t>(x("accepted_tokens"));
+      t.steps += static_cast<int64_t>(x("verify_steps"));
+      if (r.tokens != results[modes[0]].tokens) t.mismatches += 1;
+      line += fmt::format(" {} {:.0f} tok/s;", mode, r.stats.decode_tokens_per_s());
+    }
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+
+  bool all_identical = true;
+  for (const auto& d : domains) {
+    const auto& dt = totals[d];
+    const Totals* base = dt.count("ar") ? &dt.at("ar") : nullptr;
+    std::printf("\n%s: %lld prompts, %lld new tokens each, %d threads\n", d.c_str(),
+                static_cast<long long>(dt.at(modes[0]).prompts), static_cast<long long>(a.n), pool.size());
+    std::printf("%-16s %10s %9s %11s %10s %8s %10s\n", "mode", "tokens/s", "vs ar", "acceptance", "tok/step",
+                "opt %", "identical");
+    for (const auto& mode : modes) {
+      const Totals& t = dt.at(mode);
+      const double tps = t.ms > 0 ? t.tokens * 1000.0 / t.ms : 0.0;
+      const double base_tps = base && base->ms > 0 ? base->tokens * 1000.0 / base->ms : 0.0;
+      const std::string speed = base_tps > 0 ? fmt::format("{:.2f}x", tps / base_tps) : "-";
+      const bool spec = t.steps > 0;
+      all_identical = all_identical && t.mismatches == 0;
+      std::printf("%-16s %10.1f %9s %11s %10s %8s %10s\n", mode.c_str(), tps, speed.c_str(),
+                  spec ? fmt::format("{:.3f}", t.drafted ? double(t.accepted) / t.drafted : 0.0).c_str() : "-",
+                  spec ? fmt::format("{:.2f}", double(t.tokens) / t.steps).c_str() : "1.00",
+                  spec ? fmt::format("{:.1f}", 100.0 * t.opt_ms / t.ms).c_str() : "-",
+                  t.mismatches == 0 ? "yes" : fmt::format("NO ({})", t.mismatches).c_str());
+    }
+  }
+  std::printf("\ngreedy outputs %s across modes (%s is the reference)\n",
+              all_identical ? "identical" : "DIFFER", modes[0].c_str());
+  if (!a.json_out.empty()) {
+    std::ofstream out(a.json_out);
+    out << nlohmann::json({{"model", a.model}, {"n", a.n}, {"threads", pool.size()}, {"modes", modes},
+                           {"identical", all_identical}, {"runs", records}})
+               .dump(1)
+        << "\n";
+    if (!out) fail("cannot write '{}'", a.json_out);
+  }
+  if (!all_identical) fail("greedy outputs differ between lossless modes: this is a bug, please report it");
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  a->decode.mode = "ar,swift";
+  CLI::App* c = app.add_subcommand("bench", "Compare decoding modes on prompt files (greedy, same run)");
+  c->add_option("-m,--model", a->model, "Model folder (Hugging Face layout)")->required();
+  c->add_option("--prompts", a->prompts, "Comma-separated JSONL files with a 'text' (and 'domain', 'id') per line")
+      ->required();
+  c->add_option("-n,--max-tokens", a->n, "New tokens per prompt (default 256)");
+  c->add_option("-t,--threads", a->threads, "Threads (default: physical cores)");
+  c->add_option("--limit", a->limit, "Use only the first N prompts");
+  c->add_option("--json", a->json_out, "Also write every run's statistics to this JSON file");
+  a->decode.add_to(*c, true);
+  c->callback([a] { run(*a); });
+}
+
+}  // namespace swift::cli
