@@ -43,7 +43,7 @@ class StreamDecoder {
  private:
   const Tokenizer& tok_;
   std::vector<int32_t> ids_;
-  size_t emitted_ = 0;  // bytes of decode(ids_) already returned
+  std::string printed_;  // everything returned so far
 };
 
 // Byte offset of the first invalid UTF-8 sequence in s, or -1 if s is valid UTF-8
