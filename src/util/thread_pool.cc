@@ -69,7 +69,12 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
   run_chunk(0);
-  while (pending_.load(std::memory_order_acquire) != 0) SWIFT_CPU_RELAX();
+  // Spin briefly (the workers usually finish within microseconds), then yield: when the machine
+  // is oversubscribed a descheduled worker must get the core instead of our spinning.
+  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < kSpinPolls) SWIFT_CPU_RELAX();
+    else std::this_thread::yield();
+  }
   job_ = nullptr;
 }
 

@@ -63,6 +63,32 @@ TEST(Cli, InfoShowsArchitecture) {
   EXPECT_NE(r.out.find("BF16"), std::string::npos);
 }
 
+TEST(Cli, TokenizeRoundTrip) {
+  auto r = run("tokenize -m " + kModel + " -p 'def add(a, b):' --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto ids = nlohmann::json::parse(r.out)["ids"].get<std::vector<int>>();
+  ASSERT_GT(ids.size(), 3u);
+  EXPECT_EQ(ids[0], 1);  // BOS, as tokenizer_config.json says
+  std::string list;
+  for (int id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
+  auto d = run("detokenize -m " + kModel + "/tokenizer.model --ids " + list);
+  ASSERT_EQ(d.status, 0) << d.out;
+  EXPECT_EQ(d.out, "def add(a, b):\n");
+}
+
+TEST(Cli, SwiftJsonStatsAndIdenticalGreedyText) {
+  const std::string base = "generate -m " + kModel + " -p 'def fibonacci(n):' -n 48 -t 2 --json";
+  auto ar = run(base);
+  auto sw = run(base + " --decode swift --context-window 16");
+  ASSERT_EQ(ar.status, 0) << ar.out;
+  ASSERT_EQ(sw.status, 0) << sw.out;
+  const auto a = nlohmann::json::parse(ar.out), s = nlohmann::json::parse(sw.out);
+  EXPECT_EQ(a["tokens"], s["tokens"]);
+  for (const char* k : {"acceptance_rate", "mean_accepted_per_step", "draft_steps", "verify_steps", "opt_proposals",
+                        "best_matchness", "skip_attn", "skip_mlp", "prefill_ms", "optimization_ms", "draft_ms", "verify_ms"})
+    EXPECT_TRUE(s["stats"].contains(k)) << k;
+}
+
 TEST(Cli, BadInputGivesOneClearLineAndNonZeroExit) {
   struct Case {
     std::string args, needle;
@@ -74,6 +100,9 @@ TEST(Cli, BadInputGivesOneClearLineAndNonZeroExit) {
       {"generate -m " + kModel + " --prompt-ids 1 -n 5000", "exceeds the context length 1024"},
       {"generate -m " + kModel + " --prompt-ids 1 --top-p 0", "top_p must be in (0, 1]"},
       {"generate -m " + kModel, "exactly one of"},
+      {"generate -m " + kModel + " --prompt-ids 1 --decode self-sd", "needs a fixed plan"},
+      {"generate -m " + kModel + " --prompt-ids 1 --decode swift --skip-attn 23", "only layers 1..22 may be skipped"},
+      {"generate -m " + kModel + " --prompt-ids 1 --decode turbo", "unknown decoding mode 'turbo'"},
   };
   for (const auto& c : cases) {
     auto r = run(c.args);
@@ -84,7 +113,7 @@ TEST(Cli, BadInputGivesOneClearLineAndNonZeroExit) {
 }
 
 TEST(Cli, HelpExplainsEveryCommand) {
-  for (const char* cmd : {"generate", "score", "info", "tokenize", "detokenize"}) {
+  for (const char* cmd : {"generate", "score", "info", "tokenize", "detokenize", "bench"}) {
     auto r = run(std::string(cmd) + " --help");
     EXPECT_EQ(r.status, 0) << cmd;
     EXPECT_NE(r.out.find("--model"), std::string::npos) << cmd;

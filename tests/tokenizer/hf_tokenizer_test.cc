@@ -127,6 +127,25 @@ TEST(HfTokenizer, SentencePieceStyleJsonAgreesWithSentencePieceOnPrompts) {
   EXPECT_EQ(checked, 32);
 }
 
+TEST(HfTokenizer, MetaspacePreTokenizerVariantAgreesWithSentencePiece) {
+  // The other form transformers writes for LLaMA/Mistral: no normalizer, a Metaspace
+  // pre-tokenizer (prepend_scheme "first", no split) and a Metaspace decoder.
+  const SpmVocab v = load_spm_model(test::model_path("swift-mini-24L/tokenizer.model"));
+  SpmTokenizer spm(v);
+  auto j = llama2_style_json(v);
+  j["normalizer"] = nullptr;
+  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", false}};
+  j["decoder"] = {{"type", "Sequence"},
+                  {"decoders",
+                   {{{"type", "ByteFallback"}},
+                    {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}}}}};
+  HfTokenizer hf(j, "metaspace");
+  for (const std::string s : {"def f(x):\n    return x", "Hello world", "naïve 🙂 日本語", "a  b"}) {
+    EXPECT_EQ(hf.encode(s), spm.encode(s)) << s;
+    EXPECT_EQ(hf.decode(spm.encode(s)), spm.decode(spm.encode(s))) << s;
+  }
+}
+
 TEST(HfTokenizer, RefusesMalformedFiles) {
   auto j = tiny();
   j["model"]["merges"] = nlohmann::json::array({nlohmann::json::array({"a", "zz"})});
