@@ -28,6 +28,11 @@ void DecodeArgs::add_to(CLI::App& app, bool multi_mode) {
   app.add_option("--max-draft", s.max_draft, "SWIFT: most tokens drafted per step (default 25)");
   app.add_option("--stop-threshold", s.stop_threshold,
                  "SWIFT: stop drafting when the draft's top-1 probability falls below this (default 0.8)");
+  app.add_option("--tree-widths", widths_greedy,
+                 "SWIFT: candidates per draft depth for top-1 confidence >0.95,>0.8,>0.5,else when greedy "
+                 "(default 3,5,8,10)");
+  app.add_option("--tree-widths-sampling", widths_sampling,
+                 "SWIFT: the same when sampling (default 1,3,5,10)");
   app.add_flag("--no-tree", no_tree, "SWIFT ablation: verify the top-1 chain only (no sibling candidates)");
   app.add_flag("--no-early-stop", no_early_stop, "SWIFT ablation: always draft --max-draft tokens");
   app.add_flag("--no-optimize", no_optimize, "SWIFT ablation: keep the starting or cached plan, no layer search");
@@ -72,6 +77,14 @@ DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model
   if (!a.skip_attn.empty() || !a.skip_mlp.empty())
     o.plan = plan_from_layers(layer_list(a.skip_attn, "--skip-attn"), layer_list(a.skip_mlp, "--skip-mlp"), L,
                               "--skip-attn/--skip-mlp");
+  auto widths = [](const std::string& s, const char* option, std::array<int, 4>& out) {
+    if (s.empty()) return;
+    const auto v = parse_ids(s, option);
+    if (v.size() != 4) fail("{} takes 4 comma-separated counts, got {}", option, v.size());
+    for (size_t i = 0; i < 4; ++i) out[i] = v[i];
+  };
+  widths(a.widths_greedy, "--tree-widths", o.greedy_width);
+  widths(a.widths_sampling, "--tree-widths-sampling", o.sampling_width);
   bool no_tree = a.no_tree, no_early = a.no_early_stop, no_opt = a.no_optimize;
   if (mode == "swift-notree") no_tree = true;
   else if (mode == "swift-noearly") no_early = true;

@@ -16,7 +16,7 @@ struct DecodeArgs {
   std::string mode = "ar";  // ar | swift | self-sd
   SwiftOptions swift;
   bool no_tree = false, no_early_stop = false, no_optimize = false;
-  std::string layer_cache, task = "default", skip_attn, skip_mlp;
+  std::string layer_cache, task = "default", skip_attn, skip_mlp, widths_greedy, widths_sampling;
   bool verbose = false;
 
   void add_to(CLI::App& app, bool multi_mode);

@@ -90,7 +90,10 @@ class Regex {
     std::vector<std::pair<size_t, size_t>> out;
     size_t start = 0;
     while (start <= s.size()) {
-      const int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), start, 0, data_, nullptr);
+      // The text was validated as UTF-8 once (encode); without NO_UTF_CHECK PCRE2 would re-check
+      // the whole subject on every call, making a long text quadratic.
+      const int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), start, PCRE2_NO_UTF_CHECK,
+                                 data_, nullptr);
       if (rc < 0) break;
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data_);
       if (ov[1] == ov[0]) {  // empty match: advance one character

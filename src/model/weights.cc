@@ -34,7 +34,6 @@ class TensorIndex {
     if (t->shape != shape)
       fail("{}: tensor '{}' has shape {} but the config implies {}", it->second.second->path(), name,
            fmt_shape(t->shape), fmt_shape(shape));
-    used_.insert(name);
     return it->second;
   }
 
@@ -76,7 +75,6 @@ class TensorIndex {
 
  private:
   std::map<std::string, std::pair<const StTensor*, const SafetensorsFile*>> by_name_;
-  mutable std::set<std::string> used_;
 };
 
 }  // namespace

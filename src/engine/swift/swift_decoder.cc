@@ -28,8 +28,9 @@ SwiftDecoder::SwiftDecoder(const Model& model, const SamplingParams& sampling, c
   if (opt_.context_window < 1) fail("--context-window must be >= 1, got {}", opt_.context_window);
   if (opt_.objective != "matchness" && opt_.objective != "speed")
     fail("--opt-objective must be matchness or speed, got '{}'", opt_.objective);
-  for (int w : opt_.greedy_width)
-    if (w < 1 || w > 32) fail("tree widths must be in [1, 32], got {}", w);
+  for (const auto* ws : {&opt_.greedy_width, &opt_.sampling_width})
+    for (int w : *ws)
+      if (w < 1 || w > 32) fail("tree widths must be in [1, 32], got {}", w);
   plan_ = opt_.plan ? *opt_.plan : LayerSearch::every_other_layer(model.config.n_layer);
   SWIFT_CHECK(static_cast<int64_t>(plan_.skip_attn.size()) == model.config.n_layer);
 }
