@@ -94,7 +94,7 @@ ModelWeights bind_weights(std::vector<std::unique_ptr<SafetensorsFile>> files, c
   std::set<DType> dtypes;
   w.layers.resize(c.n_layer);
   for (int64_t l = 0; l < c.n_layer; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const std::string p = fmt::format("model.layers.{}.", l);
     LayerWeights& L = w.layers[l];
     L.wq = idx.mat(p + "self_attn.q_proj.weight", c.q_dim(), H, &total, &w.realigned);
     L.wk = idx.mat(p + "self_attn.k_proj.weight", c.kv_dim(), H, &total, &w.realigned);

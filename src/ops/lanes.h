@@ -36,16 +36,21 @@ inline Vec load_w(const void* base, int64_t idx, Mask m) {
   if constexpr (DT == DType::kF32) {
     return _mm512_maskz_loadu_ps(m, static_cast<const float*>(base) + idx);
   } else {
+    // maskz_ forms with a full mask: same instructions, but GCC 12's headers implement the
+    // unmasked forms with an "undefined" pass-through that trips -Wmaybe-uninitialized.
     const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + idx);
-    if constexpr (DT == DType::kBF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    else return _mm512_cvtph_ps(h);
+    if constexpr (DT == DType::kBF16)
+      return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, h), 16));
+    else return _mm512_maskz_cvtph_ps(0xffff, h);
   }
 }
 inline Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline Vec broadcast(float x) { return _mm512_set1_ps(x); }
 inline void store(float* p, Vec v, Mask m) { _mm512_mask_storeu_ps(p, m, v); }
 inline float reduce(Vec v) {
-  const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));  // l + l+8
+  const __m256 lo = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xf, _mm512_castps_pd(v), 0));
+  const __m256 hi = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xf, _mm512_castps_pd(v), 1));
+  const __m256 s8 = _mm256_add_ps(lo, hi);  // l + l+8
   const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));   // l + l+4
   const __m128 t = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                    // (0+2), (1+3)
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));

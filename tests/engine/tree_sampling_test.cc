@@ -3,6 +3,8 @@
 // samples per configuration, Bonferroni-corrected; a deliberately broken residual must fail.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <cmath>
 
 #include "engine/sampler.h"
@@ -184,7 +186,7 @@ std::vector<Config> configs() {
                                         std::pair{std::vector<int>{5}, "wide5"},
                                         std::pair{std::vector<int>{3, 2, 1}, "tree321"}})
       for (const auto& [sp, sname] : {std::pair{plain, "T1"}, std::pair{warped, "T0.7_topp0.8"}})
-        out.push_back({V, widths, sp, "V" + std::to_string(V) + "_" + shape + "_" + sname});
+        out.push_back({V, widths, sp, fmt::format("V{}_{}_{}", V, shape, sname)});
   return out;
 }
 

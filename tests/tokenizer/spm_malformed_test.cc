@@ -113,7 +113,9 @@ TEST(SpmMalformed, EveryTruncationIsHandled) {
   for (size_t n = 0; n < bytes.size(); ++n) {
     const std::string e = error_of(bytes.substr(0, n));
     errors += !e.empty();
-    if (!e.empty()) EXPECT_NE(e.find("tokenizer.model"), std::string::npos) << e;
+    if (!e.empty()) {
+      EXPECT_NE(e.find("tokenizer.model"), std::string::npos) << e;
+    }
   }
   EXPECT_GT(errors, static_cast<int>(bytes.size()) / 2);  // most cuts are detected; none crash
 }

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <sentencepiece_processor.h>
 
+#include <fmt/format.h>
+
 #include <fstream>
 #include <random>
 
@@ -57,7 +59,17 @@ std::vector<std::string> corpus() {
       out.push_back(t.substr(start, end - start + 1));
       start = end + 1;
     }
-    for (size_t p = 0; p < t.size(); p += 97) out.push_back(t.substr(p, 160));  // byte-offset slices (whole chars: ASCII)
+    for (size_t p = 0, q; p < t.size(); p = q + 2) {  // paragraphs
+      q = t.find("\n\n", p);
+      if (q == std::string::npos) q = t.size();
+      out.push_back(t.substr(p, q - p));
+    }
+    for (size_t p = 0; p < t.size(); p += 97) {  // fixed-size slices, cut at character boundaries
+      size_t b = p, e = std::min(t.size(), p + 160);
+      while (b < t.size() && (static_cast<unsigned char>(t[b]) & 0xC0) == 0x80) ++b;
+      while (e < t.size() && (static_cast<unsigned char>(t[e]) & 0xC0) == 0x80) ++e;
+      if (b < e) out.push_back(t.substr(b, e - b));
+    }
   }
   const char* fixed[] = {"", " ", "  ", "   leading", "trailing   ", "a  b   c", "\t", "\t\tx", "\n", "\n\n\n", " \n ",
                          "\r\n", "0", "12", "123", "1234567890", "3.14159 -42 +7 1e-9 0x1F", "über naïve café résumé",
@@ -69,7 +81,7 @@ std::vector<std::string> corpus() {
   for (int n = 1; n <= 40; ++n) {
     out.push_back(std::string(n, ' '));
     out.push_back(std::string(n, '\n'));
-    out.push_back("x" + std::string(n, ' ') + "y");
+    out.push_back(fmt::format("x{}y", std::string(n, ' ')));
     out.push_back(std::string(n, '7'));
   }
   // Random valid UTF-8: ASCII-heavy mixes with every plane, combining marks and emoji.
