@@ -5,17 +5,14 @@
 #include <gtest/gtest.h>
 
 #include "engine/ar_decoder.h"
-#include "test_util.h"
+#include "model_fixtures.h"
 #include "util/check.h"
 
 namespace swift {
 
 namespace {
 
-Model& mini() {
-  static std::unique_ptr<Model> m = load_model(test::model_path("swift-mini-24L"));
-  return *m;
-}
+Model& mini() { return test::demo_model(); }
 
 ThreadPool& pool() {
   static ThreadPool p(2);

@@ -6,21 +6,15 @@
 #include "engine/ar_decoder.h"
 #include "engine/swift/layer_search.h"
 #include "engine/swift/swift_decoder.h"
-#include "test_util.h"
+#include "model_fixtures.h"
 
 namespace swift {
 
 namespace {
 
-const Model& mini() {
-  static std::unique_ptr<Model> m = load_model(test::model_path("swift-mini-24L"));
-  return *m;
-}
+Model& mini() { return test::demo_model(); }
 
-const nlohmann::json& cases() {
-  static nlohmann::json j = test::load_json(test::data_path("hf_greedy.json"));
-  return j["cases"];
-}
+const nlohmann::json& cases() { return test::reference_cases(); }
 
 ThreadPool& pool() {
   static ThreadPool p(2);
