@@ -84,7 +84,6 @@ void run(const GenerateArgs& a) {
     std::fprintf(stderr, "[%lld prompt tokens, prefill %.1f ms; %lld tokens in %.1f ms = %.1f tokens/s; %s; %d threads]\n",
                  static_cast<long long>(s.prompt_tokens), s.prefill_ms, static_cast<long long>(s.generated_tokens),
                  s.decode_ms, s.decode_tokens_per_s(), r.finish_reason.c_str(), pool.size());
-    (void)mode_stats;
   }
 }
 

@@ -54,7 +54,8 @@ void DecodeArgs::add_to(CLI::App& app, bool multi_mode) {
                  "SWIFT: JSON file of optimised plans per model and --task; a hit skips the search, the "
                  "result of a search is saved");
   app.add_option("--task", task, "SWIFT: task name for --layer-cache (default 'default')");
-  app.add_option("--skip-attn", skip_attn, "Skip plan by hand: attention sublayers to skip, e.g. 3,5,8");
+  app.add_option("--skip-attn", skip_attn,
+                 "Skip plan by hand: attention sublayers to skip, e.g. 3,5,8 (used as is: no layer search)");
   app.add_option("--skip-mlp", skip_mlp, "Skip plan by hand: MLP sublayers to skip, e.g. 4,9");
   app.add_flag("-v,--verbose", verbose, "Log each layer-search improvement to stderr");
 }

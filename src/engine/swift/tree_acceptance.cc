@@ -1,6 +1,5 @@
 #include "engine/swift/tree_acceptance.h"
 
-#include "engine/sampler.h"
 #include "util/check.h"
 
 namespace swift {
