@@ -12,6 +12,7 @@
 
 #include "cli/common.h"
 #include "cli/decode_options.h"
+#include "engine/forward_cost.h"
 #include "util/check.h"
 
 namespace swift::cli {
@@ -24,6 +25,7 @@ struct BenchArgs {
   int threads = 0;
   DecodeArgs decode;
   int64_t limit = 0;
+  bool verify_cost = false;
 };
 
 struct Prompt {
@@ -68,6 +70,27 @@ struct Totals {
   int64_t tokens = 0, drafted = 0, accepted = 0, steps = 0, committed = 0, prompts = 0, mismatches = 0;
 };
 
+// Cost of one full-model pass over k tokens relative to one token, after the first prompt's
+// prefill (the context a verification pass sees in the benchmark).
+void print_verify_cost(const Model& model, const std::vector<int32_t>& prompt, ThreadPool& pool) {
+  Sequence seq(model, model.config.max_positions, kScratchSlots);
+  seq.tokens = prompt;
+  std::vector<float> logits;
+  model.transformer->forward(ForwardBatch::causal(prompt, 0, false), seq.cache, SkipPlan::none(model.config.n_layer),
+                             pool, logits);
+  seq.n_cached = static_cast<int64_t>(prompt.size());
+  ForwardCost cost;
+  cost.calibrate(model, seq, pool, ForwardCost::default_sizes(), 5);
+  std::printf("verification cost after a %zu-token prompt, %d threads (best of 5):\n", prompt.size(), pool.size());
+  std::printf("%8s %10s %12s %12s\n", "tokens", "ms", "vs 1 token", "ms/token");
+  for (size_t i = 0; i < cost.sizes().size(); ++i) {
+    const int n = cost.sizes()[i];
+    const double ms = cost.measured_ms()[i];
+    std::printf("%8d %10.3f %11.2fx %12.3f\n", n, ms, ms / cost.ms(1), ms / n);
+  }
+  std::printf("\n");
+}
+
 void run(const BenchArgs& a) {
   auto model = load_model(a.model);
   std::vector<Prompt> prompts = read_prompts(a.prompts);
@@ -77,6 +100,8 @@ void run(const BenchArgs& a) {
   ThreadPool pool(a.threads > 0 ? a.threads : ThreadPool::default_threads());
   GenerateOptions opt;
   opt.max_tokens = a.n;  // greedy, EOS honoured: lossless modes must stop at the same place
+
+  if (a.verify_cost) print_verify_cost(*model, model->tok().encode_with_specials(prompts[0].text), pool);
 
   std::map<std::string, std::map<std::string, Totals>> totals;  // domain -> mode -> totals
   std::vector<std::string> domains;
@@ -160,7 +185,7 @@ void run(const BenchArgs& a) {
 
 void add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  a->decode.mode = "ar,swift";
+  a->decode.mode = "ar,hybrid,lookup,swift";
   CLI::App* c = app.add_subcommand("bench", "Compare decoding modes on prompt files (greedy, same run)");
   c->add_option("-m,--model", a->model, "Model folder (Hugging Face layout)")->required();
   c->add_option("--prompts", a->prompts, "Comma-separated JSONL files with a 'text' (and 'domain', 'id') per line")
@@ -169,6 +194,8 @@ void add_bench(CLI::App& app) {
   c->add_option("-t,--threads", a->threads, "Threads (default: physical cores)");
   c->add_option("--limit", a->limit, "Use only the first N prompts");
   c->add_option("--json", a->json_out, "Also write every run's statistics to this JSON file");
+  c->add_flag("--verify-cost", a->verify_cost,
+               "First print the cost of one pass over 1..64 tokens relative to one token (after the first prompt)");
   a->decode.add_to(*c, true);
   c->callback([a] { run(*a); });
 }

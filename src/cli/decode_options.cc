@@ -1,6 +1,8 @@
 #include "cli/decode_options.h"
 
 #include "cli/common.h"
+
+#include <cstdio>
 #include "engine/ar_decoder.h"
 #include "engine/swift/layer_cache.h"
 #include "util/check.h"
@@ -20,10 +22,25 @@ std::vector<int64_t> layer_list(const std::string& s, const char* option) {
 
 void DecodeArgs::add_to(CLI::App& app, bool multi_mode) {
   app.add_option("--decode", mode,
-                 multi_mode ? "Comma-separated modes to compare: ar, swift, swift-notree, swift-noearly, "
-                              "swift-noopt, self-sd (default ar,swift)"
-                            : "Decoding mode: ar (plain), swift (SWIFT self-speculative), self-sd (fixed "
+                 multi_mode ? "Comma-separated modes to compare: ar, hybrid, lookup, swift, swift-notree, "
+                              "swift-noearly, swift-noopt, self-sd (default ar,hybrid,lookup,swift)"
+                            : "Decoding mode: hybrid (default: prompt lookup + layer-skip drafts in one tree, "
+                              "sized by a cost-aware controller), lookup (prompt lookup, fixed drafts), ar "
+                              "(plain), swift (SWIFT self-speculative, paper settings), self-sd (fixed "
                               "--skip-attn/--skip-mlp plan, chain drafting, as Draft & Verify)");
+  auto& h = hybrid;
+  app.add_option("--lookup-tokens", h.lookup_tokens,
+                 "hybrid/lookup: longest continuation copied from an earlier n-gram match (default: lookup 10, "
+                 "as HF's prompt_lookup_num_tokens; hybrid 16, trimmed by the controller)");
+  app.add_option("--lookup-branches", h.lookup_branches,
+                 "hybrid: alternative lookup continuations offered to the controller (default 3)");
+  app.add_option("--ngram-min", h.ngram_min, "hybrid/lookup: shortest n-gram matched (default 1)");
+  app.add_option("--ngram-max", h.ngram_max, "hybrid/lookup: longest n-gram matched, tried first (default 4)");
+  app.add_option("--max-tree", h.max_tree,
+                 "hybrid: most tokens in one verification pass, root included (default 32; the controller "
+                 "usually picks fewer)");
+  app.add_option("--draft-siblings", h.draft_siblings,
+                 "hybrid: candidates per layer-skip draft depth, top-1 included (default 3)");
   auto& s = swift;
   app.add_option("--max-draft", s.max_draft, "SWIFT: most tokens drafted per step (default 25)");
   app.add_option("--stop-threshold", s.stop_threshold,
@@ -57,7 +74,7 @@ void DecodeArgs::add_to(CLI::App& app, bool multi_mode) {
   app.add_option("--skip-attn", skip_attn,
                  "Skip plan by hand: attention sublayers to skip, e.g. 3,5,8 (used as is: no layer search)");
   app.add_option("--skip-mlp", skip_mlp, "Skip plan by hand: MLP sublayers to skip, e.g. 4,9");
-  app.add_flag("-v,--verbose", verbose, "Log each layer-search improvement to stderr");
+  app.add_flag("-v,--verbose", verbose, "Log each layer-search improvement and the cost calibration to stderr");
 }
 
 DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model& model,
@@ -66,6 +83,45 @@ DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model
   const int64_t L = model.config.n_layer;
   if (mode == "ar") {
     decoder_ = std::make_unique<ArDecoder>(model, sampling, pool);
+    return;
+  }
+  if (mode == "hybrid" || mode == "lookup") {
+    HybridOptions o = a.hybrid;
+    const bool lookup_tokens_given = o.lookup_tokens != HybridOptions{}.lookup_tokens;
+    o.verbose = a.verbose;
+    if (mode == "lookup") {
+      o.controller = false;
+      o.lookup_branches = 1;
+      o.max_tree = std::max(o.max_tree, 1 + o.lookup_tokens);
+    } else {
+      if (!lookup_tokens_given) o.lookup_tokens = 16;  // the controller trims what does not pay
+      // Layer-skip drafting joins the tree only with a plan: by hand, or found by a `--decode
+      // swift` run and saved in --layer-cache. No search here: on small models a search costs
+      // more than it can win back within one request (issue 8 measurements).
+      if (!a.skip_attn.empty() || !a.skip_mlp.empty()) {
+        o.plan = plan_from_layers(layer_list(a.skip_attn, "--skip-attn"), layer_list(a.skip_mlp, "--skip-mlp"), L,
+                                  "--skip-attn/--skip-mlp");
+      } else if (!a.layer_cache.empty()) {
+        if (auto hit = layer_cache_lookup(a.layer_cache, model.identity, a.task, L)) {
+          o.plan = hit->plan;
+          cache_hit_ = true;
+        }
+      }
+      HybridShared& sh = *a.hybrid_shared;
+      if (!sh.cost.calibrated() || sh.cost.max_tokens() < o.max_tree) {
+        sh.calibrate(model, pool, o.max_tree);
+        if (a.verbose) {
+          std::string line;
+          for (size_t i = 0; i < sh.cost.sizes().size(); ++i)
+            line += fmt::format(" {}:{:.2f}", sh.cost.sizes()[i], sh.cost.measured_ms()[i] / sh.cost.measured_ms()[0]);
+          std::fprintf(stderr, "[hybrid] verification cost calibrated in %.0f ms (tokens:cost vs 1 token)%s\n",
+                       sh.cost.calibration_ms(), line.c_str());
+        }
+      }
+    }
+    hybrid_ = true;
+    hybrid_plan_ = o.plan;
+    decoder_ = std::make_unique<HybridDecoder>(model, sampling, o, pool, *a.hybrid_shared);
     return;
   }
   SwiftOptions o = a.swift;
@@ -94,7 +150,8 @@ DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model
     if (!o.plan) fail("--decode self-sd needs a fixed plan: give --skip-attn and/or --skip-mlp");
     no_tree = no_opt = true;
   } else if (mode != "swift") {
-    fail("unknown decoding mode '{}' (ar, swift, swift-notree, swift-noearly, swift-noopt, self-sd)", mode);
+    fail("unknown decoding mode '{}' (ar, hybrid, lookup, swift, swift-notree, swift-noearly, swift-noopt, self-sd)",
+         mode);
   }
   o.tree = !no_tree;
   o.early_stop = !no_early;
@@ -113,6 +170,14 @@ DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model
 
 nlohmann::json DecoderRun::finish() {
   nlohmann::json j = nlohmann::json::object();
+  if (hybrid_) {
+    if (hybrid_plan_) {
+      j["skip_attn"] = plan_layers(hybrid_plan_->skip_attn);
+      j["skip_mlp"] = plan_layers(hybrid_plan_->skip_mlp);
+    }
+    j["layer_cache_hit"] = cache_hit_;
+    return j;
+  }
   if (!swift_) return j;
   j["skip_attn"] = plan_layers(swift_->plan().skip_attn);
   j["skip_mlp"] = plan_layers(swift_->plan().skip_mlp);

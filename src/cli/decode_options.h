@@ -4,17 +4,23 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "engine/generation.h"
+#include "engine/hybrid/hybrid_decoder.h"
 #include "engine/swift/swift_decoder.h"
 
 namespace swift::cli {
 
 struct DecodeArgs {
-  std::string mode = "ar";  // ar | swift | self-sd
+  std::string mode = "ar";  // ar | hybrid | lookup | swift | self-sd (+ swift ablations)
   SwiftOptions swift;
+  HybridOptions hybrid;
+  // Cost model and acceptance statistics shared by every hybrid generation of this process
+  // (copies of DecodeArgs share it).
+  std::shared_ptr<HybridShared> hybrid_shared = std::make_shared<HybridShared>();
   bool no_tree = false, no_early_stop = false, no_optimize = false;
   std::string layer_cache, task = "default", skip_attn, skip_mlp, widths_greedy, widths_sampling;
   bool verbose = false;
@@ -38,6 +44,8 @@ class DecoderRun {
   std::string mode_;
   std::unique_ptr<Decoder> decoder_;
   SwiftDecoder* swift_ = nullptr;
+  bool hybrid_ = false;
+  std::optional<SkipPlan> hybrid_plan_;
   bool cache_hit_ = false;
 };
 

@@ -15,6 +15,53 @@ int64_t SlotLists::max_len() const {
   return m;
 }
 
+namespace {
+
+using namespace lanes;
+
+// Scores of one query against keys sl[0, n): q . k * scale, each dot under the lane contract.
+// Sixteen keys are in flight at a time (independent FMA chains) and reduced together
+// (lanes::reduce16); the tail uses the plain dot. Both give reduce(dot lanes) bit for bit, so a
+// key's score does not depend on its index in the list.
+void scores_for(const float* q, const float* k, const int32_t* sl, int64_t n, int64_t kv_stride, int64_t hd,
+                float scale, float* scores) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    Vec acc[16];
+    for (auto& x : acc) x = zero();
+    for (int64_t c = 0; c < hd; c += kLanes) {
+      const Mask m = mask_for(hd - c);
+      const Vec qv = load(q + c, m);
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) acc[i] = fma(qv, load(k + static_cast<int64_t>(sl[j + i]) * kv_stride + c, m), acc[i]);
+    }
+    reduce16(acc, scores + j);
+    for (int i = 0; i < 16; ++i) scores[j + i] *= scale;
+  }
+  for (; j < n; ++j) scores[j] = dot(q, k + static_cast<int64_t>(sl[j]) * kv_stride, hd) * scale;
+}
+
+// out[d] = inv * sum_j w[j] * v[sl[j]][d], keys summed in list order for every d. NB blocks of
+// 16 dimensions advance together so that NB independent FMA chains hide the FMA latency.
+template <int NB>
+void weighted_sum(const float* w, const float* v, const int32_t* sl, int64_t n, int64_t kv_stride, int64_t d0,
+                  int64_t hd, float inv, float* out) {
+  Vec acc[NB];
+  Mask m[NB];
+#pragma GCC unroll 8
+  for (int b = 0; b < NB; ++b) acc[b] = zero(), m[b] = mask_for(hd - d0 - b * kLanes);
+  for (int64_t j = 0; j < n; ++j) {
+    const Vec wj = broadcast(w[j]);
+    const float* row = v + static_cast<int64_t>(sl[j]) * kv_stride + d0;
+#pragma GCC unroll 8
+    for (int b = 0; b < NB; ++b) acc[b] = fma(wj, load(row + b * kLanes, m[b]), acc[b]);
+  }
+#pragma GCC unroll 8
+  for (int b = 0; b < NB; ++b) store(out + d0 + b * kLanes, fma(acc[b], broadcast(inv), zero()), m[b]);
+}
+
+}  // namespace
+
 void attention(const AttentionArgs& a, ThreadPool& pool) {
   SWIFT_CHECK(a.n_head % a.n_kv_head == 0);
   SWIFT_CHECK(static_cast<int64_t>(a.visible->offsets.size()) == a.n_tok + 1);
@@ -36,27 +83,29 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
         continue;
       }
       const int32_t* sl = a.visible->slots.data() + b;
+      scores_for(q, a.k + kvh * hd, sl, n, kv_stride, hd, a.scale, scores.data());
       float mx = -INFINITY;
-      for (int64_t j = 0; j < n; ++j) {
-        const float s = lanes::dot(q, a.k + static_cast<int64_t>(sl[j]) * kv_stride + kvh * hd, hd) * a.scale;
-        scores[j] = s;
-        mx = s > mx ? s : mx;
-      }
+      for (int64_t j = 0; j < n; ++j) mx = scores[j] > mx ? scores[j] : mx;
       double sum = 0.0;
       for (int64_t j = 0; j < n; ++j) {
         scores[j] = std::exp(scores[j] - mx);
         sum += scores[j];
       }
-      // Unnormalised weighted sum of V rows, 16 dimensions at a time with the keys innermost
-      // (accumulators stay in registers; each element still sums keys in list order).
+      // Unnormalised weighted sum of V rows (accumulators stay in registers; each element
+      // still sums keys in list order), then one multiply by 1/sum.
       const float inv = static_cast<float>(1.0 / sum);
       const float* vbase = a.v + kvh * hd;
-      for (int64_t d = 0; d < hd; d += lanes::kLanes) {
-        const lanes::Mask m = lanes::mask_for(hd - d);
-        lanes::Vec acc = lanes::zero();
-        for (int64_t j = 0; j < n; ++j)
-          acc = lanes::fma(lanes::broadcast(scores[j]), lanes::load(vbase + static_cast<int64_t>(sl[j]) * kv_stride + d, m), acc);
-        lanes::store(out + d, lanes::fma(acc, lanes::broadcast(inv), lanes::zero()), m);
+      for (int64_t d0 = 0; d0 < hd; d0 += 8 * kLanes) {
+        switch (std::min<int64_t>(8, (hd - d0 + kLanes - 1) / kLanes)) {
+          case 1: weighted_sum<1>(scores.data(), vbase, sl, n, kv_stride, d0, hd, inv, out); break;
+          case 2: weighted_sum<2>(scores.data(), vbase, sl, n, kv_stride, d0, hd, inv, out); break;
+          case 3: weighted_sum<3>(scores.data(), vbase, sl, n, kv_stride, d0, hd, inv, out); break;
+          case 4: weighted_sum<4>(scores.data(), vbase, sl, n, kv_stride, d0, hd, inv, out); break;
+          case 5: weighted_sum<5>(scores.data(), vbase, sl, n, kv_stride, d0, hd, inv, out); break;
+          case 6: weighted_sum<6>(scores.data(), vbase, sl, n, kv_stride, d0, hd, inv, out); break;
+          case 7: weighted_sum<7>(scores.data(), vbase, sl, n, kv_stride, d0, hd, inv, out); break;
+          default: weighted_sum<8>(scores.data(), vbase, sl, n, kv_stride, d0, hd, inv, out); break;
+        }
       }
     }
   });

@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "engine/hybrid/candidate_tree.h"
 #include "engine/sampler.h"
 #include "engine/swift/tree_acceptance.h"
 #include "test_util.h"
@@ -63,6 +64,9 @@ double chi_square_p(const std::vector<int64_t>& obs, const std::vector<double>& 
     chi += (pooled_o - pooled_e) * (pooled_o - pooled_e) / std::max(pooled_e, 1e-9);
     ++cells;
   }
+  // A target with one token of non-zero probability (top-p can do that) leaves no degree of
+  // freedom: the fit is exact when nothing else was emitted, and fails otherwise.
+  if (cells < 2) return chi == 0.0 ? 1.0 : 0.0;
   return gammq((cells - 1) / 2.0, chi / 2.0);
 }
 
@@ -71,6 +75,9 @@ struct Config {
   std::vector<int> widths;  // candidates per depth along the spine
   SamplingParams sp;
   std::string name;
+  // Hybrid trees (issue 8): a deterministic prompt-lookup chain merged into the draft tree at
+  // the root (-1 = the draft's own top-1, so that the two sources share a prefix).
+  std::vector<int32_t> lookup = {};
 };
 
 // Target: random logits per (context) processed by the sampler; draft: other random logits
@@ -108,7 +115,7 @@ struct World {
 // Builds the SWIFT-shaped tree: spine = draft top-1 chain, siblings = next-ranked tokens.
 // Target context after a node = 1 + its token at depth 1, else the root's (contexts beyond depth
 // 1 reuse the depth-1 context so the world stays small; exactness does not depend on it).
-TokenTree build_tree(const World& w, const std::vector<int>& widths, std::vector<int>* node_ctx) {
+TokenTree build_swift_tree(const World& w, const std::vector<int>& widths, std::vector<int>* node_ctx) {
   TokenTree t;
   t.reset(0);
   node_ctx->assign(1, 0);
@@ -126,13 +133,39 @@ TokenTree build_tree(const World& w, const std::vector<int>& widths, std::vector
   return t;
 }
 
+// The hybrid decoder's tree: draft candidates and a lookup chain merged by CandidateTree (shared
+// prefixes deduplicated), every candidate kept, materialised as the verified TokenTree.
+TokenTree build_tree(const World& w, const std::vector<int>& widths, const std::vector<int32_t>& lookup,
+                     std::vector<int>* node_ctx) {
+  if (lookup.empty()) return build_swift_tree(w, widths, node_ctx);
+  std::vector<int> swift_ctx;
+  const TokenTree swift_tree = build_swift_tree(w, widths, &swift_ctx);
+  CandidateTree cands;
+  cands.reset(0);
+  for (int32_t i = 1; i < swift_tree.size(); ++i)  // parents precede children: same indices
+    cands.add(swift_tree.nodes()[i].parent, swift_tree.nodes()[i].token, 0.5, 2, -1);
+  int32_t parent = 0;
+  for (int32_t tok : lookup) parent = cands.add(parent, tok < 0 ? w.ranked_draft(0, 1)[0] : tok, 0.5, 1, -1);
+  TreeChoice all;
+  for (int32_t i = 0; i < cands.size(); ++i) all.nodes.push_back(i);
+  TokenTree t;
+  cands.to_token_tree(all, t);
+  node_ctx->assign(1, 0);
+  for (int32_t i = 1; i < t.size(); ++i) {
+    const TreeNode& n = t.nodes()[i];
+    node_ctx->push_back(n.depth == 1 ? 1 + n.token : (*node_ctx)[n.parent]);
+  }
+  return t;
+}
+
 struct Counts {
   std::vector<int64_t> first, pair;
 };
 
-Counts run(const World& w, const std::vector<int>& widths, int64_t n, uint64_t seed, const PickFn& pick) {
+Counts run(const World& w, const std::vector<int>& widths, int64_t n, uint64_t seed, const PickFn& pick,
+           const std::vector<int32_t>& lookup = {}) {
   std::vector<int> ctx;
-  const TokenTree tree = build_tree(w, widths, &ctx);
+  const TokenTree tree = build_tree(w, widths, lookup, &ctx);
   std::mt19937_64 rng(seed);
   Counts c{std::vector<int64_t>(w.V, 0), std::vector<int64_t>(w.V <= 20 ? w.V * w.V : 0, 0)};
   std::vector<float> p;
@@ -187,6 +220,12 @@ std::vector<Config> configs() {
                                         std::pair{std::vector<int>{3, 2, 1}, "tree321"}})
       for (const auto& [sp, sname] : {std::pair{plain, "T1"}, std::pair{warped, "T0.7_topp0.8"}})
         out.push_back({V, widths, sp, fmt::format("V{}_{}_{}", V, shape, sname)});
+  // Mixed trees: lookup chains sharing the draft's first token, or disjoint from it.
+  for (int V : {10, 1000})
+    for (const auto& [lookup, lname] : {std::pair{std::vector<int32_t>{-1, 4, 7}, "lookup_shared"},
+                                        std::pair{std::vector<int32_t>{3, 1, 4, 1}, "lookup_disjoint"}})
+      for (const auto& [sp, sname] : {std::pair{plain, "T1"}, std::pair{warped, "T0.7_topp0.8"}})
+        out.push_back({V, {3, 2}, sp, fmt::format("V{}_tree32+{}_{}", V, lname, sname), lookup});
   return out;
 }
 
@@ -200,7 +239,7 @@ TEST(TreeSampling, EmittedTokensFollowTheTargetDistribution) {
   uint64_t seed = 11;
   for (const auto& c : cfgs) {
     const World w(c.vocab, c.sp, seed++);
-    const Counts k = run(w, c.widths, kSamples, seed++, speculative_pick);
+    const Counts k = run(w, c.widths, kSamples, seed++, speculative_pick, c.lookup);
     const double p1 = chi_square_p(k.first, first_probs(w), kSamples);
     std::printf("[ %s ] first-token p = %.4f", c.name.c_str(), p1);
     EXPECT_GT(p1, alpha) << c.name;
@@ -231,6 +270,10 @@ TEST(TreeSampling, BrokenResidualIsDetected) {
     const double p = chi_square_p(k.first, first_probs(w), kSamples);
     std::printf("[ broken residual V=%d ] p = %.3g\n", V, p);
     EXPECT_LT(p, 1e-6);
+    const Counts m = run(w, {3, 2}, kSamples, 6, broken, {3, 1, 4, 1});  // mixed tree
+    const double pm = chi_square_p(m.first, first_probs(w), kSamples);
+    std::printf("[ broken residual V=%d, mixed tree ] p = %.3g\n", V, pm);
+    EXPECT_LT(pm, 1e-6);
   }
 }
 

@@ -11,8 +11,12 @@
 
 namespace swift {
 
-TEST(Attention, MatchesNaiveWithTreeMaskAndGqa) {
-  const int64_t n_head = 6, n_kv = 2, hd = 10, n_slots = 23, n_tok = 5;
+// (head_dim, slots): head dims with and without a 16-lane tail and beyond 8 blocks (weighted
+// sums run 8 blocks at a time), lists shorter and longer than the 16-key score groups.
+class AttentionShapes : public ::testing::TestWithParam<std::pair<int64_t, int64_t>> {};
+
+TEST_P(AttentionShapes, MatchesNaiveWithTreeMaskAndGqa) {
+  const int64_t n_head = 6, n_kv = 2, hd = GetParam().first, n_slots = GetParam().second, n_tok = 5;
   auto q = test::random_floats(n_tok * n_head * hd, 1);
   auto k = test::random_floats(n_slots * n_kv * hd, 2);
   auto v = test::random_floats(n_slots * n_kv * hd, 3);
@@ -21,7 +25,7 @@ TEST(Attention, MatchesNaiveWithTreeMaskAndGqa) {
   vis.offsets.push_back(0);
   for (int64_t i = 0; i < n_tok; ++i) {
     for (int32_t s = 0; s < 7; ++s) vis.slots.push_back(s);
-    for (int32_t s = 10; s < 23; s += 1 + static_cast<int32_t>(i)) vis.slots.push_back(s);
+    for (int32_t s = 10; s < n_slots; s += 1 + static_cast<int32_t>(i)) vis.slots.push_back(s);
     vis.offsets.push_back(static_cast<int64_t>(vis.slots.size()));
   }
   std::vector<float> out(n_tok * n_head * hd);
@@ -49,6 +53,11 @@ TEST(Attention, MatchesNaiveWithTreeMaskAndGqa) {
       }
     }
 }
+
+INSTANTIATE_TEST_SUITE_P(Shapes, AttentionShapes,
+                         ::testing::Values(std::pair<int64_t, int64_t>{10, 23}, std::pair<int64_t, int64_t>{64, 61},
+                                           std::pair<int64_t, int64_t>{80, 40}, std::pair<int64_t, int64_t>{136, 90},
+                                           std::pair<int64_t, int64_t>{128, 16}));
 
 TEST(Attention, OutputDependsOnlyOnVisibleKeysInOrder) {
   // Same visible keys in the same order at different slots and batch positions give the same

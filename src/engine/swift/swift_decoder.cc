@@ -148,14 +148,6 @@ void SwiftDecoder::draft(Sequence& seq, int64_t max_depth) {
   }
 }
 
-std::vector<int32_t> SwiftDecoder::node_history(const Sequence& seq, int32_t node) const {
-  std::vector<int32_t> path;
-  for (int32_t a = node; a > 0; a = tree_.nodes()[a].parent) path.push_back(tree_.nodes()[a].token);
-  std::vector<int32_t> h(seq.tokens);
-  h.insert(h.end(), path.rbegin(), path.rend());
-  return h;
-}
-
 void SwiftDecoder::step(Sequence& seq, int64_t budget) {
   maybe_optimize(seq);
   const int64_t n0 = seq.n_cached, V = model_.config.vocab_size;
@@ -169,22 +161,7 @@ void SwiftDecoder::step(Sequence& seq, int64_t budget) {
   ++verify_steps_;
   tree_nodes_ += tree_.size();
 
-  const bool penalty = sampling_.repetition_penalty != 1.0f;
-  auto node_logits = [&](int32_t node) -> const float* {
-    const float* l = logits_.data() + static_cast<int64_t>(node) * V;
-    if (!penalty) return l;
-    work_.assign(l, l + V);
-    apply_repetition_penalty(work_.data(), V, node_history(seq, node), sampling_.repetition_penalty);
-    return work_.data();
-  };
-  Acceptance acc;
-  if (sampling_.greedy()) {
-    acc = accept_greedy(tree_, [&](int32_t node) { return argmax(node_logits(node), V); });
-  } else {
-    acc = accept_sampling(
-        tree_, [&](int32_t node, std::vector<float>& p) { sampling_distribution(node_logits(node), V, sampling_, p); },
-        rng_);
-  }
+  const Acceptance acc = accept_verified(tree_, logits_.data(), V, sampling_, seq.tokens, rng_);
   TokenTree::compact(seq.cache, n0, acc.path, tree_.nodes());
   seq.n_cached = n0 + 1 + static_cast<int64_t>(acc.path.size());
   for (int32_t node : acc.path) seq.tokens.push_back(tree_.nodes()[node].token);

@@ -70,7 +70,6 @@ class SwiftDecoder : public Decoder {
   double score(Sequence& seq, const SkipPlan& plan, double* match_out);
   void draft(Sequence& seq, int64_t max_depth);
   int width_for(float conf) const;
-  std::vector<int32_t> node_history(const Sequence& seq, int32_t node) const;
 
   const Model& model_;
   SamplingParams sampling_;
@@ -84,7 +83,7 @@ class SwiftDecoder : public Decoder {
   double best_score_ = -1.0, best_match_ = -1.0;
   bool seeded_ = false;
   TokenTree tree_;
-  std::vector<float> logits_, probs_, work_;
+  std::vector<float> logits_, probs_;
   std::vector<int32_t> order_;
 
   // statistics

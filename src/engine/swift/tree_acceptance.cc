@@ -72,4 +72,24 @@ Acceptance accept_sampling(const TokenTree& tree, const std::function<void(int32
   }
 }
 
+Acceptance accept_verified(const TokenTree& tree, const float* logits, int64_t V, const SamplingParams& sampling,
+                           const std::vector<int32_t>& history, std::mt19937_64& rng) {
+  const bool penalty = sampling.repetition_penalty != 1.0f;
+  std::vector<float> work;
+  auto node_logits = [&](int32_t node) -> const float* {
+    const float* l = logits + static_cast<int64_t>(node) * V;
+    if (!penalty) return l;
+    std::vector<int32_t> path;
+    for (int32_t a = node; a > 0; a = tree.nodes()[a].parent) path.push_back(tree.nodes()[a].token);
+    std::vector<int32_t> h(history);
+    h.insert(h.end(), path.rbegin(), path.rend());
+    work.assign(l, l + V);
+    apply_repetition_penalty(work.data(), V, h, sampling.repetition_penalty);
+    return work.data();
+  };
+  if (sampling.greedy()) return accept_greedy(tree, [&](int32_t node) { return argmax(node_logits(node), V); });
+  return accept_sampling(
+      tree, [&](int32_t node, std::vector<float>& p) { sampling_distribution(node_logits(node), V, sampling, p); }, rng);
+}
+
 }  // namespace swift

@@ -18,6 +18,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/sampler.h"
 #include "engine/swift/token_tree.h"
 
 namespace swift {
@@ -44,5 +45,12 @@ using PickFn = std::function<int32_t(std::vector<float>&, std::span<const int32_
 Acceptance accept_sampling(const TokenTree& tree,
                            const std::function<void(int32_t node, std::vector<float>& p)>& target_dist,
                            std::mt19937_64& rng, const PickFn& pick = speculative_pick);
+
+// Acceptance after a verification pass: logits [tree.size(), V] (row i = after node i), the
+// sampling parameters (greedy or exact tree speculative sampling) and the committed history
+// (for the repetition penalty, which sees the history plus the node's ancestors). Shared by
+// every tree-verifying decoder.
+Acceptance accept_verified(const TokenTree& tree, const float* logits, int64_t V, const SamplingParams& sampling,
+                           const std::vector<int32_t>& history, std::mt19937_64& rng);
 
 }  // namespace swift

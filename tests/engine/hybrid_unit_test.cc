@@ -1,0 +1,171 @@
+// Prompt-lookup index, candidate-tree merging and the controller's tree choice (issue 8).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "engine/hybrid/acceptance_stats.h"
+#include "engine/hybrid/candidate_tree.h"
+#include "engine/lookup/ngram_index.h"
+#include "util/check.h"
+
+namespace swift {
+
+namespace {
+constexpr uint8_t kLookup = static_cast<uint8_t>(DraftSource::kLookup);
+constexpr uint8_t kSkip = static_cast<uint8_t>(DraftSource::kLayerSkip);
+}  // namespace
+
+TEST(NgramIndex, LongestMatchFirstThenMostRecent) {
+  const std::vector<int32_t> h = {1, 2, 3, 4, 9, 1, 2, 3, 5, 7, 8, 2, 3};
+  NgramIndex idx(1, 4);
+  idx.sync(h);
+  const auto m = idx.lookup(h, 3, 4);
+  ASSERT_EQ(m.size(), 2u);
+  // Suffix [2, 3]: no 3-gram [8, 2, 3] occurred before, so n = 2; latest occurrence first.
+  EXPECT_EQ(m[0].n, 2);
+  EXPECT_EQ(m[0].tokens, (std::vector<int32_t>{5, 7, 8}));
+  EXPECT_EQ(m[1].n, 2);
+  EXPECT_EQ(m[1].tokens, (std::vector<int32_t>{4, 9, 1}));
+  // The unigram [3] occurs at the same two places: nothing new, so nothing more is listed.
+  // A history whose only match is a unigram falls back to n = 1.
+  const std::vector<int32_t> h2 = {4, 1, 6, 3, 4};
+  NgramIndex idx2(1, 4);
+  idx2.sync(h2);
+  const auto m2 = idx2.lookup(h2, 2, 4);
+  ASSERT_EQ(m2.size(), 1u);
+  EXPECT_EQ(m2[0].n, 1);
+  EXPECT_EQ(m2[0].tokens, (std::vector<int32_t>{1, 6}));
+}
+
+TEST(NgramIndex, ContinuationsStopAtTheEndOfHistoryAndSkipDuplicates) {
+  const std::vector<int32_t> h = {5, 6, 5, 6, 5, 6};
+  NgramIndex idx(1, 2);
+  idx.sync(h);
+  const auto m = idx.lookup(h, 10, 8);
+  ASSERT_FALSE(m.empty());
+  EXPECT_EQ(m[0].n, 2);
+  EXPECT_EQ(m[0].tokens, (std::vector<int32_t>{5, 6}));  // from position 4: only 2 tokens left
+  for (size_t later = 1; later < m.size(); ++later)
+    for (size_t earlier = 0; earlier < later; ++earlier) {
+      const auto& x = m[later].tokens;
+      const auto& y = m[earlier].tokens;
+      const bool prefix = x.size() <= y.size() && std::equal(x.begin(), x.end(), y.begin());
+      EXPECT_FALSE(prefix) << "a continuation that is a prefix of an earlier one was listed";
+    }
+}
+
+TEST(NgramIndex, IncrementalSyncEqualsFreshIndexAndRebuildsOnRewrite) {
+  std::mt19937 rng(3);
+  std::vector<int32_t> h;
+  NgramIndex inc(1, 3);
+  for (int i = 0; i < 400; ++i) {
+    h.push_back(static_cast<int32_t>(rng() % 7));
+    inc.sync(h);
+    if (i % 37 == 0) {
+      NgramIndex fresh(1, 3);
+      fresh.sync(h);
+      const auto a = inc.lookup(h, 5, 3), b = fresh.lookup(h, 5, 3);
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t k = 0; k < a.size(); ++k) EXPECT_EQ(a[k].tokens, b[k].tokens);
+    }
+  }
+  h = {1, 2, 1};  // a different history (new request): the index is rebuilt, no stale positions
+  inc.sync(h);
+  const auto m = inc.lookup(h, 4, 4);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].tokens, (std::vector<int32_t>{2, 1}));
+  EXPECT_THROW(NgramIndex(0, 3), Error);
+  EXPECT_THROW(NgramIndex(3, 2), Error);
+}
+
+TEST(CandidateTree, MergesSharedPrefixesAndKeepsBothSources) {
+  CandidateTree t;
+  t.reset(100);
+  const int32_t a = t.add(0, 7, 0.5, kLookup, AcceptanceStats::lookup_key(2, 1, false, false));
+  const int32_t b = t.add(a, 8, 0.5, kLookup, AcceptanceStats::lookup_key(2, 2, false, false));
+  const int32_t a2 = t.add(0, 7, 0.9, kSkip, AcceptanceStats::draft_key(0.97f, 0));
+  EXPECT_EQ(a, a2);
+  EXPECT_EQ(t.size(), 3);
+  EXPECT_EQ(t.nodes()[a].sources, kLookup | kSkip);
+  EXPECT_DOUBLE_EQ(t.nodes()[a].p_cond, 0.9);
+  EXPECT_DOUBLE_EQ(t.nodes()[b].p_abs, 0.45);  // refreshed after the parent's merge
+  EXPECT_GE(t.nodes()[a].lookup_key, 0);
+  EXPECT_GE(t.nodes()[a].draft_key, 0);
+}
+
+TEST(CandidateTree, ChoiceIsParentClosedAndMaximisesTheRate) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (int trial = 0; trial < 50; ++trial) {
+    CandidateTree t;
+    t.reset(0);
+    for (int i = 0; i < 30; ++i) t.add(static_cast<int32_t>(rng() % t.size()), static_cast<int32_t>(rng() % 50), u(rng), kLookup, -1);
+    auto cost = [](int n) { return 1.0 + 0.3 * (n - 1); };
+    const TreeChoice c = t.choose(0.0, 16, cost);
+    ASSERT_EQ(c.nodes[0], 0);
+    ASSERT_LE(c.nodes.size(), 16u);
+    for (size_t i = 1; i < c.nodes.size(); ++i)
+      EXPECT_TRUE(std::binary_search(c.nodes.begin(), c.nodes.end(), t.nodes()[c.nodes[i]].parent));
+    // No size does better than the chosen one (the top-m subsets are the best of each size).
+    std::vector<double> p;
+    for (int32_t i = 1; i < t.size(); ++i) p.push_back(t.nodes()[i].p_abs);
+    std::sort(p.rbegin(), p.rend());
+    double sum = 0;
+    for (size_t m = 0; m + 1 < 16 && m < p.size(); ++m) {
+      sum += p[m];
+      EXPECT_LE((1 + sum) / cost(static_cast<int>(m) + 2), c.rate() + 1e-12);
+    }
+  }
+}
+
+// Stats after `n` verifications of a lookup continuation whose every token is accepted with
+// probability `rate`, then the controller's choice for a fresh 8-token continuation.
+TreeChoice controller_choice(double rate, double cost_per_extra_token) {
+  AcceptanceStats st;
+  std::mt19937 rng(11);
+  std::bernoulli_distribution acc(rate);
+  for (int i = 0; i < 400; ++i)
+    for (int d = 1; d <= 8; ++d) {
+      const bool ok = acc(rng);
+      st.observe(AcceptanceStats::lookup_key(3, d, false, false), ok);
+      if (!ok) break;
+    }
+  CandidateTree t;
+  t.reset(0);
+  int32_t parent = 0;
+  for (int d = 1; d <= 8; ++d) {
+    const int key = AcceptanceStats::lookup_key(3, d, false, false);
+    parent = t.add(parent, 10 + d, st.rate(key), kLookup, key);
+  }
+  return t.choose(0.0, 32, [&](int n) { return 1.0 + cost_per_extra_token * (n - 1); });
+}
+
+TEST(HybridController, PicksPlainDecodingWhenDraftsAreNeverAccepted) {
+  const TreeChoice c = controller_choice(0.0, 0.3);
+  EXPECT_EQ(c.nodes.size(), 1u);  // the root alone: one plain decoding step
+  EXPECT_DOUBLE_EQ(c.expected_tokens, 1.0);
+}
+
+TEST(HybridController, GrowsTheTreeWhenVerificationIsCheap) {
+  const size_t expensive = controller_choice(0.8, 0.6).nodes.size();
+  const size_t moderate = controller_choice(0.8, 0.2).nodes.size();
+  const size_t cheap = controller_choice(0.8, 0.01).nodes.size();
+  EXPECT_LT(expensive, moderate);
+  EXPECT_LE(moderate, cheap);
+  EXPECT_EQ(cheap, 9u);  // all 8 drafted tokens + root
+  EXPECT_GT(controller_choice(0.95, 0.2).nodes.size(), moderate);  // and when drafts are good
+}
+
+TEST(AcceptanceStats, LearnsAndForgets) {
+  AcceptanceStats st;
+  const int k = AcceptanceStats::draft_key(0.9f, 0);
+  for (int i = 0; i < 300; ++i) st.observe(k, true);
+  EXPECT_GT(st.rate(k), 0.95);
+  for (int i = 0; i < 300; ++i) st.observe(k, false);
+  EXPECT_LT(st.rate(k), 0.05);  // the text changed: old evidence fades
+  EXPECT_NE(AcceptanceStats::lookup_key(1, 1, false, false), AcceptanceStats::lookup_key(1, 1, false, true));
+  EXPECT_LT(AcceptanceStats::draft_key(0.1f, 3), AcceptanceStats::kKeys);
+  EXPECT_LT(AcceptanceStats::lookup_key(9, 99, true, true), AcceptanceStats::kLookupKeys);
+}
+
+}  // namespace swift
