@@ -68,6 +68,9 @@ std::vector<Prompt> read_prompts(const std::string& files) {
 struct Totals {
   double ms = 0, opt_ms = 0;
   int64_t tokens = 0, drafted = 0, accepted = 0, steps = 0, committed = 0, prompts = 0, mismatches = 0;
+  double worst = 1e300;  // lowest per-prompt speed-up over ar
+  std::string worst_prompt;
+  double nodes = 0, plain = 0, from_lookup = 0, from_skip = 0, from_both = 0;  // hybrid/lookup only
 };
 
 // Cost of one full-model pass over k tokens relative to one token, after the first prompt's
@@ -140,6 +143,15 @@ void run(const BenchArgs& a) {
       t.drafted += static_cast<int64_t>(x("drafted_tokens"));
       t.accepted += static_cast<int64_t>(x("accepted_tokens"));
       t.steps += static_cast<int64_t>(x("verify_steps"));
+      t.nodes += x("mean_tree_size") * x("verify_steps");
+      t.plain += x("plain_steps");
+      t.from_lookup += x("accepted_lookup");
+      t.from_skip += x("accepted_layer_skip");
+      t.from_both += x("accepted_both");
+      if (results.count("ar") && results["ar"].stats.decode_ms > 0 && r.stats.decode_ms > 0) {
+        const double ratio = r.stats.decode_tokens_per_s() / results["ar"].stats.decode_tokens_per_s();
+        if (ratio < t.worst) t.worst = ratio, t.worst_prompt = p.id;
+      }
       if (r.tokens != results[modes[0]].tokens) t.mismatches += 1;
       line += fmt::format(" {} {:.0f} tok/s;", mode, r.stats.decode_tokens_per_s());
     }
@@ -152,8 +164,8 @@ void run(const BenchArgs& a) {
     const Totals* base = dt.count("ar") ? &dt.at("ar") : nullptr;
     std::printf("\n%s: %lld prompts, %lld new tokens each, %d threads\n", d.c_str(),
                 static_cast<long long>(dt.at(modes[0]).prompts), static_cast<long long>(a.n), pool.size());
-    std::printf("%-16s %10s %9s %11s %10s %8s %10s\n", "mode", "tokens/s", "vs ar", "acceptance", "tok/step",
-                "opt %", "identical");
+    std::printf("%-16s %10s %9s %15s %11s %10s %8s %10s\n", "mode", "tokens/s", "vs ar", "worst prompt",
+                "acceptance", "tok/step", "opt %", "identical");
     for (const auto& mode : modes) {
       const Totals& t = dt.at(mode);
       const double tps = t.ms > 0 ? t.tokens * 1000.0 / t.ms : 0.0;
@@ -161,11 +173,22 @@ void run(const BenchArgs& a) {
       const std::string speed = base_tps > 0 ? fmt::format("{:.2f}x", tps / base_tps) : "-";
       const bool spec = t.steps > 0;
       all_identical = all_identical && t.mismatches == 0;
-      std::printf("%-16s %10.1f %9s %11s %10s %8s %10s\n", mode.c_str(), tps, speed.c_str(),
+      const std::string worst = base && mode != "ar" && t.worst < 1e300 ? fmt::format("{:.2f}x {}", t.worst, t.worst_prompt) : "-";
+      std::printf("%-16s %10.1f %9s %15s %11s %10s %8s %10s\n", mode.c_str(), tps, speed.c_str(), worst.c_str(),
                   spec ? fmt::format("{:.3f}", t.drafted ? double(t.accepted) / t.drafted : 0.0).c_str() : "-",
                   spec ? fmt::format("{:.2f}", double(t.tokens) / t.steps).c_str() : "1.00",
                   spec ? fmt::format("{:.1f}", 100.0 * t.opt_ms / t.ms).c_str() : "-",
                   t.mismatches == 0 ? "yes" : fmt::format("NO ({})", t.mismatches).c_str());
+    }
+    for (const auto& mode : modes) {  // where the accepted tokens of tree-choosing modes came from
+      const Totals& t = dt.at(mode);
+      const double acc = t.from_lookup + t.from_skip + t.from_both;
+      if (t.nodes <= 0 || (mode != "hybrid" && mode != "lookup")) continue;
+      std::printf("  %s: mean tree %.2f nodes, %.0f%% plain steps; accepted tokens from lookup %.0f%%, layer-skip %.0f%%, "
+                  "both %.0f%%\n",
+                  mode.c_str(), t.nodes / std::max<int64_t>(1, t.steps), 100.0 * t.plain / std::max<int64_t>(1, t.steps),
+                  acc > 0 ? 100.0 * t.from_lookup / acc : 0.0, acc > 0 ? 100.0 * t.from_skip / acc : 0.0,
+                  acc > 0 ? 100.0 * t.from_both / acc : 0.0);
     }
   }
   std::printf("\ngreedy outputs %s across modes (%s is the reference)\n",

@@ -76,11 +76,20 @@ void run(const GenerateArgs& a) {
       for (size_t i = 0; i < r.tokens.size(); ++i) std::printf("%s%d", i ? "," : "", r.tokens[i]);
     }
     std::printf("\n");
-    if (s.extra.count("acceptance_rate"))
+    auto x = [&](const char* key) { return s.extra.count(key) ? s.extra.at(key) : 0.0; };
+    if (s.extra.count("opt_proposals")) {
       std::fprintf(stderr, "[swift: acceptance %.2f, %.2f tokens per step, %d proposals, best matchness %.3f, %d sublayers skipped]\n",
-                   s.extra.at("acceptance_rate"), s.extra.at("mean_accepted_per_step"),
-                   static_cast<int>(s.extra.at("opt_proposals")), s.extra.at("best_matchness"),
-                   static_cast<int>(s.extra.at("skipped_sublayers")));
+                   x("acceptance_rate"), x("mean_accepted_per_step"), static_cast<int>(x("opt_proposals")),
+                   x("best_matchness"), static_cast<int>(x("skipped_sublayers")));
+    } else if (s.extra.count("accepted_lookup")) {
+      std::fprintf(stderr,
+                   "[%s: %.2f tokens per step, acceptance %.2f, mean tree %.1f, %d of %d steps plain; accepted from "
+                   "lookup %d, layer-skip %d, both %d]\n",
+                   a.decode.mode.c_str(), x("mean_accepted_per_step"), x("acceptance_rate"), x("mean_tree_size"),
+                   static_cast<int>(x("plain_steps")), static_cast<int>(x("verify_steps")),
+                   static_cast<int>(x("accepted_lookup")), static_cast<int>(x("accepted_layer_skip")),
+                   static_cast<int>(x("accepted_both")));
+    }
     std::fprintf(stderr, "[%lld prompt tokens, prefill %.1f ms; %lld tokens in %.1f ms = %.1f tokens/s; %s; %d threads]\n",
                  static_cast<long long>(s.prompt_tokens), s.prefill_ms, static_cast<long long>(s.generated_tokens),
                  s.decode_ms, s.decode_tokens_per_s(), r.finish_reason.c_str(), pool.size());
@@ -105,6 +114,7 @@ void add_generate(CLI::App& app) {
   c->add_flag("--ignore-eos", a->ignore_eos, "Keep generating after the end-of-sequence token");
   c->add_option("--ctx-size", a->ctx, "Context length (default: the model's max_position_embeddings)");
   c->add_option("-t,--threads", a->threads, "Threads (default: physical cores)");
+  a->decode.mode = "hybrid";  // lossless and never much slower than plain decoding (README, issue 8)
   a->decode.add_to(*c, false);
   c->add_flag("--json", a->json,
               "Print one JSON object {tokens, text, finish_reason, stats} instead of streaming text");

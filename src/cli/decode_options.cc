@@ -107,6 +107,7 @@ DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model
           cache_hit_ = true;
         }
       }
+      o.validate();  // before calibrating for o.max_tree
       HybridShared& sh = *a.hybrid_shared;
       if (!sh.cost.calibrated() || sh.cost.max_tokens() < o.max_tree) {
         sh.calibrate(model, pool, o.max_tree);
@@ -121,6 +122,7 @@ DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model
     }
     hybrid_ = true;
     hybrid_plan_ = o.plan;
+    o.validate();
     decoder_ = std::make_unique<HybridDecoder>(model, sampling, o, pool, *a.hybrid_shared);
     return;
   }

@@ -27,15 +27,20 @@ void scores_for(const float* q, const float* k, const int32_t* sl, int64_t n, in
                 float scale, float* scores) {
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
+    const float* row[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) row[i] = k + static_cast<int64_t>(sl[j + i]) * kv_stride;
     Vec acc[16];
-    for (auto& x : acc) x = zero();
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) acc[i] = zero();
     for (int64_t c = 0; c < hd; c += kLanes) {
       const Mask m = mask_for(hd - c);
       const Vec qv = load(q + c, m);
 #pragma GCC unroll 16
-      for (int i = 0; i < 16; ++i) acc[i] = fma(qv, load(k + static_cast<int64_t>(sl[j + i]) * kv_stride + c, m), acc[i]);
+      for (int i = 0; i < 16; ++i) acc[i] = fma(qv, load(row[i] + c, m), acc[i]);
     }
     reduce16(acc, scores + j);
+#pragma GCC unroll 16
     for (int i = 0; i < 16; ++i) scores[j + i] *= scale;
   }
   for (; j < n; ++j) scores[j] = dot(q, k + static_cast<int64_t>(sl[j]) * kv_stride, hd) * scale;

@@ -70,7 +70,10 @@ TEST(Cli, TokenizeRoundTrip) {
   ASSERT_GT(ids.size(), 3u);
   EXPECT_EQ(ids[0], 1);  // BOS, as tokenizer_config.json says
   std::string list;
-  for (int id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
+  for (int id : ids) {
+    if (!list.empty()) list += ',';
+    list += std::to_string(id);
+  }
   auto d = run("detokenize -m " + kModel + "/tokenizer.model --ids " + list);
   ASSERT_EQ(d.status, 0) << d.out;
   EXPECT_EQ(d.out, "def add(a, b):\n");
@@ -89,6 +92,23 @@ TEST(Cli, SwiftJsonStatsAndIdenticalGreedyText) {
     EXPECT_TRUE(s["stats"].contains(k)) << k;
 }
 
+TEST(Cli, HybridIsTheDefaultAndLosslessWithSourceStats) {
+  const std::string base = "generate -m " + kModel + " -p 'def fibonacci(n):' -n 64 -t 2 --json";
+  auto def = run(base);
+  auto ar = run(base + " --decode ar");
+  auto lk = run(base + " --decode lookup");
+  ASSERT_EQ(def.status, 0) << def.out;
+  ASSERT_EQ(ar.status, 0) << ar.out;
+  ASSERT_EQ(lk.status, 0) << lk.out;
+  const auto d = nlohmann::json::parse(def.out), a = nlohmann::json::parse(ar.out), l = nlohmann::json::parse(lk.out);
+  EXPECT_EQ(d["stats"]["decode"], "hybrid");
+  EXPECT_EQ(d["tokens"], a["tokens"]);
+  EXPECT_EQ(l["tokens"], a["tokens"]);
+  for (const char* k : {"acceptance_rate", "mean_accepted_per_step", "verify_steps", "plain_steps", "mean_tree_size",
+                        "accepted_lookup", "accepted_layer_skip", "accepted_both", "draft_steps", "cost_calibration_ms"})
+    EXPECT_TRUE(d["stats"].contains(k)) << k;
+}
+
 TEST(Cli, BadInputGivesOneClearLineAndNonZeroExit) {
   struct Case {
     std::string args, needle;
@@ -103,6 +123,10 @@ TEST(Cli, BadInputGivesOneClearLineAndNonZeroExit) {
       {"generate -m " + kModel + " --prompt-ids 1 --decode self-sd", "needs a fixed plan"},
       {"generate -m " + kModel + " --prompt-ids 1 --decode swift --skip-attn 23", "only layers 1..22 may be skipped"},
       {"generate -m " + kModel + " --prompt-ids 1 --decode turbo", "unknown decoding mode 'turbo'"},
+      {"generate -m " + kModel + " --prompt-ids 1 --max-tree 0", "--max-tree must be in [1, 64], got 0"},
+      {"generate -m " + kModel + " --prompt-ids 1 --lookup-branches 99", "--lookup-branches must be in [1, 16]"},
+      {"generate -m " + kModel + " --prompt-ids 1 --ngram-min 3 --ngram-max 2", "1 <= min <= max <= 16, got 3..2"},
+      {"generate -m " + kModel + " --prompt-ids 1 --decode lookup --lookup-tokens 70", "--lookup-tokens must be in [0, 64]"},
   };
   for (const auto& c : cases) {
     auto r = run(c.args);

@@ -50,7 +50,8 @@ int32_t CandidateTree::add(int32_t parent, int32_t token, double p_cond, uint8_t
   return idx;
 }
 
-TreeChoice CandidateTree::choose(double spent_ms, int max_nodes, const std::function<double(int)>& cost_ms) const {
+TreeChoice CandidateTree::choose(double spent_ms, int max_nodes, const std::function<double(int)>& cost_ms,
+                                 double min_gain) const {
   std::vector<int32_t> order(nodes_.size() - 1);
   std::iota(order.begin(), order.end(), 1);
   std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return nodes_[a].p_abs > nodes_[b].p_abs; });
@@ -69,6 +70,11 @@ TreeChoice CandidateTree::choose(double spent_ms, int max_nodes, const std::func
       best.ms = ms;
       best_m = m;
     }
+  }
+  if (best_m > 0 && best.rate() < (1.0 + min_gain) / (spent_ms + cost_ms(1))) {
+    best.expected_tokens = 1.0;
+    best.ms = spent_ms + cost_ms(1);
+    best_m = 0;
   }
   best.nodes.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(best_m));
   best.nodes.push_back(0);

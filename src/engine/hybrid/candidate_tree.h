@@ -53,8 +53,10 @@ class CandidateTree {
   int32_t child_with_token(int32_t parent, int32_t token) const;
 
   // The best tree of at most max_nodes nodes (root included) under cost_ms(n) = cost of a pass
-  // over n tokens.
-  TreeChoice choose(double spent_ms, int max_nodes, const std::function<double(int)>& cost_ms) const;
+  // over n tokens. A drafted tree must beat plain decoding's rate by the factor 1 + min_gain:
+  // estimates are noisy, and a coin-flip gain is a likely loss (issue 8: never below 0.97x).
+  TreeChoice choose(double spent_ms, int max_nodes, const std::function<double(int)>& cost_ms,
+                    double min_gain = 0.0) const;
 
   // Materialises a choice as the TokenTree that verification runs; tree node i is candidate
   // choice.nodes[i].

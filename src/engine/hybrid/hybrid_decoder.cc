@@ -37,6 +37,23 @@ double kept_fraction(const ModelConfig& c, const SkipPlan& plan) {
 }
 }  // namespace
 
+void HybridOptions::validate() const {
+  if (ngram_min < 1 || ngram_max < ngram_min || ngram_max > 16)
+    fail("--ngram-min/--ngram-max must satisfy 1 <= min <= max <= 16, got {}..{}", ngram_min, ngram_max);
+  if (lookup_tokens < 0 || lookup_tokens > 64) fail("--lookup-tokens must be in [0, 64], got {}", lookup_tokens);
+  if (lookup_branches < 1 || lookup_branches > 16)
+    fail("--lookup-branches must be in [1, 16], got {}", lookup_branches);
+  if (max_draft < 0 || max_draft > 64) fail("--max-draft must be in [0, 64], got {}", max_draft);
+  if (min_draft < 0 || min_draft > max_draft)
+    fail("--min-draft must be in [0, max draft {}], got {}", max_draft, min_draft);
+  if (draft_siblings < 1 || draft_siblings > 16)
+    fail("--draft-siblings must be in [1, 16], got {}", draft_siblings);
+  if (max_tree < 1 || max_tree > 64) fail("--max-tree must be in [1, 64], got {}", max_tree);
+  if (!controller && 1 + lookup_tokens > max_tree)
+    fail("--lookup-tokens {} does not fit --max-tree {} (root + continuation)", lookup_tokens, max_tree);
+  if (!(min_gain >= 0.0 && min_gain <= 1.0)) fail("min gain must be in [0, 1], got {}", min_gain);
+}
+
 void HybridShared::calibrate(const Model& model, ThreadPool& pool, int max_tree) {
   const int64_t n_ctx = std::min<int64_t>(256, model.config.max_positions - 1);
   SWIFT_CHECK(n_ctx >= 1);
@@ -60,17 +77,7 @@ HybridDecoder::HybridDecoder(const Model& model, const SamplingParams& sampling,
       rng_(sampling.seed ^ 0x6879627269646eull),
       index_(opt.ngram_min, opt.ngram_max),
       full_(SkipPlan::none(model.config.n_layer)) {
-  if (opt_.lookup_tokens < 0 || opt_.lookup_tokens > 64) fail("--lookup-tokens must be in [0, 64], got {}", opt_.lookup_tokens);
-  if (opt_.lookup_branches < 1 || opt_.lookup_branches > 16)
-    fail("--lookup-branches must be in [1, 16], got {}", opt_.lookup_branches);
-  if (opt_.max_draft < 0 || opt_.max_draft > 64) fail("--max-draft must be in [0, 64], got {}", opt_.max_draft);
-  if (opt_.min_draft < 0 || opt_.min_draft > opt_.max_draft)
-    fail("--min-draft must be in [0, max draft {}], got {}", opt_.max_draft, opt_.min_draft);
-  if (opt_.draft_siblings < 1 || opt_.draft_siblings > 16)
-    fail("--draft-siblings must be in [1, 16], got {}", opt_.draft_siblings);
-  if (opt_.max_tree < 1 || opt_.max_tree > 64) fail("--max-tree must be in [1, 64], got {}", opt_.max_tree);
-  if (!opt_.controller && 1 + opt_.lookup_tokens > opt_.max_tree)
-    fail("--lookup-tokens {} does not fit --max-tree {} (root + continuation)", opt_.lookup_tokens, opt_.max_tree);
+  opt_.validate();
   if (opt_.plan) SWIFT_CHECK(static_cast<int64_t>(opt_.plan->skip_attn.size()) == model.config.n_layer);
 }
 
@@ -180,7 +187,7 @@ void HybridDecoder::step(Sequence& seq, int64_t budget) {
   const double spent = max_depth > 0 ? draft(seq, max_depth) : 0.0;
   TreeChoice choice;
   if (opt_.controller) {
-    choice = cands_.choose(spent, opt_.max_tree, [&](int n) { return shared_.cost.ms(n); });
+    choice = cands_.choose(spent, opt_.max_tree, [&](int n) { return shared_.cost.ms(n); }, opt_.min_gain);
   } else {
     choice.nodes.resize(cands_.size());
     std::iota(choice.nodes.begin(), choice.nodes.end(), 0);

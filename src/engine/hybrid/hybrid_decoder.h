@@ -48,7 +48,10 @@ struct HybridOptions {
   int max_draft = 16;          // layer-skip draft depth limit per step (the controller stops earlier)
   int draft_siblings = 3;      // candidates per draft depth (top-1 + siblings)
   int max_tree = 32;           // nodes per verification pass, root included
+  double min_gain = 0.03;      // a drafted tree must promise this much over plain decoding
   bool verbose = false;
+  // Throws swift::Error naming the option when a value is out of range.
+  void validate() const;
 };
 
 struct HybridShared {
