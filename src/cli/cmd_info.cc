@@ -9,6 +9,7 @@
 
 #include "cli/common.h"
 #include "engine/generation.h"
+#include "model/gguf_model.h"
 
 namespace swift::cli {
 
@@ -28,7 +29,28 @@ uint64_t resident_bytes() {
   return 0;
 }
 
+// Metadata and tensor table of a GGUF file.
+nlohmann::json gguf_listing(const GgufFile& g) {
+  nlohmann::json meta = nlohmann::json::object(), tensors = nlohmann::json::array();
+  for (const auto& [k, v] : g.kv()) {
+    switch (v.type) {
+      case GgufType::kString: meta[k] = v.str; break;
+      case GgufType::kBool: meta[k] = v.b; break;
+      case GgufType::kF32: case GgufType::kF64: meta[k] = v.f; break;
+      case GgufType::kArray:
+        meta[k] = fmt::format("[{} x {}]", v.count, gguf_type_name(v.elem));
+        break;
+      default: meta[k] = v.type == GgufType::kU64 ? nlohmann::json(v.u) : nlohmann::json(v.i); break;
+    }
+  }
+  for (const auto& t : g.tensors())
+    tensors.push_back({{"name", t.name}, {"type", ggml_type_info(t.type)->name}, {"shape", t.ne}, {"bytes", t.n_bytes}});
+  return {{"version", g.version()}, {"alignment", g.alignment()}, {"metadata", meta}, {"tensors", tensors}};
+}
+
 void run(const InfoArgs& a) {
+  nlohmann::json gguf;
+  if (is_gguf_file(a.model)) gguf = gguf_listing(*GgufFile::open(a.model));
   auto model = load_model(a.model);
   const ModelConfig& c = model->config;
   const auto& w = model->transformer->weights();
@@ -60,6 +82,7 @@ void run(const InfoArgs& a) {
       {"tokenizer", model->tokenizer ? "sentencepiece" : "none: " + model->tokenizer_error},
       {"identity", fmt::format("{:016x}", model->identity)},
   };
+  if (!gguf.is_null()) j["gguf"] = gguf;
   if (a.json) {
     std::puts(j.dump(2).c_str());
     return;
@@ -78,6 +101,22 @@ void run(const InfoArgs& a) {
               kv_bytes / 1048576.0, resident_bytes() / 1048576.0);
   std::printf("tokenizer    %s\n", j["tokenizer"].get<std::string>().c_str());
   std::printf("identity     %s\n", j["identity"].get<std::string>().c_str());
+  if (gguf.is_null()) return;
+  std::printf("\nGGUF v%u, alignment %llu, %zu metadata keys, %zu tensors\n", gguf["version"].get<unsigned>(),
+              static_cast<unsigned long long>(gguf["alignment"].get<uint64_t>()), gguf["metadata"].size(),
+              gguf["tensors"].size());
+  for (const auto& [k, v] : gguf["metadata"].items()) {
+    std::string s = v.is_string() ? v.get<std::string>() : v.dump();
+    if (s.size() > 80) s = s.substr(0, 77) + "...";
+    std::printf("  %-45s %s\n", k.c_str(), s.c_str());
+  }
+  std::printf("\n  %-36s %-6s %-18s %12s\n", "tensor", "type", "shape", "bytes");
+  for (const auto& t : gguf["tensors"]) {
+    std::string shape;
+    for (const auto& d : t["shape"]) shape += (shape.empty() ? "" : " x ") + std::to_string(d.get<int64_t>());
+    std::printf("  %-36s %-6s %-18s %12llu\n", t["name"].get<std::string>().c_str(), t["type"].get<std::string>().c_str(),
+                shape.c_str(), static_cast<unsigned long long>(t["bytes"].get<uint64_t>()));
+  }
 }
 
 }  // namespace
@@ -85,7 +124,7 @@ void run(const InfoArgs& a) {
 void add_info(CLI::App& app) {
   auto a = std::make_shared<InfoArgs>();
   CLI::App* c = app.add_subcommand("info", "Show a model's architecture, sizes, dtypes and memory use");
-  c->add_option("-m,--model", a->model, "Model folder (Hugging Face layout)")->required();
+  c->add_option("-m,--model", a->model, "Model folder (Hugging Face layout) or GGUF file (also lists its metadata and tensors)")->required();
   c->add_flag("--json", a->json, "Print JSON");
   c->callback([a] { run(*a); });
 }

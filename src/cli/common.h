@@ -29,5 +29,6 @@ void add_score(CLI::App& app);
 void add_info(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_convert(CLI::App& app);
 
 }  // namespace swift::cli

@@ -9,7 +9,7 @@
 int main(int argc, char** argv) {
   CLI::App app{
       "swiftllm: LLaMA-family inference on the CPU with SWIFT self-speculative decoding.\n"
-      "Models are Hugging Face folders (config.json + safetensors + tokenizer.model)."};
+      "Models are Hugging Face folders (config.json + safetensors + tokenizer.model) or GGUF files."};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Help for every command");
   swift::cli::add_generate(app);
@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   swift::cli::add_info(app);
   swift::cli::add_tokenize(app);
   swift::cli::add_bench(app);
+  swift::cli::add_convert(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "model/gguf_model.h"
 #include "util/check.h"
 
 namespace swift {
@@ -58,7 +59,9 @@ const Tokenizer& Model::tok() const {
 std::unique_ptr<Model> load_model(const std::string& dir) {
   const fs::path d(dir);
   if (!fs::exists(d)) fail("model path '{}' does not exist", dir);
-  if (!fs::is_directory(d)) fail("model path '{}' is not a folder (expected a Hugging Face model folder)", dir);
+  if (is_gguf_file(dir)) return load_gguf_model(dir);
+  if (!fs::is_directory(d))
+    fail("model path '{}' is neither a Hugging Face model folder nor a GGUF file", dir);
   auto m = std::make_unique<Model>();
   m->path = dir;
   const std::string cfg_text = read_text(d / "config.json");

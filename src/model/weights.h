@@ -38,6 +38,9 @@ struct ModelWeights {
   // Aligned copies of tensors whose file offset is not a multiple of their element size
   // (safetensors does not promise alignment; a misaligned float load is undefined behaviour).
   std::vector<std::unique_ptr<float[]>> realigned;
+  // GGUF: tensors rewritten at load (llama's un-permuted Q/K, misaligned data) and the file.
+  std::vector<std::vector<uint8_t>> owned;
+  std::shared_ptr<const void> keep_alive;
   std::string dtype_summary;        // e.g. "BF16" or "F32+BF16"
   uint64_t total_bytes = 0;         // bytes of all tensors used
 };

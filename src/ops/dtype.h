@@ -7,15 +7,32 @@
 
 namespace swift {
 
-enum class DType : uint8_t { kF32, kF16, kBF16 };
+// kQ8_0: llama.cpp's Q8_0 blocks of 32 weights, {f16 scale d; int8 q[32]} (34 bytes); a
+// weight is d * q, exactly representable in f32 (11-bit by 8-bit significands), so kernels see
+// the same f32 values a dequantize-then-f32 reference does.
+enum class DType : uint8_t { kF32, kF16, kBF16, kQ8_0 };
 
+// Weights per block and bytes per block (1 and the element size for plain types).
+inline int64_t dtype_block(DType t) { return t == DType::kQ8_0 ? 32 : 1; }
+inline int64_t dtype_block_bytes(DType t) {
+  switch (t) {
+    case DType::kF32: return 4;
+    case DType::kF16: case DType::kBF16: return 2;
+    case DType::kQ8_0: return 34;
+  }
+  return 0;
+}
+// Element size of a plain (unblocked) type.
 inline size_t dtype_size(DType t) { return t == DType::kF32 ? 4 : 2; }
+// Bytes of one row of `cols` weights (cols must be a multiple of dtype_block).
+inline int64_t row_bytes(DType t, int64_t cols) { return cols / dtype_block(t) * dtype_block_bytes(t); }
 
 inline std::string_view dtype_name(DType t) {
   switch (t) {
     case DType::kF32: return "F32";
     case DType::kF16: return "F16";
     case DType::kBF16: return "BF16";
+    case DType::kQ8_0: return "Q8_0";
   }
   return "?";
 }
@@ -27,7 +44,7 @@ struct MatView {
   int64_t rows = 0;
   int64_t cols = 0;
 
-  size_t bytes() const { return static_cast<size_t>(rows * cols) * dtype_size(dtype); }
+  size_t bytes() const { return static_cast<size_t>(rows * row_bytes(dtype, cols)); }
 };
 
 // Converts row r of w to f32 into out[0, w.cols).

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "ops/dtype.h"
 #include "util/half.h"
@@ -35,6 +36,14 @@ template <DType DT>
 inline Vec load_w(const void* base, int64_t idx, Mask m) {
   if constexpr (DT == DType::kF32) {
     return _mm512_maskz_loadu_ps(m, static_cast<const float*>(base) + idx);
+  } else if constexpr (DT == DType::kQ8_0) {
+    // idx is a multiple of 16 (rows are whole blocks): the first or second half of a block.
+    const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 32 * 34;
+    uint16_t dh;
+    std::memcpy(&dh, blk, 2);
+    const __m128i q8 = _mm_maskz_loadu_epi8(m, blk + 2 + idx % 32);
+    const __m512 q = _mm512_maskz_cvtepi32_ps(0xffff, _mm512_maskz_cvtepi8_epi32(0xffff, q8));
+    return _mm512_maskz_mul_ps(0xffff, q, _mm512_set1_ps(f16_to_f32(dh)));
   } else {
     // maskz_ forms with a full mask: same instructions, but GCC 12's headers implement the
     // unmasked forms with an "undefined" pass-through that trips -Wmaybe-uninitialized.
@@ -71,7 +80,12 @@ template <DType DT>
 inline Vec load_w(const void* base, int64_t idx, Mask m) {
   Vec r{};
   for (int l = 0; l < m; ++l) {
-    if constexpr (DT == DType::kF32) r.v[l] = static_cast<const float*>(base)[idx + l];
+    if constexpr (DT == DType::kQ8_0) {
+      const uint8_t* blk = static_cast<const uint8_t*>(base) + (idx + l) / 32 * 34;
+      uint16_t dh;
+      std::memcpy(&dh, blk, 2);
+      r.v[l] = static_cast<float>(static_cast<int8_t>(blk[2 + (idx + l) % 32])) * f16_to_f32(dh);
+    } else if constexpr (DT == DType::kF32) r.v[l] = static_cast<const float*>(base)[idx + l];
     else if constexpr (DT == DType::kBF16) r.v[l] = bf16_to_f32(static_cast<const uint16_t*>(base)[idx + l]);
     else r.v[l] = f16_to_f32(static_cast<const uint16_t*>(base)[idx + l]);
   }

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "util/check.h"
 #include "util/half.h"
 
 #include "ops/lanes.h"
@@ -48,8 +49,9 @@ template <DType DT, int R, int T>
     // before the next block's loads issue (profile: most samples waited on weight loads). The
     // first tile of a block therefore requests a later block: per 16 columns, R*16 weights,
     // i.e. R*16*size/64 cache lines, so the whole block is covered by the end of the loop.
-    constexpr int64_t kLinesPerStep = std::max<int64_t>(1, R * kLanes * static_cast<int64_t>(sizeof(float)) / 64 /
-                                                               (DT == DType::kF32 ? 1 : 2));
+    // Bytes of weights per step: R rows x 16 weights (Q8_0: 17 bytes per 16 weights).
+    constexpr int64_t kStepBytes = R * (DT == DType::kF32 ? 64 : DT == DType::kQ8_0 ? 17 : 32);
+    constexpr int64_t kLinesPerStep = std::max<int64_t>(1, (kStepBytes + 63) / 64);
     const char* p = static_cast<const char*>(prefetch);
     for (int64_t c = 0; c < main; c += kLanes) {
       for (int64_t l = 0; l < kLinesPerStep; ++l, p += 64) __builtin_prefetch(p, 0, 0);
@@ -84,7 +86,7 @@ template <DType DT, int R, int T>
   constexpr int64_t kAhead = 4;
   const void* pf = nullptr;
   if (t == 0 && row0 + (kAhead + 1) * R <= w.rows)
-    pf = static_cast<const char*>(w.data) + (row0 + kAhead * R) * w.cols * static_cast<int64_t>(dtype_size(DT));
+    pf = static_cast<const char*>(w.data) + (row0 + kAhead * R) * row_bytes(DT, w.cols);
   tile<DT, R, T>(w.data, row0, w.cols, x + t * w.cols, w.rows, y + t * w.rows, bias, pf);
 }
 
@@ -137,14 +139,26 @@ void mat_row_to_f32(const MatView& w, int64_t r, float* out) {
       for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(src[i]);
       break;
     }
+    case DType::kQ8_0: {  // reference dequantization: d * q per block
+      const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * row_bytes(DType::kQ8_0, n);
+      for (int64_t b = 0; b < n / 32; ++b) {
+        uint16_t dh;
+        std::memcpy(&dh, row + b * 34, 2);
+        const float d = f16_to_f32(dh);
+        for (int64_t i = 0; i < 32; ++i) out[b * 32 + i] = static_cast<float>(static_cast<int8_t>(row[b * 34 + 2 + i])) * d;
+      }
+      break;
+    }
   }
 }
 
 void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
+  SWIFT_CHECK(w.cols % dtype_block(w.dtype) == 0, "{} matrix with {} columns", dtype_name(w.dtype), w.cols);
   switch (w.dtype) {
     case DType::kF32: matmul_typed<DType::kF32>(w, x, n_tok, y, bias, pool); break;
     case DType::kF16: matmul_typed<DType::kF16>(w, x, n_tok, y, bias, pool); break;
     case DType::kBF16: matmul_typed<DType::kBF16>(w, x, n_tok, y, bias, pool); break;
+    case DType::kQ8_0: matmul_typed<DType::kQ8_0>(w, x, n_tok, y, bias, pool); break;
   }
 }
 

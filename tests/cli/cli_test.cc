@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include <unistd.h>
+
 #include "test_util.h"
 
 namespace {
@@ -109,6 +111,29 @@ TEST(Cli, HybridIsTheDefaultAndLosslessWithSourceStats) {
     EXPECT_TRUE(d["stats"].contains(k)) << k;
 }
 
+TEST(Cli, ConvertToGgufThenGenerateFromIt) {
+  const std::string out = "/tmp/swiftllm_cli_test_" + std::to_string(::getpid()) + ".gguf";
+  std::remove(out.c_str());
+  auto c = run("convert " + kModel + " " + out + " --type q8_0");
+  ASSERT_EQ(c.status, 0) << c.out;
+  EXPECT_NE(c.out.find("wrote " + out + " (q8_0"), std::string::npos) << c.out;
+  auto again = run("convert " + kModel + " " + out + " --type q8_0");
+  EXPECT_NE(again.status, 0);
+  EXPECT_NE(again.out.find("exists; pass --force"), std::string::npos) << again.out;
+  EXPECT_EQ(run("convert " + kModel + " " + out + " --type f32 --force").status, 0);
+  const std::string gen = " -p 'def fibonacci(n):' -n 32 -t 2 --json --decode ar";
+  auto a = run("generate -m " + kModel + gen), b = run("generate -m " + out + gen);
+  ASSERT_EQ(b.status, 0) << b.out;
+  EXPECT_EQ(nlohmann::json::parse(a.out)["tokens"], nlohmann::json::parse(b.out)["tokens"]);
+  auto info = run("info -m " + out + " --json");
+  ASSERT_EQ(info.status, 0) << info.out;
+  const auto j = nlohmann::json::parse(info.out);
+  EXPECT_EQ(j["gguf"]["metadata"]["general.architecture"], "llama");
+  EXPECT_EQ(j["gguf"]["tensors"].size(), 219u);
+  EXPECT_EQ(j["gguf"]["tensors"][0]["name"], "token_embd.weight");
+  std::remove(out.c_str());
+}
+
 TEST(Cli, BadInputGivesOneClearLineAndNonZeroExit) {
   struct Case {
     std::string args, needle;
@@ -124,6 +149,9 @@ TEST(Cli, BadInputGivesOneClearLineAndNonZeroExit) {
       {"generate -m " + kModel + " --prompt-ids 1 --decode swift --skip-attn 23", "only layers 1..22 may be skipped"},
       {"generate -m " + kModel + " --prompt-ids 1 --decode turbo", "unknown decoding mode 'turbo'"},
       {"generate -m " + kModel + " --prompt-ids 1 --max-tree 0", "--max-tree must be in [1, 64], got 0"},
+      {"convert " + kModel + " /tmp/x.gguf --type q4_k", "--type q4_k is not supported yet"},
+      {"convert " + kModel + " /tmp/x.gguf --type int3", "unknown --type 'int3'"},
+      {"info -m " + kModel + "/config.json", "neither a Hugging Face model folder nor a GGUF file"},
       {"generate -m " + kModel + " --prompt-ids 1 --lookup-branches 99", "--lookup-branches must be in [1, 16]"},
       {"generate -m " + kModel + " --prompt-ids 1 --ngram-min 3 --ngram-max 2", "1 <= min <= max <= 16, got 3..2"},
       {"generate -m " + kModel + " --prompt-ids 1 --decode lookup --lookup-tokens 70", "--lookup-tokens must be in [0, 64]"},
@@ -142,4 +170,7 @@ TEST(Cli, HelpExplainsEveryCommand) {
     EXPECT_EQ(r.status, 0) << cmd;
     EXPECT_NE(r.out.find("--model"), std::string::npos) << cmd;
   }
+  auto c = run("convert --help");
+  EXPECT_EQ(c.status, 0);
+  EXPECT_NE(c.out.find("--type"), std::string::npos);
 }

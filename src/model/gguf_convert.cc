@@ -1,0 +1,194 @@
+// write_gguf: a loaded Hugging Face model as a GGUF file with llama.cpp's key and tensor names.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "model/gguf_model.h"
+#include "model/gguf_writer.h"
+#include "model/spm_tokenizer.h"
+#include "util/check.h"
+#include "util/half.h"
+
+namespace swift {
+
+namespace {
+
+// llama.cpp's quantize_row_q8_0_ref: d = max|x| / 127, q = roundf(x / d) via the reciprocal.
+void quantize_q8_0(const float* x, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / 32; ++b) {
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const uint16_t dh = f32_to_f16(d);
+    std::memcpy(out + b * 34, &dh, 2);
+    for (int i = 0; i < 32; ++i) out[b * 34 + 2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::roundf(x[b * 32 + i] * id)));
+  }
+}
+
+void encode_row(const float* x, int64_t n, DType t, uint8_t* out) {
+  switch (t) {
+    case DType::kF32: std::memcpy(out, x, static_cast<size_t>(n) * 4); break;
+    case DType::kF16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = f32_to_f16(x[i]);
+        std::memcpy(out + 2 * i, &h, 2);
+      }
+      break;
+    case DType::kBF16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = f32_to_bf16(x[i]);
+        std::memcpy(out + 2 * i, &h, 2);
+      }
+      break;
+    case DType::kQ8_0: quantize_q8_0(x, n, out); break;
+  }
+}
+
+GgmlType ggml_of(DType d) {
+  switch (d) {
+    case DType::kF32: return GgmlType::kF32;
+    case DType::kF16: return GgmlType::kF16;
+    case DType::kBF16: return GgmlType::kBF16;
+    case DType::kQ8_0: return GgmlType::kQ8_0;
+  }
+  return GgmlType::kF32;
+}
+
+// llama.cpp's general.file_type (LLAMA_FTYPE_*).
+uint32_t file_type(DType d) {
+  switch (d) {
+    case DType::kF32: return 0;
+    case DType::kF16: return 1;
+    case DType::kQ8_0: return 7;
+    case DType::kBF16: return 32;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void write_gguf(const Model& m, const std::string& out_path, const ConvertOptions& opt) {
+  const ModelConfig& c = m.config;
+  const char* arch = nullptr;
+  switch (c.arch) {
+    case Arch::kLlama: case Arch::kMistral: arch = "llama"; break;
+    case Arch::kQwen2: arch = "qwen2"; break;
+    case Arch::kQwen3: arch = "qwen3"; break;
+  }
+  for (int64_t w : c.sliding_window)
+    if (w > 0) fail("{}: sliding-window attention has no GGUF representation in llama.cpp; refusing to convert", m.path);
+  if (c.rope.type != "default" && c.rope.type != "linear")
+    fail("{}: rope type '{}' is not supported by the GGUF writer (default, linear)", m.path, c.rope.type);
+  if (c.mlp_bias) fail("{}: MLP biases are not supported by the GGUF writer", m.path);
+  const bool permute = std::string(arch) == "llama";
+  const std::string p = std::string(arch) + ".";
+
+  GgufWriter w;
+  w.set_string("general.architecture", arch);
+  w.set_string("general.name", std::filesystem::path(m.path).filename().string());
+  w.set_u32("general.file_type", file_type(opt.type));
+  if (opt.type == DType::kQ8_0) w.set_u32("general.quantization_version", 2);
+  w.set_u32(p + "context_length", static_cast<uint32_t>(c.max_positions));
+  w.set_u32(p + "embedding_length", static_cast<uint32_t>(c.hidden_size));
+  w.set_u32(p + "block_count", static_cast<uint32_t>(c.n_layer));
+  w.set_u32(p + "feed_forward_length", static_cast<uint32_t>(c.intermediate_size));
+  w.set_u32(p + "rope.dimension_count", static_cast<uint32_t>(c.head_dim));
+  w.set_u32(p + "attention.head_count", static_cast<uint32_t>(c.n_head));
+  w.set_u32(p + "attention.head_count_kv", static_cast<uint32_t>(c.n_kv_head));
+  w.set_f32(p + "attention.layer_norm_rms_epsilon", c.rms_eps);
+  w.set_f32(p + "rope.freq_base", static_cast<float>(c.rope.theta));
+  if (c.rope.type == "linear") {
+    w.set_string(p + "rope.scaling.type", "linear");
+    w.set_f32(p + "rope.scaling.factor", static_cast<float>(c.rope.factor));
+  }
+  if (c.head_dim * c.n_head != c.hidden_size) {
+    w.set_u32(p + "attention.key_length", static_cast<uint32_t>(c.head_dim));
+    w.set_u32(p + "attention.value_length", static_cast<uint32_t>(c.head_dim));
+  }
+  w.set_u32(p + "vocab_size", static_cast<uint32_t>(c.vocab_size));
+
+  if (opt.with_tokenizer) {
+    const auto* spm = dynamic_cast<const SpmTokenizer*>(m.tokenizer.get());
+    if (!spm)
+      fail("{}: {}; only SentencePiece tokenizers can be written to GGUF so far (use --no-tokenizer to write the "
+           "weights only)",
+           m.path, m.tokenizer ? "the tokenizer is a tokenizer.json BPE" : "the model has no tokenizer");
+    const SpmVocab& v = spm->vocab();
+    if (v.remove_extra_whitespaces && std::string(arch) == "llama") {
+      // llama.cpp's SentencePiece tokenizer never collapses whitespace; say so in the file so
+      // that our loader (and a reader) can reproduce the model's own normalisation.
+      w.set_bool("tokenizer.ggml.remove_extra_whitespaces", true);
+    }
+    w.set_string("tokenizer.ggml.model", "llama");
+    w.set_strings("tokenizer.ggml.tokens", v.pieces);
+    w.set_f32s("tokenizer.ggml.scores", v.scores);
+    std::vector<int32_t> types;
+    for (PieceType t : v.types) types.push_back(static_cast<int32_t>(t));
+    w.set_i32s("tokenizer.ggml.token_type", types);
+    w.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(spm->bos_id >= 0 ? spm->bos_id : v.bos_id));
+    w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(!m.eos_ids.empty() ? m.eos_ids[0] : v.eos_id));
+    w.set_u32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
+    if (v.pad_id >= 0) w.set_u32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(v.pad_id));
+    w.set_bool("tokenizer.ggml.add_bos_token", spm->add_bos);
+    w.set_bool("tokenizer.ggml.add_eos_token", spm->add_eos);
+    w.set_bool("tokenizer.ggml.add_space_prefix", v.add_dummy_prefix);
+  }
+
+  const ModelWeights& mw = m.transformer->weights();
+  auto matrix = [&](const std::string& name, const MatView& src, int64_t permute_head_dim) {
+    const DType t = src.cols % 32 == 0 || opt.type != DType::kQ8_0 ? opt.type : DType::kF16;
+    w.add_tensor(name, {src.cols, src.rows}, ggml_of(t), [&src, t, permute_head_dim]() {
+      const int64_t rb = row_bytes(t, src.cols);
+      std::vector<uint8_t> out(static_cast<size_t>(src.rows * rb));
+      std::vector<float> row(static_cast<size_t>(src.cols));
+      for (int64_t r = 0; r < src.rows; ++r) {
+        mat_row_to_f32(src, r, row.data());
+        const int64_t dst = permute_head_dim > 0 ? gguf_permuted_row(r, permute_head_dim) : r;
+        encode_row(row.data(), src.cols, t, out.data() + dst * rb);
+      }
+      return out;
+    });
+  };
+  auto vector = [&](const std::string& name, const std::vector<float>& v, int64_t permute_head_dim = 0) {
+    w.add_tensor(name, {static_cast<int64_t>(v.size())}, GgmlType::kF32, [&v, permute_head_dim]() {
+      std::vector<uint8_t> out(v.size() * 4);
+      for (size_t r = 0; r < v.size(); ++r) {
+        const int64_t dst = permute_head_dim > 0 ? gguf_permuted_row(static_cast<int64_t>(r), permute_head_dim)
+                                                 : static_cast<int64_t>(r);
+        std::memcpy(out.data() + dst * 4, &v[r], 4);
+      }
+      return out;
+    });
+  };
+  matrix("token_embd.weight", mw.embed, 0);
+  vector("output_norm.weight", mw.final_norm);
+  if (!c.tie_embeddings) matrix("output.weight", mw.lm_head, 0);
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const LayerWeights& L = mw.layers[l];
+    const std::string b = "blk." + std::to_string(l) + ".";
+    vector(b + "attn_norm.weight", L.attn_norm);
+    matrix(b + "attn_q.weight", L.wq, permute ? c.head_dim : 0);
+    matrix(b + "attn_k.weight", L.wk, permute ? c.head_dim : 0);
+    matrix(b + "attn_v.weight", L.wv, 0);
+    matrix(b + "attn_output.weight", L.wo, 0);
+    if (!L.bq.empty()) {
+      vector(b + "attn_q.bias", L.bq, permute ? c.head_dim : 0);
+      vector(b + "attn_k.bias", L.bk, permute ? c.head_dim : 0);
+      vector(b + "attn_v.bias", L.bv);
+    }
+    if (!L.bo.empty()) vector(b + "attn_output.bias", L.bo);
+    if (!L.q_norm.empty()) {
+      vector(b + "attn_q_norm.weight", L.q_norm);
+      vector(b + "attn_k_norm.weight", L.k_norm);
+    }
+    vector(b + "ffn_norm.weight", L.mlp_norm);
+    matrix(b + "ffn_gate.weight", L.w_gate, 0);
+    matrix(b + "ffn_up.weight", L.w_up, 0);
+    matrix(b + "ffn_down.weight", L.w_down, 0);
+  }
+  w.write(out_path, opt.progress);
+}
+
+}  // namespace swift

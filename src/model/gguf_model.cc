@@ -1,0 +1,317 @@
+#include "model/gguf_model.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "model/spm_tokenizer.h"
+#include "util/check.h"
+#include "util/half.h"
+
+namespace swift {
+
+namespace {
+
+struct ArchInfo {
+  Arch arch;
+  const char* gguf;
+  const char* hf;
+  bool permute_qk;
+};
+constexpr ArchInfo kArchs[] = {{Arch::kLlama, "llama", "LlamaForCausalLM", true},
+                               {Arch::kQwen2, "qwen2", "Qwen2ForCausalLM", false},
+                               {Arch::kQwen3, "qwen3", "Qwen3ForCausalLM", false}};
+
+const ArchInfo& arch_by_gguf(const std::string& name, const std::string& what) {
+  for (const auto& a : kArchs)
+    if (name == a.gguf) return a;
+  fail("GGUF {}: general.architecture '{}' is not supported (supported: llama, qwen2, qwen3)", what, name);
+}
+
+std::optional<DType> dtype_of(uint32_t ggml) {
+  switch (static_cast<GgmlType>(ggml)) {
+    case GgmlType::kF32: return DType::kF32;
+    case GgmlType::kF16: return DType::kF16;
+    case GgmlType::kBF16: return DType::kBF16;
+    case GgmlType::kQ8_0: return DType::kQ8_0;
+    default: return std::nullopt;
+  }
+}
+
+GgmlType ggml_of(DType d) {
+  switch (d) {
+    case DType::kF32: return GgmlType::kF32;
+    case DType::kF16: return GgmlType::kF16;
+    case DType::kBF16: return GgmlType::kBF16;
+    case DType::kQ8_0: return GgmlType::kQ8_0;
+  }
+  return GgmlType::kF32;
+}
+
+uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+// Hyperparameters, validated by the same code as config.json (bounds, supported features).
+ModelConfig gguf_config(const GgufFile& g, const ArchInfo& a) {
+  const std::string p = std::string(a.gguf) + ".";
+  auto need = [&](const std::string& k) {
+    const auto v = g.get_int(p + k);
+    if (!v) fail("GGUF {}: missing metadata key '{}{}'", g.what(), p, k);
+    return *v;
+  };
+  const GgufTensor* embd = g.tensor("token_embd.weight");
+  if (!embd) fail("GGUF {}: missing tensor 'token_embd.weight'", g.what());
+  if (embd->ne.size() != 2) fail("GGUF {}: token_embd.weight has {} dimensions, expected 2", g.what(), embd->ne.size());
+  nlohmann::json j;
+  j["architectures"] = {a.hf};
+  j["vocab_size"] = embd->ne[1];
+  j["hidden_size"] = need("embedding_length");
+  j["intermediate_size"] = need("feed_forward_length");
+  j["num_hidden_layers"] = need("block_count");
+  j["num_attention_heads"] = need("attention.head_count");
+  j["num_key_value_heads"] = g.get_int(p + "attention.head_count_kv").value_or(need("attention.head_count"));
+  if (auto kl = g.get_int(p + "attention.key_length")) j["head_dim"] = *kl;
+  j["max_position_embeddings"] = need("context_length");
+  const auto eps = g.get_float(p + "attention.layer_norm_rms_epsilon");
+  if (!eps) fail("GGUF {}: missing metadata key '{}attention.layer_norm_rms_epsilon'", g.what(), p);
+  j["rms_norm_eps"] = *eps;
+  j["rope_theta"] = g.get_float(p + "rope.freq_base").value_or(10000.0);
+  const std::string scaling = g.get_string(p + "rope.scaling.type").value_or("none");
+  if (scaling == "linear") {
+    j["rope_scaling"] = {{"type", "linear"}, {"factor", g.get_float(p + "rope.scaling.factor").value_or(1.0)}};
+  } else if (scaling != "none") {
+    fail("GGUF {}: rope scaling '{}' is not supported (none, linear)", g.what(), scaling);
+  }
+  if (g.tensor("rope_freqs.weight")) fail("GGUF {}: per-frequency rope factors (rope_freqs.weight) are not supported", g.what());
+  j["tie_word_embeddings"] = g.tensor("output.weight") == nullptr;
+  j["attention_bias"] = g.tensor("blk.0.attn_q.bias") != nullptr;
+  if (auto v = g.get_int("tokenizer.ggml.bos_token_id")) j["bos_token_id"] = *v;
+  if (auto v = g.get_int("tokenizer.ggml.eos_token_id")) j["eos_token_id"] = *v;
+  ModelConfig c = parse_model_config(j, "GGUF " + g.what());
+  if (auto rd = g.get_int(p + "rope.dimension_count"); rd && *rd != c.head_dim)
+    fail("GGUF {}: rope.dimension_count {} differs from head_dim {} (partial rotary is not supported)", g.what(), *rd,
+         c.head_dim);
+  if (auto vl = g.get_int(p + "attention.value_length"); vl && *vl != c.head_dim)
+    fail("GGUF {}: attention.value_length {} differs from key_length {}", g.what(), *vl, c.head_dim);
+  if (a.arch == Arch::kQwen2) c.qkv_bias = g.tensor("blk.0.attn_q.bias") != nullptr;
+  if (c.qkv_bias && a.arch != Arch::kQwen2) c.o_bias = g.tensor("blk.0.attn_output.bias") != nullptr;
+  return c;
+}
+
+class GgufBinder {
+ public:
+  GgufBinder(const GgufFile& g, ModelWeights& w) : g_(g), w_(w) {}
+
+  const GgufTensor& get(const std::string& name, std::vector<int64_t> ne) {
+    const GgufTensor* t = g_.tensor(name);
+    if (!t) fail("GGUF {}: missing tensor '{}'", g_.what(), name);
+    if (t->ne != ne) {
+      auto shape = [](const std::vector<int64_t>& v) {
+        std::string s;
+        for (int64_t x : v) s += (s.empty() ? "" : ", ") + std::to_string(x);
+        return "[" + s + "]";
+      };
+      fail("GGUF {}: tensor '{}' has shape {} (innermost first), expected {}", g_.what(), name, shape(t->ne), shape(ne));
+    }
+    w_.total_bytes += t->n_bytes;
+    return *t;
+  }
+
+  // A [rows, cols] matrix; `permute_heads` > 0 un-permutes llama's Q/K rows (head_dim rows each).
+  MatView mat(const std::string& name, int64_t rows, int64_t cols, int64_t permute_head_dim = 0) {
+    const GgufTensor& t = get(name, {cols, rows});
+    const auto dt = dtype_of(t.type);
+    if (!dt)
+      fail("GGUF {}: tensor '{}' has type {}, not supported yet (supported: F32, F16, BF16, Q8_0)", g_.what(), name,
+           ggml_type_info(t.type)->name);
+    const int64_t rb = row_bytes(*dt, cols);
+    const void* data = t.data;
+    const size_t align = *dt == DType::kF32 ? 4 : 2;
+    if (permute_head_dim > 0 || reinterpret_cast<uintptr_t>(data) % align != 0) {
+      w_.owned.emplace_back(t.n_bytes + 64);
+      uint8_t* dst = w_.owned.back().data();
+      dst += (64 - reinterpret_cast<uintptr_t>(dst) % 64) % 64;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t src = permute_head_dim > 0 ? gguf_permuted_row(r, permute_head_dim) : r;
+        std::memcpy(dst + r * rb, t.data + src * rb, static_cast<size_t>(rb));
+      }
+      data = dst;
+    }
+    dtypes_.insert(*dt);
+    return MatView{data, *dt, rows, cols};
+  }
+
+  std::vector<float> vec(const std::string& name, int64_t n) {
+    const GgufTensor& t = get(name, {n});
+    const auto dt = dtype_of(t.type);
+    if (!dt || *dt == DType::kQ8_0)
+      fail("GGUF {}: vector '{}' has type {}; expected F32, F16 or BF16", g_.what(), name, ggml_type_info(t.type)->name);
+    std::vector<uint8_t> aligned(t.data, t.data + t.n_bytes);  // the file's alignment may be 1
+    std::vector<float> out(static_cast<size_t>(n));
+    mat_row_to_f32(MatView{aligned.data(), *dt, 1, n}, 0, out.data());
+    return out;
+  }
+
+  std::string dtype_summary() const {
+    std::string s;
+    for (DType d : dtypes_) s += (s.empty() ? "" : "+") + std::string(dtype_name(d));
+    return s;
+  }
+
+ private:
+  const GgufFile& g_;
+  ModelWeights& w_;
+  std::set<DType> dtypes_;
+};
+
+ModelWeights gguf_weights(const std::shared_ptr<GgufFile>& g, const ModelConfig& c, const ArchInfo& a) {
+  ModelWeights w;
+  GgufBinder b(*g, w);
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  w.embed = b.mat("token_embd.weight", c.vocab_size, H);
+  w.lm_head = c.tie_embeddings ? w.embed : b.mat("output.weight", c.vocab_size, H);
+  w.final_norm = b.vec("output_norm.weight", H);
+  w.layers.resize(c.n_layer);
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    LayerWeights& L = w.layers[l];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    L.wq = b.mat(p + "attn_q.weight", c.q_dim(), H, a.permute_qk ? c.head_dim : 0);
+    L.wk = b.mat(p + "attn_k.weight", c.kv_dim(), H, a.permute_qk ? c.head_dim : 0);
+    L.wv = b.mat(p + "attn_v.weight", c.kv_dim(), H);
+    L.wo = b.mat(p + "attn_output.weight", H, c.q_dim());
+    L.w_gate = b.mat(p + "ffn_gate.weight", I, H);
+    L.w_up = b.mat(p + "ffn_up.weight", I, H);
+    L.w_down = b.mat(p + "ffn_down.weight", H, I);
+    L.attn_norm = b.vec(p + "attn_norm.weight", H);
+    L.mlp_norm = b.vec(p + "ffn_norm.weight", H);
+    if (c.qkv_bias) {
+      L.bq = b.vec(p + "attn_q.bias", c.q_dim());
+      L.bk = b.vec(p + "attn_k.bias", c.kv_dim());
+      L.bv = b.vec(p + "attn_v.bias", c.kv_dim());
+      if (a.permute_qk) {  // biases follow their rows
+        auto unpermute = [&](std::vector<float>& v) {
+          std::vector<float> o(v.size());
+          for (size_t r = 0; r < v.size(); ++r) o[r] = v[gguf_permuted_row(static_cast<int64_t>(r), c.head_dim)];
+          v.swap(o);
+        };
+        unpermute(L.bq);
+        unpermute(L.bk);
+      }
+    }
+    if (c.o_bias) L.bo = b.vec(p + "attn_output.bias", H);
+    if (c.qk_norm) {
+      L.q_norm = b.vec(p + "attn_q_norm.weight", c.head_dim);
+      L.k_norm = b.vec(p + "attn_k_norm.weight", c.head_dim);
+    }
+  }
+  w.dtype_summary = b.dtype_summary();
+  w.keep_alive = g;
+  return w;
+}
+
+// SentencePiece vocabulary from tokenizer.ggml.* (model "llama").
+std::unique_ptr<Tokenizer> gguf_tokenizer(const GgufFile& g, int64_t n_vocab_model) {
+  const auto model = g.get_string("tokenizer.ggml.model");
+  if (!model) fail("GGUF {}: no tokenizer (tokenizer.ggml.model missing)", g.what());
+  if (*model != "llama")
+    fail("GGUF {}: tokenizer.ggml.model '{}' is not supported yet (supported: llama)", g.what(), *model);
+  const GgufValue* tok = g.get_array("tokenizer.ggml.tokens", GgufType::kString);
+  if (!tok) fail("GGUF {}: missing tokenizer.ggml.tokens", g.what());
+  SpmVocab v;
+  v.pieces = g.strings(*tok);
+  const int64_t n = static_cast<int64_t>(v.pieces.size());
+  if (n == 0 || n > n_vocab_model)
+    fail("GGUF {}: tokenizer.ggml.tokens has {} entries; the model's vocabulary is {}", g.what(), n, n_vocab_model);
+  v.scores.assign(static_cast<size_t>(n), 0.0f);
+  if (const GgufValue* s = g.get_array("tokenizer.ggml.scores", GgufType::kF32)) {
+    if (static_cast<int64_t>(s->count) != n)
+      fail("GGUF {}: tokenizer.ggml.scores has {} entries, tokens {}", g.what(), s->count, n);
+    const auto nums = g.numbers(*s);
+    for (int64_t i = 0; i < n; ++i) v.scores[i] = static_cast<float>(nums[i]);
+  }
+  v.types.assign(static_cast<size_t>(n), PieceType::kNormal);
+  if (const GgufValue* t = g.get_array("tokenizer.ggml.token_type", GgufType::kI32)) {
+    if (static_cast<int64_t>(t->count) != n)
+      fail("GGUF {}: tokenizer.ggml.token_type has {} entries, tokens {}", g.what(), t->count, n);
+    const auto nums = g.numbers(*t);
+    for (int64_t i = 0; i < n; ++i) {
+      if (nums[i] < 1 || nums[i] > 6) fail("GGUF {}: token {} has type {} (expected 1..6)", g.what(), i, nums[i]);
+      v.types[i] = static_cast<PieceType>(static_cast<int>(nums[i]));
+    }
+  }
+  auto id = [&](const char* key, int32_t dflt) {
+    const auto x = g.get_int(key);
+    if (!x) return dflt;
+    if (*x < 0 || *x >= n) fail("GGUF {}: {} = {} is outside the {} tokens", g.what(), key, *x, n);
+    return static_cast<int32_t>(*x);
+  };
+  v.unk_id = id("tokenizer.ggml.unknown_token_id", 0);
+  v.bos_id = id("tokenizer.ggml.bos_token_id", 1);
+  v.eos_id = id("tokenizer.ggml.eos_token_id", 2);
+  v.pad_id = id("tokenizer.ggml.padding_token_id", -1);
+  v.add_dummy_prefix = g.get_bool("tokenizer.ggml.add_space_prefix").value_or(true);
+  v.remove_extra_whitespaces = g.get_bool("tokenizer.ggml.remove_extra_whitespaces").value_or(false);
+  v.byte_fallback = std::find(v.types.begin(), v.types.end(), PieceType::kByte) != v.types.end();
+  auto t = std::make_unique<SpmTokenizer>(std::move(v));
+  t->bos_id = t->vocab().bos_id;
+  t->add_bos = g.get_bool("tokenizer.ggml.add_bos_token").value_or(true);
+  t->add_eos = g.get_bool("tokenizer.ggml.add_eos_token").value_or(false);
+  return t;
+}
+
+}  // namespace
+
+int64_t gguf_permuted_row(int64_t r, int64_t head_dim) {
+  const int64_t h = r / head_dim, l = r % head_dim, half = head_dim / 2;
+  return h * head_dim + (l % half) * 2 + l / half;
+}
+
+bool is_gguf_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
+  std::ifstream in(path, std::ios::binary);
+  char m[4] = {};
+  in.read(m, 4);
+  return in.gcount() == 4 && std::memcmp(m, "GGUF", 4) == 0;
+}
+
+std::unique_ptr<Model> load_gguf_model(const std::string& path) {
+  std::shared_ptr<GgufFile> g = GgufFile::open(path);
+  const auto arch_name = g->get_string("general.architecture");
+  if (!arch_name) fail("GGUF {}: missing metadata key 'general.architecture'", path);
+  const ArchInfo& a = arch_by_gguf(*arch_name, path);
+  auto m = std::make_unique<Model>();
+  m->path = path;
+  m->config = gguf_config(*g, a);
+  // Identity for the layer cache: the whole header (metadata and tensor infos).
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> head(static_cast<size_t>(std::min<uint64_t>(g->data_offset(), 1ull << 30)));
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  m->identity = fnv1a(1469598103934665603ull, head.data(), head.size());
+  m->transformer = std::make_unique<Transformer>(m->config, gguf_weights(g, m->config, a));
+  m->eos_ids = m->config.eos_ids;
+  // A tokenizer we cannot read yet leaves the model usable with token ids; a SentencePiece
+  // vocabulary that is present but inconsistent (ids past the end, wrong array lengths) is a
+  // corrupt file and fails the load.
+  const auto tok_model = g->get_string("tokenizer.ggml.model");
+  if (!tok_model) {
+    m->tokenizer_error = fmt::format("GGUF {}: no tokenizer (tokenizer.ggml.model missing)", path);
+  } else if (*tok_model != "llama") {
+    m->tokenizer_error =
+        fmt::format("GGUF {}: tokenizer.ggml.model '{}' is not supported yet (supported: llama)", path, *tok_model);
+  } else {
+    m->tokenizer = gguf_tokenizer(*g, m->config.vocab_size);
+  }
+  if (!m->tokenizer) m->tokenizer_error += " (use --prompt-ids to pass token ids directly)";
+  for (int32_t e : m->eos_ids)
+    if (e < 0 || e >= m->config.vocab_size) fail("GGUF {}: eos token id {} is outside the vocabulary", path, e);
+  return m;
+}
+
+}  // namespace swift

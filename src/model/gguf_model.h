@@ -1,0 +1,42 @@
+// Models from GGUF files: hyperparameters from `{arch}.*` metadata, weights used in place from
+// the memory map (F32, F16, BF16, Q8_0), the SentencePiece tokenizer from `tokenizer.ggml.*`;
+// and the reverse, writing a loaded model as GGUF (`swiftllm convert`).
+//
+// Architectures: `llama` (also Mistral without sliding window), `qwen2`, `qwen3`, with
+// llama.cpp's tensor names (token_embd, blk.N.attn_q, ..., output_norm, output). llama.cpp's
+// converter permutes the rows of Q and K of `llama` models so that its rotary kernel can rotate
+// adjacent pairs (convert_hf_to_gguf.py, LlamaModel.permute); the loader undoes the permutation
+// (one copy of Q and K) so that the forward pass is exactly the Hugging Face one, and the
+// writer applies it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "model/gguf.h"
+#include "model/model.h"
+#include "ops/dtype.h"
+
+namespace swift {
+
+// True when `path` is a file starting with the GGUF magic.
+bool is_gguf_file(const std::string& path);
+
+// Loads a GGUF model. Throws swift::Error naming the key or tensor and the numbers.
+std::unique_ptr<Model> load_gguf_model(const std::string& path);
+
+// The GGUF row permutation of llama's Q/K for `n_head` heads of `head_dim` rows: GGUF row of
+// Hugging Face row r.
+int64_t gguf_permuted_row(int64_t r, int64_t head_dim);
+
+struct ConvertOptions {
+  DType type = DType::kF16;  // large matrices; norms and biases stay F32
+  bool with_tokenizer = true;
+  std::function<void(size_t i, size_t n, const std::string& name)> progress;
+};
+
+// Writes `model` (loaded from a Hugging Face folder) as a GGUF file llama.cpp can load.
+void write_gguf(const Model& model, const std::string& out_path, const ConvertOptions& opt);
+
+}  // namespace swift

@@ -1,0 +1,225 @@
+// GGUF round trips: the demo model and every architecture fixture converted with `write_gguf`
+// and loaded back must give the safetensors logits (F32: within 1e-4, in fact bit-identical) and
+// greedy output; quantized types are measured against F32 (top-1 agreement, mean KL) and
+// Q8_0 must keep >= 98% agreement and KL <= 0.01. Model-level defects in otherwise valid files
+// (token ids past the vocabulary, absurd layer counts, missing or unsupported tensors) are
+// refused by name.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "engine/ar_decoder.h"
+#include "engine/generation.h"
+#include "model/gguf_model.h"
+#include "model_fixtures.h"
+#include "ops/elementwise.h"
+#include "engine/sampler.h"
+#include "util/check.h"
+
+#include <unistd.h>
+
+namespace swift {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+ThreadPool& pool() {
+  static ThreadPool p(2);
+  return p;
+}
+
+std::string tmp(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("swiftllm_gguf_test_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  return (d / name).string();
+}
+
+std::string converted(const Model& m, DType t, const std::string& name, bool tokenizer = true) {
+  const std::string path = tmp(name);
+  if (!fs::exists(path)) {
+    ConvertOptions o;
+    o.type = t;
+    o.with_tokenizer = tokenizer;
+    write_gguf(m, path, o);
+  }
+  return path;
+}
+
+// Logits at every position of `ids` (one forward, causal).
+std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids) {
+  // The reference side is computed once per prompt for all tests of this file.
+  static std::map<std::pair<const Model*, std::vector<int32_t>>, std::vector<float>> cache;
+  if (&m == &test::demo_model()) {
+    auto& slot = cache[{&m, ids}];
+    if (slot.empty()) {
+      Sequence seq(m, static_cast<int64_t>(ids.size()), 0);
+      m.transformer->forward(ForwardBatch::causal(ids, 0, true), seq.cache, SkipPlan::none(m.config.n_layer), pool(), slot);
+    }
+    return slot;
+  }
+  Sequence seq(m, static_cast<int64_t>(ids.size()), 0);
+  std::vector<float> logits;
+  m.transformer->forward(ForwardBatch::causal(ids, 0, true), seq.cache, SkipPlan::none(m.config.n_layer), pool(), logits);
+  return logits;
+}
+
+std::vector<int32_t> greedy(const Model& m, const std::vector<int32_t>& prompt, int64_t n) {
+  GenerateOptions o;
+  o.max_tokens = n;
+  ArDecoder d(m, o.sampling, pool());
+  return generate(m, d, prompt, o, pool()).tokens;
+}
+
+std::vector<uint8_t> read_all(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_all(const std::string& p, const std::vector<uint8_t>& b) {
+  std::ofstream out(p, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+}
+
+// Position just after the first occurrence of `needle` (a length-prefixed key or name).
+size_t after(const std::vector<uint8_t>& b, const std::string& needle) {
+  const auto it = std::search(b.begin(), b.end(), needle.begin(), needle.end());
+  EXPECT_NE(it, b.end()) << needle;
+  return static_cast<size_t>(it - b.begin()) + needle.size();
+}
+
+std::string load_error(const std::string& path) {
+  try {
+    load_model(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(GgufModel, F32ConversionMatchesSafetensorsExactly) {
+  const Model& st = test::demo_model();
+  auto g = load_model(converted(st, DType::kF32, "mini-f32.gguf"));
+  EXPECT_EQ(g->config.n_layer, st.config.n_layer);
+  EXPECT_EQ(g->config.vocab_size, st.config.vocab_size);
+  double max_err = 0;
+  int n_greedy = 0;
+  for (const auto& c : test::reference_cases()) {
+    const auto ids = c["prompt_ids"].get<std::vector<int32_t>>();
+    const auto a = all_logits(st, ids), b = all_logits(*g, ids);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) max_err = std::max(max_err, static_cast<double>(std::fabs(a[i] - b[i])));
+    if (n_greedy++ < 6) EXPECT_EQ(greedy(*g, ids, 48), greedy(st, ids, 48)) << c["src"];
+  }
+  std::printf("[ f32 GGUF ] max |logit - safetensors| = %.3g over 32 prompts\n", max_err);
+  EXPECT_LE(max_err, 1e-4);
+  // The tokenizer read from GGUF metadata encodes like the folder's tokenizer.model.
+  for (const char* f : {"code.jsonl", "docs.jsonl"}) {
+    std::ifstream in(test::data_path(f));
+    std::string line;
+    while (std::getline(in, line)) {
+      const std::string text = nlohmann::json::parse(line)["text"].get<std::string>();
+      ASSERT_EQ(g->tok().encode_with_specials(text), st.tok().encode_with_specials(text)) << text.substr(0, 60);
+    }
+  }
+}
+
+TEST(GgufModel, QuantizedTypesAgainstF32) {
+  // The F32 GGUF equals the safetensors model bit for bit (previous test), so the safetensors
+  // logits serve as the F32 reference. Q8_0 on all 32 prompts; BF16/F16 on 8.
+  const Model& st = test::demo_model();
+  const Model& f32 = st;
+  const int64_t V = st.config.vocab_size;
+  for (DType t : {DType::kBF16, DType::kF16, DType::kQ8_0}) {
+    auto q = load_model(converted(st, t, std::string("mini-") + std::string(dtype_name(t)) + ".gguf"));
+    int64_t agree = 0, total = 0, n_prompts = 0;
+    double kl = 0;
+    for (const auto& c : test::reference_cases()) {
+      if (t != DType::kQ8_0 && n_prompts++ >= 8) break;
+      const auto ids = c["prompt_ids"].get<std::vector<int32_t>>();
+      const auto a = all_logits(f32, ids), b = all_logits(*q, ids);
+      for (size_t pos = 0; pos < ids.size(); ++pos) {
+        std::vector<float> p(a.begin() + pos * V, a.begin() + (pos + 1) * V), r(b.begin() + pos * V, b.begin() + (pos + 1) * V);
+        agree += argmax(p.data(), V) == argmax(r.data(), V);
+        ++total;
+        softmax(p.data(), V);
+        softmax(r.data(), V);
+        for (int64_t v = 0; v < V; ++v)
+          if (p[v] > 0) kl += p[v] * (std::log(static_cast<double>(p[v])) - std::log(std::max(1e-30, static_cast<double>(r[v]))));
+      }
+    }
+    const double agreement = static_cast<double>(agree) / total;
+    std::printf("[ %s GGUF ] top-1 agreement with f32 %.4f over %lld positions, mean KL %.3g\n", dtype_name(t).data(),
+                agreement, static_cast<long long>(total), kl / total);
+    if (t == DType::kBF16) EXPECT_EQ(agree, total);  // the model's own dtype: lossless
+    EXPECT_GE(agreement, 0.98) << dtype_name(t);
+    EXPECT_LE(kl / total, 0.01) << dtype_name(t);
+  }
+}
+
+TEST(GgufModel, ArchitectureFixturesRoundTrip) {
+  {  // llama3 rope scaling needs llama.cpp's rope_freqs tensor: refused, not approximated
+    auto st = load_model(test::data_path("arch/llama3"));
+    ConvertOptions o;
+    o.with_tokenizer = false;
+    try {
+      write_gguf(*st, tmp("llama3.gguf"), o);
+      ADD_FAILURE() << "llama3 rope converted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("rope type 'llama3' is not supported"), std::string::npos) << e.what();
+    }
+  }
+  for (const char* arch : {"llama2", "qwen2", "qwen3"}) {
+    auto st = load_model(test::data_path(std::string("arch/") + arch));
+    const auto ref = test::load_json(test::data_path(std::string("arch/") + arch + "/reference.json"));
+    const auto ids = ref["input_ids"].get<std::vector<int32_t>>();
+    auto g = load_model(converted(*st, DType::kF32, std::string(arch) + ".gguf", /*tokenizer=*/false));
+    const auto a = all_logits(*st, ids), b = all_logits(*g, ids);
+    double err = 0;
+    for (size_t i = 0; i < a.size(); ++i) err = std::max(err, static_cast<double>(std::fabs(a[i] - b[i])));
+    EXPECT_LE(err, 1e-4) << arch;
+    EXPECT_EQ(g->config.qkv_bias, st->config.qkv_bias) << arch;
+    EXPECT_EQ(g->config.qk_norm, st->config.qk_norm) << arch;
+    EXPECT_EQ(g->config.tie_embeddings, st->config.tie_embeddings) << arch;
+  }
+}
+
+TEST(GgufModel, ModelLevelDefectsAreRefusedByName) {
+  const std::string base = converted(test::demo_model(), DType::kQ8_0, "mini-Q8_0.gguf");
+  const auto bytes = read_all(base);
+  struct Edit {
+    const char* needle;  // key or tensor name after which the value sits
+    size_t skip;         // bytes between the name and the field (value type, dims...)
+    std::vector<uint8_t> value;
+    const char* expect;
+  };
+  auto u32 = [](uint32_t v) { return std::vector<uint8_t>{uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)}; };
+  const Edit edits[] = {
+      {"tokenizer.ggml.bos_token_id", 4, u32(9999), "bos_token_id = 9999 is outside the 8000 tokens"},
+      {"tokenizer.ggml.eos_token_id", 4, u32(8000), "eos"},
+      {"llama.block_count", 4, u32(5000), "num_hidden_layers"},
+      {"llama.attention.head_count_kv", 4, u32(3), "not a multiple"},
+      {"blk.0.attn_q.weight", 0, {'X'}, "missing tensor 'blk.0.attn_q.weight'"},
+      {"blk.0.attn_k.weight", 4 + 16, u32(12), "has type Q4_K, not supported yet"},
+      {"blk.0.ffn_up.weight", 4 + 8, {0, 2, 0, 0, 0, 0, 0, 0}, "blk.0.ffn_up.weight' has shape [256, 512]"},
+  };
+  for (const auto& e : edits) {
+    auto b = bytes;
+    size_t at = after(b, e.needle);
+    if (e.value.size() == 1 && e.skip == 0) at -= 1;  // rename: replace the last character
+    else at += e.skip;
+    std::copy(e.value.begin(), e.value.end(), b.begin() + static_cast<std::ptrdiff_t>(at));
+    const std::string path = tmp("edited.gguf");
+    write_all(path, b);
+    const std::string msg = load_error(path);
+    EXPECT_NE(msg.find(e.expect), std::string::npos) << e.needle << " -> " << msg;
+  }
+}
+
+}  // namespace swift
