@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <cstdlib>
 #include <functional>
@@ -43,8 +44,21 @@ GgufSpec valid_spec() {
   return s;
 }
 
+// With SWIFT_GGUF_CORPUS=dir, every file a test parses is also written there (fuzzer seeds).
+void save_seed(const std::vector<uint8_t>& bytes) {
+  static int n = 0;
+  const char* dir = std::getenv("SWIFT_GGUF_CORPUS");
+  if (!dir) return;
+  const std::string path = std::string(dir) + "/seed_" + std::to_string(n++) + ".gguf";
+  if (FILE* f = std::fopen(path.c_str(), "wb")) {
+    std::fwrite(bytes.data(), 1, bytes.size(), f);
+    std::fclose(f);
+  }
+}
+
 // Parses with allocation tracking; returns the error message ("" if it parsed).
 std::string parse_error(const std::vector<uint8_t>& bytes) {
+  save_seed(bytes);
   g_max_alloc = 0;
   g_track = true;
   std::string msg;
