@@ -27,9 +27,10 @@ DType parse_type(const std::string& t) {
   if (t == "f16") return DType::kF16;
   if (t == "bf16") return DType::kBF16;
   if (t == "q8_0") return DType::kQ8_0;
-  if (t == "q4_0" || t == "q4_k" || t == "q5_k" || t == "q6_k")
-    fail("--type {} is not supported yet (supported: f32, f16, bf16, q8_0)", t);
-  fail("unknown --type '{}' (f32, f16, bf16, q8_0)", t);
+  if (t == "q4_0") return DType::kQ4_0;
+  if (t == "q4_k") return DType::kQ4_K;
+  if (t == "q6_k") return DType::kQ6_K;
+  fail("unknown --type '{}' (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)", t);
 }
 
 void run(const ConvertArgs& a) {
@@ -42,6 +43,7 @@ void run(const ConvertArgs& a) {
   opt.with_tokenizer = !a.no_tokenizer;
   const double t0 = now_ms();
   const bool tty = isatty(2) != 0;
+  opt.note = [&](const std::string& s) { std::fprintf(stderr, "%snote: %s\n", tty ? "\r" : "", s.c_str()); };
   opt.progress = [&](size_t i, size_t n, const std::string& name) {
     if (tty) {
       std::fprintf(stderr, "\r[%zu/%zu] %-40s", i + 1, n, name.c_str());
@@ -74,8 +76,9 @@ void add_convert(CLI::App& app) {
   c->add_option("input", a->in, "Hugging Face model folder (or GGUF file to re-encode)")->required();
   c->add_option("output", a->out, "GGUF file to write")->required();
   c->add_option("--type", a->type,
-                "Type of the large matrices: f32, f16 (default), bf16, q8_0; norms and biases stay F32 "
-                "(q8_0 needs rows that are multiples of 32; other rows are written as F16, as llama.cpp does)");
+                "Type of the large matrices: f32, f16 (default), bf16, q8_0, q4_0, q4_k, q6_k; norms and biases "
+                "stay F32 (rows that are not whole blocks - 32 weights, 256 for k-quants - fall back to q8_0 or "
+                "f16, and each fallback is reported)");
   c->add_flag("--force", a->force, "Overwrite the output file if it exists");
   c->add_flag("--no-tokenizer", a->no_tokenizer, "Write the weights only (for models without a SentencePiece tokenizer)");
   c->callback([a] { run(*a); });

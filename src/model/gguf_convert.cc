@@ -7,6 +7,7 @@
 #include "model/gguf_model.h"
 #include "model/gguf_writer.h"
 #include "model/spm_tokenizer.h"
+#include "ops/quant.h"
 #include "util/check.h"
 #include "util/half.h"
 
@@ -14,44 +15,16 @@ namespace swift {
 
 namespace {
 
-// llama.cpp's quantize_row_q8_0_ref: d = max|x| / 127, q = roundf(x / d) via the reciprocal.
-void quantize_q8_0(const float* x, int64_t n, uint8_t* out) {
-  for (int64_t b = 0; b < n / 32; ++b) {
-    float amax = 0.0f;
-    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    const uint16_t dh = f32_to_f16(d);
-    std::memcpy(out + b * 34, &dh, 2);
-    for (int i = 0; i < 32; ++i) out[b * 34 + 2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::roundf(x[b * 32 + i] * id)));
-  }
-}
-
-void encode_row(const float* x, int64_t n, DType t, uint8_t* out) {
-  switch (t) {
-    case DType::kF32: std::memcpy(out, x, static_cast<size_t>(n) * 4); break;
-    case DType::kF16:
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_f16(x[i]);
-        std::memcpy(out + 2 * i, &h, 2);
-      }
-      break;
-    case DType::kBF16:
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_bf16(x[i]);
-        std::memcpy(out + 2 * i, &h, 2);
-      }
-      break;
-    case DType::kQ8_0: quantize_q8_0(x, n, out); break;
-  }
-}
-
 GgmlType ggml_of(DType d) {
   switch (d) {
     case DType::kF32: return GgmlType::kF32;
     case DType::kF16: return GgmlType::kF16;
     case DType::kBF16: return GgmlType::kBF16;
     case DType::kQ8_0: return GgmlType::kQ8_0;
+    case DType::kQ4_0: return GgmlType::kQ4_0;
+    case DType::kQ4_K: return GgmlType::kQ4_K;
+    case DType::kQ5_K: return GgmlType::kQ5_K;
+    case DType::kQ6_K: return GgmlType::kQ6_K;
   }
   return GgmlType::kF32;
 }
@@ -63,6 +36,10 @@ uint32_t file_type(DType d) {
     case DType::kF16: return 1;
     case DType::kQ8_0: return 7;
     case DType::kBF16: return 32;
+    case DType::kQ4_0: return 2;
+    case DType::kQ4_K: return 14;  // MOSTLY_Q4_K_S: every matrix Q4_K
+    case DType::kQ5_K: return 16;
+    case DType::kQ6_K: return 18;
   }
   return 0;
 }
@@ -89,7 +66,7 @@ void write_gguf(const Model& m, const std::string& out_path, const ConvertOption
   w.set_string("general.architecture", arch);
   w.set_string("general.name", std::filesystem::path(m.path).filename().string());
   w.set_u32("general.file_type", file_type(opt.type));
-  if (opt.type == DType::kQ8_0) w.set_u32("general.quantization_version", 2);
+  if (dtype_block(opt.type) > 1) w.set_u32("general.quantization_version", 2);
   w.set_u32(p + "context_length", static_cast<uint32_t>(c.max_positions));
   w.set_u32(p + "embedding_length", static_cast<uint32_t>(c.hidden_size));
   w.set_u32(p + "block_count", static_cast<uint32_t>(c.n_layer));
@@ -138,7 +115,15 @@ void write_gguf(const Model& m, const std::string& out_path, const ConvertOption
 
   const ModelWeights& mw = m.transformer->weights();
   auto matrix = [&](const std::string& name, const MatView& src, int64_t permute_head_dim) {
-    const DType t = src.cols % 32 == 0 || opt.type != DType::kQ8_0 ? opt.type : DType::kF16;
+    // Rows that are not whole blocks of the requested format fall back to Q8_0, else F16 (as
+    // llama.cpp's quantizer does); each fallback is reported.
+    DType t = opt.type;
+    if (src.cols % dtype_block(t) != 0) {
+      t = src.cols % 32 == 0 ? DType::kQ8_0 : DType::kF16;
+      if (opt.note)
+        opt.note(fmt::format("{}: {} columns are not a multiple of the {} block ({}); written as {}", name, src.cols,
+                             dtype_name(opt.type), dtype_block(opt.type), dtype_name(t)));
+    }
     w.add_tensor(name, {src.cols, src.rows}, ggml_of(t), [&src, t, permute_head_dim]() {
       const int64_t rb = row_bytes(t, src.cols);
       std::vector<uint8_t> out(static_cast<size_t>(src.rows * rb));
@@ -146,7 +131,7 @@ void write_gguf(const Model& m, const std::string& out_path, const ConvertOption
       for (int64_t r = 0; r < src.rows; ++r) {
         mat_row_to_f32(src, r, row.data());
         const int64_t dst = permute_head_dim > 0 ? gguf_permuted_row(r, permute_head_dim) : r;
-        encode_row(row.data(), src.cols, t, out.data() + dst * rb);
+        quantize_row(t, row.data(), src.cols, out.data() + dst * rb);
       }
       return out;
     });

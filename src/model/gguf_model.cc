@@ -37,18 +37,12 @@ std::optional<DType> dtype_of(uint32_t ggml) {
     case GgmlType::kF16: return DType::kF16;
     case GgmlType::kBF16: return DType::kBF16;
     case GgmlType::kQ8_0: return DType::kQ8_0;
+    case GgmlType::kQ4_0: return DType::kQ4_0;
+    case GgmlType::kQ4_K: return DType::kQ4_K;
+    case GgmlType::kQ5_K: return DType::kQ5_K;
+    case GgmlType::kQ6_K: return DType::kQ6_K;
     default: return std::nullopt;
   }
-}
-
-GgmlType ggml_of(DType d) {
-  switch (d) {
-    case DType::kF32: return GgmlType::kF32;
-    case DType::kF16: return GgmlType::kF16;
-    case DType::kBF16: return GgmlType::kBF16;
-    case DType::kQ8_0: return GgmlType::kQ8_0;
-  }
-  return GgmlType::kF32;
 }
 
 uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
@@ -128,7 +122,7 @@ class GgufBinder {
     const GgufTensor& t = get(name, {cols, rows});
     const auto dt = dtype_of(t.type);
     if (!dt)
-      fail("GGUF {}: tensor '{}' has type {}, not supported yet (supported: F32, F16, BF16, Q8_0)", g_.what(), name,
+      fail("GGUF {}: tensor '{}' has type {}, not supported yet (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)", g_.what(), name,
            ggml_type_info(t.type)->name);
     const int64_t rb = row_bytes(*dt, cols);
     const void* data = t.data;
@@ -150,7 +144,7 @@ class GgufBinder {
   std::vector<float> vec(const std::string& name, int64_t n) {
     const GgufTensor& t = get(name, {n});
     const auto dt = dtype_of(t.type);
-    if (!dt || *dt == DType::kQ8_0)
+    if (!dt || dtype_block(*dt) > 1)
       fail("GGUF {}: vector '{}' has type {}; expected F32, F16 or BF16", g_.what(), name, ggml_type_info(t.type)->name);
     std::vector<uint8_t> aligned(t.data, t.data + t.n_bytes);  // the file's alignment may be 1
     std::vector<float> out(static_cast<size_t>(n));

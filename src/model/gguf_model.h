@@ -34,6 +34,7 @@ struct ConvertOptions {
   DType type = DType::kF16;  // large matrices; norms and biases stay F32
   bool with_tokenizer = true;
   std::function<void(size_t i, size_t n, const std::string& name)> progress;
+  std::function<void(const std::string&)> note;  // type fallbacks
 };
 
 // Writes `model` (loaded from a Hugging Face folder) as a GGUF file llama.cpp can load.

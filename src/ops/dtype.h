@@ -10,22 +10,33 @@ namespace swift {
 // kQ8_0: llama.cpp's Q8_0 blocks of 32 weights, {f16 scale d; int8 q[32]} (34 bytes); a
 // weight is d * q, exactly representable in f32 (11-bit by 8-bit significands), so kernels see
 // the same f32 values a dequantize-then-f32 reference does.
-enum class DType : uint8_t { kF32, kF16, kBF16, kQ8_0 };
+// kQ4_0, kQ4_K, kQ5_K, kQ6_K: llama.cpp's 4/5/6-bit formats (layouts in ops/quant.h).
+enum class DType : uint8_t { kF32, kF16, kBF16, kQ8_0, kQ4_0, kQ4_K, kQ5_K, kQ6_K };
 
 // Weights per block and bytes per block (1 and the element size for plain types).
-inline int64_t dtype_block(DType t) { return t == DType::kQ8_0 ? 32 : 1; }
-inline int64_t dtype_block_bytes(DType t) {
+constexpr int64_t dtype_block(DType t) {
+  switch (t) {
+    case DType::kQ8_0: case DType::kQ4_0: return 32;
+    case DType::kQ4_K: case DType::kQ5_K: case DType::kQ6_K: return 256;
+    default: return 1;
+  }
+}
+constexpr int64_t dtype_block_bytes(DType t) {
   switch (t) {
     case DType::kF32: return 4;
     case DType::kF16: case DType::kBF16: return 2;
     case DType::kQ8_0: return 34;
+    case DType::kQ4_0: return 18;
+    case DType::kQ4_K: return 144;
+    case DType::kQ5_K: return 176;
+    case DType::kQ6_K: return 210;
   }
   return 0;
 }
 // Element size of a plain (unblocked) type.
 inline size_t dtype_size(DType t) { return t == DType::kF32 ? 4 : 2; }
 // Bytes of one row of `cols` weights (cols must be a multiple of dtype_block).
-inline int64_t row_bytes(DType t, int64_t cols) { return cols / dtype_block(t) * dtype_block_bytes(t); }
+constexpr int64_t row_bytes(DType t, int64_t cols) { return cols / dtype_block(t) * dtype_block_bytes(t); }
 
 inline std::string_view dtype_name(DType t) {
   switch (t) {
@@ -33,6 +44,10 @@ inline std::string_view dtype_name(DType t) {
     case DType::kF16: return "F16";
     case DType::kBF16: return "BF16";
     case DType::kQ8_0: return "Q8_0";
+    case DType::kQ4_0: return "Q4_0";
+    case DType::kQ4_K: return "Q4_K";
+    case DType::kQ5_K: return "Q5_K";
+    case DType::kQ6_K: return "Q6_K";
   }
   return "?";
 }

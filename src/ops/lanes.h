@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "ops/dtype.h"
+#include "ops/quant.h"
 #include "util/half.h"
 
 #if defined(__AVX512F__)
@@ -36,6 +37,48 @@ template <DType DT>
 inline Vec load_w(const void* base, int64_t idx, Mask m) {
   if constexpr (DT == DType::kF32) {
     return _mm512_maskz_loadu_ps(m, static_cast<const float*>(base) + idx);
+  } else if constexpr (DT == DType::kQ4_0) {
+    const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 32 * 18;
+    uint16_t dh;
+    std::memcpy(&dh, blk, 2);
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+    const __m128i nib = _mm_and_si128(idx % 32 ? _mm_srli_epi16(b, 4) : b, _mm_set1_epi8(0x0F));
+    const __m512i q = _mm512_maskz_sub_epi32(0xffff, _mm512_maskz_cvtepu8_epi32(0xffff, nib), _mm512_set1_epi32(8));
+    return _mm512_maskz_mul_ps(m, _mm512_maskz_cvtepi32_ps(0xffff, q), _mm512_set1_ps(f16_to_f32(dh)));
+  } else if constexpr (DT == DType::kQ4_K || DT == DType::kQ5_K) {
+    constexpr bool kFive = DT == DType::kQ5_K;
+    const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 256 * (kFive ? 176 : 144);
+    const int64_t w = idx % 256, j64 = w / 64, half = (w % 64) / 32, l0 = w % 32;
+    uint16_t dh, mh;
+    std::memcpy(&dh, blk, 2);
+    std::memcpy(&mh, blk + 2, 2);
+    uint8_t sc, mn;
+    q4k_scale_min(static_cast<int>(2 * j64 + half), blk + 4, &sc, &mn);
+    const float d1 = f16_to_f32(dh) * sc, m1 = f16_to_f32(mh) * mn;
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + (kFive ? 48 : 16) + 32 * j64 + l0));
+    __m128i v = _mm_and_si128(half ? _mm_srli_epi16(b, 4) : b, _mm_set1_epi8(0x0F));
+    if constexpr (kFive) {
+      const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 + l0));
+      const __m128i bit = _mm_and_si128(_mm_srl_epi16(h, _mm_cvtsi32_si128(static_cast<int>(2 * j64 + half))),
+                                        _mm_set1_epi8(1));
+      v = _mm_add_epi8(v, _mm_slli_epi16(bit, 4));  // bytes stay <= 31: no carry between lanes
+    }
+    const __m512 q = _mm512_maskz_cvtepi32_ps(0xffff, _mm512_maskz_cvtepu8_epi32(0xffff, v));
+    return _mm512_maskz_sub_ps(m, _mm512_maskz_mul_ps(0xffff, _mm512_set1_ps(d1), q), _mm512_set1_ps(m1));
+  } else if constexpr (DT == DType::kQ6_K) {
+    const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 256 * 210;
+    const int64_t w = idx % 256, h = w / 128, r = w % 128, quarter = r / 32, l0 = r % 32;
+    uint16_t dh;
+    std::memcpy(&dh, blk + 208, 2);
+    const int8_t sc = static_cast<int8_t>(blk[192 + 8 * h + l0 / 16 + 2 * quarter]);
+    const __m128i ql = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 64 * h + (quarter % 2) * 32 + l0));
+    const __m128i qh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 128 + 32 * h + l0));
+    const __m128i lo = _mm_and_si128(quarter >= 2 ? _mm_srli_epi16(ql, 4) : ql, _mm_set1_epi8(0x0F));
+    const __m128i hi = _mm_and_si128(_mm_srl_epi16(qh, _mm_cvtsi32_si128(static_cast<int>(2 * quarter))), _mm_set1_epi8(3));
+    const __m128i q6 = _mm_or_si128(lo, _mm_slli_epi16(hi, 4));
+    const __m512i q = _mm512_maskz_sub_epi32(0xffff, _mm512_maskz_cvtepu8_epi32(0xffff, q6), _mm512_set1_epi32(32));
+    const float ds = f16_to_f32(dh) * static_cast<float>(sc);
+    return _mm512_maskz_mul_ps(m, _mm512_set1_ps(ds), _mm512_maskz_cvtepi32_ps(0xffff, q));
   } else if constexpr (DT == DType::kQ8_0) {
     // idx is a multiple of 16 (rows are whole blocks): the first or second half of a block.
     const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 32 * 34;
@@ -80,7 +123,13 @@ template <DType DT>
 inline Vec load_w(const void* base, int64_t idx, Mask m) {
   Vec r{};
   for (int l = 0; l < m; ++l) {
-    if constexpr (DT == DType::kQ8_0) {
+    if constexpr (DT == DType::kQ4_0 || DT == DType::kQ4_K || DT == DType::kQ5_K || DT == DType::kQ6_K) {
+      // Portable path: the reference dequantization of the whole block (slow, exact).
+      const int64_t blk = dtype_block(DT);
+      float tmp[256];
+      dequantize_row(DT, static_cast<const uint8_t*>(base) + (idx + l) / blk * dtype_block_bytes(DT), blk, tmp);
+      r.v[l] = tmp[(idx + l) % blk];
+    } else if constexpr (DT == DType::kQ8_0) {
       const uint8_t* blk = static_cast<const uint8_t*>(base) + (idx + l) / 32 * 34;
       uint16_t dh;
       std::memcpy(&dh, blk, 2);

@@ -9,6 +9,7 @@
 #include "util/half.h"
 
 #include "ops/lanes.h"
+#include "ops/quant.h"
 
 namespace swift {
 
@@ -50,7 +51,7 @@ template <DType DT, int R, int T>
     // first tile of a block therefore requests a later block: per 16 columns, R*16 weights,
     // i.e. R*16*size/64 cache lines, so the whole block is covered by the end of the loop.
     // Bytes of weights per step: R rows x 16 weights (Q8_0: 17 bytes per 16 weights).
-    constexpr int64_t kStepBytes = R * (DT == DType::kF32 ? 64 : DT == DType::kQ8_0 ? 17 : 32);
+    constexpr int64_t kStepBytes = R * 16 * dtype_block_bytes(DT) / dtype_block(DT) + R;
     constexpr int64_t kLinesPerStep = std::max<int64_t>(1, (kStepBytes + 63) / 64);
     const char* p = static_cast<const char*>(prefetch);
     for (int64_t c = 0; c < main; c += kLanes) {
@@ -139,16 +140,9 @@ void mat_row_to_f32(const MatView& w, int64_t r, float* out) {
       for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(src[i]);
       break;
     }
-    case DType::kQ8_0: {  // reference dequantization: d * q per block
-      const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * row_bytes(DType::kQ8_0, n);
-      for (int64_t b = 0; b < n / 32; ++b) {
-        uint16_t dh;
-        std::memcpy(&dh, row + b * 34, 2);
-        const float d = f16_to_f32(dh);
-        for (int64_t i = 0; i < 32; ++i) out[b * 32 + i] = static_cast<float>(static_cast<int8_t>(row[b * 34 + 2 + i])) * d;
-      }
+    default:  // block-quantized: the reference dequantization (ops/quant.h)
+      dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + r * row_bytes(w.dtype, n), n, out);
       break;
-    }
   }
 }
 
@@ -159,6 +153,10 @@ void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const flo
     case DType::kF16: matmul_typed<DType::kF16>(w, x, n_tok, y, bias, pool); break;
     case DType::kBF16: matmul_typed<DType::kBF16>(w, x, n_tok, y, bias, pool); break;
     case DType::kQ8_0: matmul_typed<DType::kQ8_0>(w, x, n_tok, y, bias, pool); break;
+    case DType::kQ4_0: matmul_typed<DType::kQ4_0>(w, x, n_tok, y, bias, pool); break;
+    case DType::kQ4_K: matmul_typed<DType::kQ4_K>(w, x, n_tok, y, bias, pool); break;
+    case DType::kQ5_K: matmul_typed<DType::kQ5_K>(w, x, n_tok, y, bias, pool); break;
+    case DType::kQ6_K: matmul_typed<DType::kQ6_K>(w, x, n_tok, y, bias, pool); break;
   }
 }
 

@@ -132,16 +132,16 @@ TEST(GgufModel, F32ConversionMatchesSafetensorsExactly) {
 
 TEST(GgufModel, QuantizedTypesAgainstF32) {
   // The F32 GGUF equals the safetensors model bit for bit (previous test), so the safetensors
-  // logits serve as the F32 reference. Q8_0 on all 32 prompts; BF16/F16 on 8.
+  // logits serve as the F32 reference.
   const Model& st = test::demo_model();
   const Model& f32 = st;
   const int64_t V = st.config.vocab_size;
-  for (DType t : {DType::kBF16, DType::kF16, DType::kQ8_0}) {
+  for (DType t : {DType::kBF16, DType::kF16, DType::kQ8_0, DType::kQ6_K, DType::kQ4_K, DType::kQ4_0}) {
     auto q = load_model(converted(st, t, std::string("mini-") + std::string(dtype_name(t)) + ".gguf"));
     int64_t agree = 0, total = 0, n_prompts = 0;
     double kl = 0;
     for (const auto& c : test::reference_cases()) {
-      if (t != DType::kQ8_0 && n_prompts++ >= 8) break;
+      if (t != DType::kQ8_0 && n_prompts++ >= 8) break;  // Q8_0 on all 32 prompts, the others on 8
       const auto ids = c["prompt_ids"].get<std::vector<int32_t>>();
       const auto a = all_logits(f32, ids), b = all_logits(*q, ids);
       for (size_t pos = 0; pos < ids.size(); ++pos) {
@@ -158,8 +158,11 @@ TEST(GgufModel, QuantizedTypesAgainstF32) {
     std::printf("[ %s GGUF ] top-1 agreement with f32 %.4f over %lld positions, mean KL %.3g\n", dtype_name(t).data(),
                 agreement, static_cast<long long>(total), kl / total);
     if (t == DType::kBF16) EXPECT_EQ(agree, total);  // the model's own dtype: lossless
-    EXPECT_GE(agreement, 0.98) << dtype_name(t);
-    EXPECT_LE(kl / total, 0.01) << dtype_name(t);
+    // Issue 5's bar for Q8_0; the 4/6-bit writers use simple per-sub-block fits, so their
+    // bounds only catch broken layouts (measured: Q6_K 0.97, Q4_K/Q4_0 0.87-0.88 agreement).
+    const bool low_bit = t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;
+    EXPECT_GE(agreement, low_bit ? (t == DType::kQ6_K ? 0.93 : 0.75) : 0.98) << dtype_name(t);
+    EXPECT_LE(kl / total, low_bit ? (t == DType::kQ6_K ? 0.03 : 0.2) : 0.01) << dtype_name(t);
   }
 }
 
@@ -206,7 +209,7 @@ TEST(GgufModel, ModelLevelDefectsAreRefusedByName) {
       {"llama.block_count", 4, u32(5000), "num_hidden_layers"},
       {"llama.attention.head_count_kv", 4, u32(3), "not a multiple"},
       {"blk.0.attn_q.weight", 0, {'X'}, "missing tensor 'blk.0.attn_q.weight'"},
-      {"blk.0.attn_k.weight", 4 + 16, u32(12), "has type Q4_K, not supported yet"},
+      {"blk.0.attn_k.weight", 4 + 16, u32(11), "has type Q3_K, not supported yet"},
       {"blk.0.ffn_up.weight", 4 + 8, {0, 2, 0, 0, 0, 0, 0, 0}, "blk.0.ffn_up.weight' has shape [256, 512]"},
   };
   for (const auto& e : edits) {
