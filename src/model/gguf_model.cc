@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "model/hf_tokenizer.h"
 #include "model/spm_tokenizer.h"
 #include "util/check.h"
 #include "util/half.h"
@@ -209,12 +210,92 @@ ModelWeights gguf_weights(const std::shared_ptr<GgufFile>& g, const ModelConfig&
   return w;
 }
 
-// SentencePiece vocabulary from tokenizer.ggml.* (model "llama").
+// Byte-level BPE (tokenizer.ggml.model "gpt2"): the metadata is turned into the equivalent
+// tokenizer.json and read by HfTokenizer, so both formats share one encoder. The pre-tokenizer
+// comes from tokenizer.ggml.pre with the regexes of the original tokenizer.json files (and of
+// llama.cpp's llm_tokenizer_bpe for the same names).
+std::unique_ptr<Tokenizer> gguf_bpe_tokenizer(const GgufFile& g, int64_t n_vocab_model) {
+  const GgufValue* tok = g.get_array("tokenizer.ggml.tokens", GgufType::kString);
+  const GgufValue* mer = g.get_array("tokenizer.ggml.merges", GgufType::kString);
+  if (!tok || !mer) fail("GGUF {}: a gpt2 tokenizer needs tokenizer.ggml.tokens and tokenizer.ggml.merges", g.what());
+  const auto tokens = g.strings(*tok);
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0 || n > n_vocab_model)
+    fail("GGUF {}: tokenizer.ggml.tokens has {} entries; the model's vocabulary is {}", g.what(), n, n_vocab_model);
+  std::vector<double> types(static_cast<size_t>(n), 1.0);
+  if (const GgufValue* t = g.get_array("tokenizer.ggml.token_type", GgufType::kI32)) {
+    if (static_cast<int64_t>(t->count) != n)
+      fail("GGUF {}: tokenizer.ggml.token_type has {} entries, tokens {}", g.what(), t->count, n);
+    types = g.numbers(*t);
+  }
+  const std::string pre = g.get_string("tokenizer.ggml.pre").value_or("default");
+  static const char* const kLlama3 =
+      "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+      "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+  static const char* const kQwen2 =
+      "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+      "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+  static const char* const kGpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+  std::string regex;
+  bool ignore_merges = false, nfc = false;
+  if (pre == "llama3" || pre == "llama-bpe" || pre == "llama-v3") {
+    regex = kLlama3;
+    ignore_merges = true;
+  } else if (pre == "qwen2") {
+    regex = kQwen2;
+    nfc = true;
+  } else if (pre == "gpt-2" || pre == "default") {
+    regex = kGpt2;
+  } else {
+    fail("GGUF {}: tokenizer.ggml.pre '{}' is not supported (llama3/llama-bpe, qwen2, gpt-2)", g.what(), pre);
+  }
+  nlohmann::json vocab = nlohmann::json::object(), added = nlohmann::json::array();
+  for (int64_t i = 0; i < n; ++i) {
+    if (vocab.contains(tokens[i])) fail("GGUF {}: token {} ('{}') appears twice", g.what(), i, tokens[i]);
+    vocab[tokens[i]] = i;
+    const int type = static_cast<int>(types[i]);
+    if (type < 1 || type > 6) fail("GGUF {}: token {} has type {} (expected 1..6)", g.what(), i, types[i]);
+    if (type == 3 || type == 4)  // control and user-defined tokens match before pre-tokenization
+      added.push_back({{"id", i}, {"content", tokens[i]}, {"single_word", false}, {"lstrip", false},
+                       {"rstrip", false}, {"normalized", false}, {"special", type == 3}});
+  }
+  nlohmann::json j;
+  j["model"] = {{"type", "BPE"}, {"vocab", vocab}, {"merges", g.strings(*mer)}, {"ignore_merges", ignore_merges},
+                {"byte_fallback", false}, {"fuse_unk", false}, {"unk_token", nullptr}, {"dropout", nullptr},
+                {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}};
+  j["normalizer"] = nfc ? nlohmann::json{{"type", "NFC"}} : nlohmann::json(nullptr);
+  j["pre_tokenizer"] = {{"type", "Sequence"},
+                        {"pretokenizers",
+                         {{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}},
+                          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}}}};
+  j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+  j["added_tokens"] = added;
+  j["post_processor"] = nullptr;
+  auto t = std::make_unique<HfTokenizer>(j, "GGUF " + g.what());
+  auto id = [&](const char* key) -> int32_t {
+    const auto x = g.get_int(key);
+    if (!x) return -1;
+    if (*x < 0 || *x >= n) fail("GGUF {}: {} = {} is outside the {} tokens", g.what(), key, *x, n);
+    return static_cast<int32_t>(*x);
+  };
+  id("tokenizer.ggml.eos_token_id");
+  id("tokenizer.ggml.unknown_token_id");
+  id("tokenizer.ggml.padding_token_id");
+  t->bos_id = id("tokenizer.ggml.bos_token_id");
+  t->add_bos = g.get_bool("tokenizer.ggml.add_bos_token").value_or(t->bos_id >= 0 && pre != "qwen2");
+  t->add_eos = g.get_bool("tokenizer.ggml.add_eos_token").value_or(false);
+  return t;
+}
+
+}  // namespace
+
+// SentencePiece vocabulary from tokenizer.ggml.* (model "llama"), or byte-level BPE ("gpt2").
 std::unique_ptr<Tokenizer> gguf_tokenizer(const GgufFile& g, int64_t n_vocab_model) {
   const auto model = g.get_string("tokenizer.ggml.model");
   if (!model) fail("GGUF {}: no tokenizer (tokenizer.ggml.model missing)", g.what());
+  if (*model == "gpt2") return gguf_bpe_tokenizer(g, n_vocab_model);
   if (*model != "llama")
-    fail("GGUF {}: tokenizer.ggml.model '{}' is not supported yet (supported: llama)", g.what(), *model);
+    fail("GGUF {}: tokenizer.ggml.model '{}' is not supported yet (supported: llama, gpt2)", g.what(), *model);
   const GgufValue* tok = g.get_array("tokenizer.ggml.tokens", GgufType::kString);
   if (!tok) fail("GGUF {}: missing tokenizer.ggml.tokens", g.what());
   SpmVocab v;
@@ -259,8 +340,6 @@ std::unique_ptr<Tokenizer> gguf_tokenizer(const GgufFile& g, int64_t n_vocab_mod
   return t;
 }
 
-}  // namespace
-
 int64_t gguf_permuted_row(int64_t r, int64_t head_dim) {
   const int64_t h = r / head_dim, l = r % head_dim, half = head_dim / 2;
   return h * head_dim + (l % half) * 2 + l / half;
@@ -296,9 +375,9 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   const auto tok_model = g->get_string("tokenizer.ggml.model");
   if (!tok_model) {
     m->tokenizer_error = fmt::format("GGUF {}: no tokenizer (tokenizer.ggml.model missing)", path);
-  } else if (*tok_model != "llama") {
+  } else if (*tok_model != "llama" && *tok_model != "gpt2") {
     m->tokenizer_error =
-        fmt::format("GGUF {}: tokenizer.ggml.model '{}' is not supported yet (supported: llama)", path, *tok_model);
+        fmt::format("GGUF {}: tokenizer.ggml.model '{}' is not supported yet (supported: llama, gpt2)", path, *tok_model);
   } else {
     m->tokenizer = gguf_tokenizer(*g, m->config.vocab_size);
   }

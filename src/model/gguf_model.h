@@ -23,6 +23,10 @@ namespace swift {
 // True when `path` is a file starting with the GGUF magic.
 bool is_gguf_file(const std::string& path);
 
+// The tokenizer described by tokenizer.ggml.* ("llama": SentencePiece; "gpt2": byte-level BPE
+// with tokenizer.ggml.pre naming the pre-tokenizer). Throws naming the key on bad metadata.
+std::unique_ptr<Tokenizer> gguf_tokenizer(const GgufFile& g, int64_t n_vocab_model);
+
 // Loads a GGUF model. Throws swift::Error naming the key or tensor and the numbers.
 std::unique_ptr<Model> load_gguf_model(const std::string& path);
 
