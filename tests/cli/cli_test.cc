@@ -149,7 +149,7 @@ TEST(Cli, BadInputGivesOneClearLineAndNonZeroExit) {
       {"generate -m " + kModel + " --prompt-ids 1 --decode swift --skip-attn 23", "only layers 1..22 may be skipped"},
       {"generate -m " + kModel + " --prompt-ids 1 --decode turbo", "unknown decoding mode 'turbo'"},
       {"generate -m " + kModel + " --prompt-ids 1 --max-tree 0", "--max-tree must be in [1, 64], got 0"},
-      {"convert " + kModel + " /tmp/x.gguf --type q4_k", "--type q4_k is not supported yet"},
+      {"convert " + kModel + " /tmp/x.gguf --type q5_k", "unknown --type 'q5_k'"},
       {"convert " + kModel + " /tmp/x.gguf --type int3", "unknown --type 'int3'"},
       {"info -m " + kModel + "/config.json", "neither a Hugging Face model folder nor a GGUF file"},
       {"generate -m " + kModel + " --prompt-ids 1 --lookup-branches 99", "--lookup-branches must be in [1, 16]"},
