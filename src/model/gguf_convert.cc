@@ -56,8 +56,8 @@ void write_gguf(const Model& m, const std::string& out_path, const ConvertOption
   }
   for (int64_t w : c.sliding_window)
     if (w > 0) fail("{}: sliding-window attention has no GGUF representation in llama.cpp; refusing to convert", m.path);
-  if (c.rope.type != "default" && c.rope.type != "linear")
-    fail("{}: rope type '{}' is not supported by the GGUF writer (default, linear)", m.path, c.rope.type);
+  if (c.rope.type != "default" && c.rope.type != "linear" && c.rope.type != "llama3" && c.rope.type != "freq_factors")
+    fail("{}: rope type '{}' is not supported by the GGUF writer (default, linear, llama3)", m.path, c.rope.type);
   if (c.mlp_bias) fail("{}: MLP biases are not supported by the GGUF writer", m.path);
   const bool permute = std::string(arch) == "llama";
   const std::string p = std::string(arch) + ".";
@@ -147,6 +147,31 @@ void write_gguf(const Model& m, const std::string& out_path, const ConvertOption
       return out;
     });
   };
+  // llama3 rope scaling: llama.cpp stores per-frequency divisors in rope_freqs.weight, computed
+  // as convert_hf_to_gguf.py's LlamaModel.generate_extra_tensors does.
+  std::vector<float> rope_factors;
+  if (c.rope.type == "llama3") {
+    const int64_t dim = c.head_dim;
+    const double old_len = static_cast<double>(c.rope.original_max_positions > 0 ? c.rope.original_max_positions : 8192);
+    const double low_wavelen = old_len / c.rope.low_freq_factor, high_wavelen = old_len / c.rope.high_freq_factor;
+    for (int64_t i = 0; i < dim / 2; ++i) {
+      const float freq = 1.0f / std::pow(static_cast<float>(c.rope.theta), static_cast<float>(2 * i) / static_cast<float>(dim));
+      const double wavelen = 2.0 * M_PI / freq;
+      double f;
+      if (wavelen < high_wavelen) {
+        f = 1.0;
+      } else if (wavelen > low_wavelen) {
+        f = c.rope.factor;
+      } else {
+        const double smooth = (old_len / wavelen - c.rope.low_freq_factor) / (c.rope.high_freq_factor - c.rope.low_freq_factor);
+        f = 1.0 / ((1.0 - smooth) / c.rope.factor + smooth);
+      }
+      rope_factors.push_back(static_cast<float>(f));
+    }
+  } else if (c.rope.type == "freq_factors") {
+    rope_factors = c.rope.freq_factors;
+  }
+  if (!rope_factors.empty()) vector("rope_freqs.weight", rope_factors);
   matrix("token_embd.weight", mw.embed, 0);
   vector("output_norm.weight", mw.final_norm);
   if (!c.tie_embeddings) matrix("output.weight", mw.lm_head, 0);

@@ -1,6 +1,7 @@
 #include "model/gguf_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -83,7 +84,6 @@ ModelConfig gguf_config(const GgufFile& g, const ArchInfo& a) {
   } else if (scaling != "none") {
     fail("GGUF {}: rope scaling '{}' is not supported (none, linear)", g.what(), scaling);
   }
-  if (g.tensor("rope_freqs.weight")) fail("GGUF {}: per-frequency rope factors (rope_freqs.weight) are not supported", g.what());
   j["tie_word_embeddings"] = g.tensor("output.weight") == nullptr;
   j["attention_bias"] = g.tensor("blk.0.attn_q.bias") != nullptr;
   if (auto v = g.get_int("tokenizer.ggml.bos_token_id")) j["bos_token_id"] = *v;
@@ -95,6 +95,16 @@ ModelConfig gguf_config(const GgufFile& g, const ArchInfo& a) {
   if (auto vl = g.get_int(p + "attention.value_length"); vl && *vl != c.head_dim)
     fail("GGUF {}: attention.value_length {} differs from key_length {}", g.what(), *vl, c.head_dim);
   if (a.arch == Arch::kQwen2) c.qkv_bias = g.tensor("blk.0.attn_q.bias") != nullptr;
+  if (const GgufTensor* rf = g.tensor("rope_freqs.weight")) {  // llama3-style scaling, as llama.cpp stores it
+    if (rf->ne != std::vector<int64_t>{c.head_dim / 2} || rf->type != static_cast<uint32_t>(GgmlType::kF32))
+      fail("GGUF {}: rope_freqs.weight must be F32 [{}] (info at byte {})", g.what(), c.head_dim / 2, rf->info_offset);
+    if (c.rope.type != "default") fail("GGUF {}: rope_freqs.weight together with rope scaling '{}'", g.what(), c.rope.type);
+    c.rope.type = "freq_factors";
+    c.rope.freq_factors.resize(static_cast<size_t>(c.head_dim / 2));
+    std::memcpy(c.rope.freq_factors.data(), rf->data, c.rope.freq_factors.size() * 4);
+    for (float f : c.rope.freq_factors)
+      if (!(f > 0.0f && std::isfinite(f))) fail("GGUF {}: rope_freqs.weight holds {}, must be positive", g.what(), f);
+  }
   if (c.qkv_bias && a.arch != Arch::kQwen2) c.o_bias = g.tensor("blk.0.attn_output.bias") != nullptr;
   return c;
 }

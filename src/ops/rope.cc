@@ -19,7 +19,9 @@ std::vector<float> rope_inv_freq(const RopeParams& p, int64_t seq_len) {
     const float e = static_cast<float>(2 * i) / static_cast<float>(dim);
     inv[i] = 1.0f / std::pow(static_cast<float>(base), e);
   }
-  if (p.type == "linear") {
+  if (p.type == "freq_factors") {
+    for (size_t i = 0; i < inv.size() && i < p.freq_factors.size(); ++i) inv[i] = inv[i] / p.freq_factors[i];
+  } else if (p.type == "linear") {
     for (auto& v : inv) v = v / static_cast<float>(p.factor);
   } else if (p.type == "llama3") {
     // transformers _compute_llama3_parameters

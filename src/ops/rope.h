@@ -17,6 +17,9 @@ struct RopeParams {
   double high_freq_factor = 4.0;       // llama3
   int64_t original_max_positions = 0;  // llama3, dynamic (0 = max_position_embeddings)
   int64_t rotary_dim = 0;              // = head_dim
+  // type "freq_factors" (GGUF rope_freqs.weight, how llama.cpp stores llama3 scaling): the
+  // default inverse frequencies divided by these, one per frequency.
+  std::vector<float> freq_factors;
 };
 
 // Inverse frequencies [rotary_dim/2] in f32 as transformers computes them. seq_len matters only
