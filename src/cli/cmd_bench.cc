@@ -14,6 +14,7 @@
 #include "cli/decode_options.h"
 #include "engine/forward_cost.h"
 #include "util/check.h"
+#include "util/timer.h"
 
 namespace swift::cli {
 
@@ -26,6 +27,7 @@ struct BenchArgs {
   DecodeArgs decode;
   int64_t limit = 0;
   bool verify_cost = false;
+  bool roofline = false;
 };
 
 struct Prompt {
@@ -92,6 +94,32 @@ void print_verify_cost(const Model& model, const std::vector<int32_t>& prompt, T
     std::printf("%8d %10.3f %11.2fx %12.3f\n", n, ms, ms / cost.ms(1), ms / n);
   }
   std::printf("\n");
+}
+
+// STREAM-style triad a = b + s * c over arrays far larger than the caches, split over the pool's
+// threads like the kernels; best of 5. Bytes counted as STREAM does: 3 arrays x 4 bytes.
+double triad_gbps(ThreadPool& pool) {
+  const int64_t n = 32ll << 20;  // 128 MiB per array
+  std::vector<float> x(n, 1.0f), y(n, 2.0f), z(n, 0.0f);
+  double best = 1e300;
+  for (int rep = 0; rep < 5; ++rep) {
+    const double t0 = now_ms();
+    pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) z[i] = x[i] + 0.5f * y[i];
+    });
+    best = std::min(best, now_ms() - t0);
+  }
+  volatile float sink = z[n / 2];
+  (void)sink;
+  return 3.0 * 4.0 * static_cast<double>(n) / (best * 1e6);
+}
+
+uint64_t resident_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
 }
 
 void run(const BenchArgs& a) {
@@ -191,6 +219,28 @@ void run(const BenchArgs& a) {
                   acc > 0 ? 100.0 * t.from_both / acc : 0.0);
     }
   }
+  if (a.roofline) {
+    // Decode is memory-bound when every pass streams the weights: bytes per token = weight bytes
+    // per pass x passes per token (embedding rows excluded: one row per token). Draft passes of
+    // layer-skip modes are not counted (they read a subset), so those modes are understated.
+    const auto& w = model->transformer->weights();
+    const double per_pass = static_cast<double>(w.total_bytes) -
+                            (model->config.tie_embeddings ? 0.0 : static_cast<double>(w.embed.bytes()));
+    const double bw = triad_gbps(pool);
+    std::printf("\nroofline: triad bandwidth %.1f GB/s (%d threads); weights read per pass %.1f MB; resident %.1f MiB\n",
+                bw, pool.size(), per_pass / 1e6, resident_bytes() / 1048576.0);
+    std::printf("%-16s %10s %14s %14s %12s\n", "mode", "tokens/s", "passes/token", "MB/token", "of triad");
+    for (const auto& mode : modes) {
+      double ms = 0, tokens = 0, steps = 0;
+      for (const auto& d : domains) {
+        const Totals& t = totals[d].at(mode);
+        ms += t.ms, tokens += static_cast<double>(t.tokens), steps += static_cast<double>(t.steps > 0 ? t.steps : t.tokens);
+      }
+      const double tps = ms > 0 ? tokens * 1000.0 / ms : 0.0, passes = tokens > 0 ? steps / tokens : 0.0;
+      const double mb = per_pass * passes / 1e6;
+      std::printf("%-16s %10.1f %14.3f %14.1f %11.0f%%\n", mode.c_str(), tps, passes, mb, 100.0 * mb * tps / 1e3 / bw);
+    }
+  }
   std::printf("\ngreedy outputs %s across modes (%s is the reference)\n",
               all_identical ? "identical" : "DIFFER", modes[0].c_str());
   if (!a.json_out.empty()) {
@@ -217,6 +267,9 @@ void add_bench(CLI::App& app) {
   c->add_option("-t,--threads", a->threads, "Threads (default: physical cores)");
   c->add_option("--limit", a->limit, "Use only the first N prompts");
   c->add_option("--json", a->json_out, "Also write every run's statistics to this JSON file");
+  c->add_flag("--roofline", a->roofline,
+               "Also measure memory bandwidth (STREAM triad) and print per mode the weight bytes read per token and "
+               "the fraction of the bandwidth limit reached, plus resident memory");
   c->add_flag("--verify-cost", a->verify_cost,
                "First print the cost of one pass over 1..64 tokens relative to one token (after the first prompt)");
   a->decode.add_to(*c, true);
