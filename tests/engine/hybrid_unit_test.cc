@@ -78,11 +78,26 @@ TEST(NgramIndex, IncrementalSyncEqualsFreshIndexAndRebuildsOnRewrite) {
   EXPECT_THROW(NgramIndex(3, 2), Error);
 }
 
+TEST(NgramIndex, CacheOfOtherTextsAnswersForAQuery) {
+  NgramIndex cache(2, 4);
+  cache.append({7, 8, 9, 10, 11});
+  cache.append({3, 8, 9, 4});
+  const std::vector<int32_t> query = {1, 2, 8, 9};  // suffix [8, 9] occurs in both cached texts
+  const auto m = cache.lookup(query, 2, 4);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0].tokens, (std::vector<int32_t>{4}));       // most recent: the second text (ends after 4)
+  EXPECT_EQ(m[1].tokens, (std::vector<int32_t>{10, 11}));
+  EXPECT_TRUE(cache.lookup({5, 6}, 2, 4).empty());
+  cache.clear();
+  EXPECT_EQ(cache.size(), 0);
+  EXPECT_TRUE(cache.lookup(query, 2, 4).empty());
+}
+
 TEST(CandidateTree, MergesSharedPrefixesAndKeepsBothSources) {
   CandidateTree t;
   t.reset(100);
-  const int32_t a = t.add(0, 7, 0.5, kLookup, AcceptanceStats::lookup_key(2, 1, false, false));
-  const int32_t b = t.add(a, 8, 0.5, kLookup, AcceptanceStats::lookup_key(2, 2, false, false));
+  const int32_t a = t.add(0, 7, 0.5, kLookup, AcceptanceStats::lookup_key(2, 1, AcceptanceStats::kBest, false));
+  const int32_t b = t.add(a, 8, 0.5, kLookup, AcceptanceStats::lookup_key(2, 2, AcceptanceStats::kBest, false));
   const int32_t a2 = t.add(0, 7, 0.9, kSkip, AcceptanceStats::draft_key(0.97f, 0));
   EXPECT_EQ(a, a2);
   EXPECT_EQ(t.size(), 3);
@@ -127,14 +142,14 @@ TreeChoice controller_choice(double rate, double cost_per_extra_token) {
   for (int i = 0; i < 400; ++i)
     for (int d = 1; d <= 8; ++d) {
       const bool ok = acc(rng);
-      st.observe(AcceptanceStats::lookup_key(3, d, false, false), ok);
+      st.observe(AcceptanceStats::lookup_key(3, d, AcceptanceStats::kBest, false), ok);
       if (!ok) break;
     }
   CandidateTree t;
   t.reset(0);
   int32_t parent = 0;
   for (int d = 1; d <= 8; ++d) {
-    const int key = AcceptanceStats::lookup_key(3, d, false, false);
+    const int key = AcceptanceStats::lookup_key(3, d, AcceptanceStats::kBest, false);
     parent = t.add(parent, 10 + d, st.rate(key), kLookup, key);
   }
   return t.choose(0.0, 32, [&](int n) { return 1.0 + cost_per_extra_token * (n - 1); });
@@ -163,9 +178,10 @@ TEST(AcceptanceStats, LearnsAndForgets) {
   EXPECT_GT(st.rate(k), 0.95);
   for (int i = 0; i < 300; ++i) st.observe(k, false);
   EXPECT_LT(st.rate(k), 0.05);  // the text changed: old evidence fades
-  EXPECT_NE(AcceptanceStats::lookup_key(1, 1, false, false), AcceptanceStats::lookup_key(1, 1, false, true));
+  EXPECT_NE(AcceptanceStats::lookup_key(1, 1, 0, false), AcceptanceStats::lookup_key(1, 1, 0, true));
+  EXPECT_NE(AcceptanceStats::lookup_key(1, 1, 1, false), AcceptanceStats::lookup_key(1, 1, 2, false));
   EXPECT_LT(AcceptanceStats::draft_key(0.1f, 3), AcceptanceStats::kKeys);
-  EXPECT_LT(AcceptanceStats::lookup_key(9, 99, true, true), AcceptanceStats::kLookupKeys);
+  EXPECT_LT(AcceptanceStats::lookup_key(9, 99, 2, true), AcceptanceStats::kLookupKeys);
 }
 
 }  // namespace swift

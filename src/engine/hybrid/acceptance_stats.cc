@@ -19,19 +19,19 @@ constexpr double kPriorWeight = 2.0;
 AcceptanceStats::AcceptanceStats() {
   for (int n = 1; n <= kLookupN; ++n)
     for (int d = 1; d <= kLookupDepth; ++d)
-      for (int alt = 0; alt < 2; ++alt)
+      for (int kind = 0; kind < 3; ++kind)
         for (int hot = 0; hot < 2; ++hot)
-          prior_[lookup_key(n, d, alt, hot)] = std::min(0.9, kLookupPrior[n - 1] * (alt ? 0.5 : 1.0) * (hot ? 1.3 : 1.0));
+          prior_[lookup_key(n, d, kind, hot)] = std::min(0.9, kLookupPrior[n - 1] * (kind ? 0.5 : 1.0) * (hot ? 1.3 : 1.0));
   for (int b = 0; b < kConfBuckets; ++b)
     for (int r = 0; r < kRanks; ++r)  // siblings share what the top-1 leaves, shrinking with rank
       prior_[kLookupKeys + b * kRanks + r] = r == 0 ? kConfPrior[b] : (1 - kConfPrior[b]) / (2 * r + 1);
   prior_[draft_first_key()] = 0.5;
 }
 
-int AcceptanceStats::lookup_key(int n, int depth, bool alternative, bool hot) {
-  SWIFT_CHECK(n >= 1 && depth >= 1);
+int AcceptanceStats::lookup_key(int n, int depth, int kind, bool hot) {
+  SWIFT_CHECK(n >= 1 && depth >= 1 && kind >= 0 && kind < 3);
   const int ni = std::min(n, kLookupN) - 1, di = std::min(depth, kLookupDepth) - 1;
-  return ((ni * kLookupDepth + di) * 2 + (alternative ? 1 : 0)) * 2 + (hot ? 1 : 0);
+  return ((ni * kLookupDepth + di) * 3 + kind) * 2 + (hot ? 1 : 0);
 }
 
 int AcceptanceStats::conf_bucket(float confidence) {

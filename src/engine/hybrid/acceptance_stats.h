@@ -22,7 +22,8 @@ enum class DraftSource : uint8_t { kLookup = 1, kLayerSkip = 2 };
 
 class AcceptanceStats {
  public:
-  // Bucket layout. Lookup: n-gram length 1..4+ x depth 1..12+ x {best, alternative} x {cold, hot}.
+  // Bucket layout. Lookup: n-gram length 1..4+ x depth 1..12+ x {best, alternative, other
+  // request (cache)} x {cold, hot}.
   static constexpr int kLookupN = 4, kLookupDepth = 12;
   // Layer-skip: confidence bucket x sibling rank 0..3+.
   static constexpr int kConfBuckets = 6, kRanks = 4;
@@ -32,7 +33,8 @@ class AcceptanceStats {
 
   AcceptanceStats();
 
-  static int lookup_key(int n, int depth, bool alternative, bool hot);
+  enum LookupKind { kBest = 0, kAlternative = 1, kCrossRequest = 2 };
+  static int lookup_key(int n, int depth, int kind, bool hot);
   // The first layer-skip draft token of a step, before its confidence is known: drives the
   // decision whether to draft at all.
   static constexpr int draft_first_key() { return kKeys - 1; }
@@ -45,7 +47,7 @@ class AcceptanceStats {
   // Observations (after forgetting) behind the estimate.
   double weight(int key) const { return tried_[key]; }
 
-  static constexpr int kLookupKeys = kLookupN * kLookupDepth * 4;
+  static constexpr int kLookupKeys = kLookupN * kLookupDepth * 3 * 2;
   static constexpr int kKeys = kLookupKeys + kConfBuckets * kRanks + 1;
 
  private:

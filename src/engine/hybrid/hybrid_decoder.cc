@@ -91,14 +91,19 @@ void HybridDecoder::add_lookup(const Sequence& seq, int64_t max_depth) {
   const int len = static_cast<int>(std::min<int64_t>(opt_.lookup_tokens, max_depth));
   if (len <= 0) return;
   index_.sync(seq.tokens);
-  const auto matches = index_.lookup(seq.tokens, len, opt_.controller ? opt_.lookup_branches : 1);
-  for (size_t b = 0; b < matches.size(); ++b) {
+  const int branches = opt_.controller ? opt_.lookup_branches : 1;
+  const auto matches = index_.lookup(seq.tokens, len, branches);
+  auto add = [&](const NgramMatch& m, int kind) {
     int32_t parent = 0;
-    for (size_t d = 0; d < matches[b].tokens.size(); ++d) {
-      const int key = AcceptanceStats::lookup_key(matches[b].n, static_cast<int>(d) + 1, b > 0, hot_);
-      parent = cands_.add(parent, matches[b].tokens[d], shared_.stats.rate(key), kLookupBit, key);
+    for (size_t d = 0; d < m.tokens.size(); ++d) {
+      const int key = AcceptanceStats::lookup_key(m.n, static_cast<int>(d) + 1, kind, hot_);
+      parent = cands_.add(parent, m.tokens[d], shared_.stats.rate(key), kLookupBit, key);
     }
-  }
+  };
+  for (size_t b = 0; b < matches.size(); ++b) add(matches[b], b == 0 ? AcceptanceStats::kBest : AcceptanceStats::kAlternative);
+  if (opt_.controller && opt_.shared_cache && static_cast<int>(matches.size()) < branches && shared_.cache.size() > 0)
+    for (const auto& m : shared_.cache.lookup(seq.tokens, len, branches - static_cast<int>(matches.size())))
+      add(m, AcceptanceStats::kCrossRequest);
 }
 
 double HybridDecoder::draft_step_ms() const {
@@ -229,6 +234,11 @@ void HybridDecoder::step(Sequence& seq, int64_t budget) {
 }
 
 void HybridDecoder::report(GenerateStats& s) const {
+  // The generation is over: its text joins the cross-request cache.
+  if (opt_.controller && opt_.shared_cache && index_.size() > 0) {
+    if (shared_.cache.size() + index_.size() > HybridShared::kCacheTokens) shared_.cache.clear();
+    shared_.cache.append(index_.history());
+  }
   s.extra["acceptance_rate"] = drafted_ ? static_cast<double>(accepted_) / drafted_ : 0.0;
   s.extra["mean_accepted_per_step"] = verify_steps_ ? static_cast<double>(committed_) / verify_steps_ : 0.0;
   s.extra["verify_steps"] = static_cast<double>(verify_steps_);

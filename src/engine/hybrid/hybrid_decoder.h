@@ -43,6 +43,7 @@ struct HybridOptions {
   int ngram_min = 1, ngram_max = 4;
   int lookup_tokens = 10;      // longest continuation copied per match (hybrid default: 16)
   int lookup_branches = 3;     // alternative continuations offered to the controller
+  bool shared_cache = true;    // also look up earlier requests' text (HybridShared::cache)
   std::optional<SkipPlan> plan;  // layer-skip drafting needs a plan (hand-given or cached)
   int min_draft = 0;           // layer-skip tokens drafted every step whatever the controller says
   int max_draft = 16;          // layer-skip draft depth limit per step (the controller stops earlier)
@@ -57,6 +58,11 @@ struct HybridOptions {
 struct HybridShared {
   ForwardCost cost;
   AcceptanceStats stats;
+  // Token history of finished generations (prompt + output), looked up when the request's own
+  // history has fewer matches than lookup_branches (issue 8: "an n-gram cache shared across
+  // requests"); n >= 2 only, cleared past kCacheTokens.
+  NgramIndex cache{2, 4};
+  static constexpr int64_t kCacheTokens = 1 << 20;
   double draft_ms = -1;  // moving average of one layer-skip draft forward (-1: none yet)
   // Calibrates `cost` on a synthetic 256-token context (used at model load by the CLI).
   void calibrate(const Model& model, ThreadPool& pool, int max_tree);

@@ -49,21 +49,32 @@ void NgramIndex::sync(const std::vector<int32_t>& tokens) {
   seen_.assign(tokens.begin(), tokens.end());
 }
 
-std::vector<NgramMatch> NgramIndex::lookup(const std::vector<int32_t>& tokens, int max_len, int max_matches) const {
+void NgramIndex::append(const std::vector<int32_t>& tokens) {
+  const int64_t start = static_cast<int64_t>(seen_.size());
+  seen_.insert(seen_.end(), tokens.begin(), tokens.end());
+  for (int64_t p = std::max<int64_t>(1, start); p < static_cast<int64_t>(seen_.size()); ++p) index_position(seen_, p);
+}
+
+void NgramIndex::clear() {
+  for (auto& m : maps_) m.clear();
+  seen_.clear();
+}
+
+std::vector<NgramMatch> NgramIndex::lookup(const std::vector<int32_t>& query, int max_len, int max_matches) const {
   std::vector<NgramMatch> out;
-  const int64_t size = static_cast<int64_t>(tokens.size());
-  SWIFT_CHECK(static_cast<int64_t>(seen_.size()) == size, "lookup before sync");
+  const int64_t qsize = static_cast<int64_t>(query.size()), size = static_cast<int64_t>(seen_.size());
   if (max_len <= 0 || max_matches <= 0) return out;
-  for (int n = std::min<int64_t>(n_max_, size); n >= n_min_ && static_cast<int>(out.size()) < max_matches; --n) {
-    const int32_t* suffix = tokens.data() + size - n;
+  for (int n = static_cast<int>(std::min<int64_t>(n_max_, qsize)); n >= n_min_ && static_cast<int>(out.size()) < max_matches;
+       --n) {
+    const int32_t* suffix = query.data() + qsize - n;
     const auto& m = maps_[n - n_min_];
     const auto it = m.find(key(suffix, n));
     if (it == m.end()) continue;
     int probed = 0;
     for (auto p = it->second.rbegin(); p != it->second.rend() && probed < kMaxProbe; ++p, ++probed) {
-      if (!same(suffix, tokens.data() + *p - n, n)) continue;  // hash collision
+      if (!same(suffix, seen_.data() + *p - n, n)) continue;  // hash collision
       const int64_t len = std::min<int64_t>(max_len, size - *p);
-      std::vector<int32_t> cont(tokens.begin() + *p, tokens.begin() + *p + len);
+      std::vector<int32_t> cont(seen_.begin() + *p, seen_.begin() + *p + len);
       const bool redundant = std::any_of(out.begin(), out.end(), [&](const NgramMatch& o) {
         return o.tokens.size() >= cont.size() && same(cont.data(), o.tokens.data(), static_cast<int64_t>(cont.size()));
       });

@@ -27,13 +27,20 @@ class NgramIndex {
  public:
   NgramIndex(int n_min, int n_max);
 
-  // Indexes tokens appended since the last call (rebuilds if the prefix changed).
+  // Makes the indexed history equal `tokens`, indexing only what was appended since the last
+  // call (rebuilds if the prefix changed).
   void sync(const std::vector<int32_t>& tokens);
+  // Appends tokens to the indexed history (a cache of many texts, e.g. across requests).
+  void append(const std::vector<int32_t>& tokens);
+  void clear();
+  int64_t size() const { return static_cast<int64_t>(seen_.size()); }
+  const std::vector<int32_t>& history() const { return seen_; }
 
-  // Up to max_matches continuations of the history's suffix, longest n first, then most recent
-  // occurrence first; a continuation that is a prefix of one already chosen is skipped.
-  // At most kMaxProbe occurrences are examined per n, so the cost is bounded.
-  std::vector<NgramMatch> lookup(const std::vector<int32_t>& tokens, int max_len, int max_matches) const;
+  // Up to max_matches continuations, in the indexed history, of the suffix of `query` (the
+  // indexed history itself after sync, or another text for a cache), longest n first, then
+  // most recent occurrence first; a continuation that is a prefix of one already chosen is
+  // skipped. At most kMaxProbe occurrences are examined per n, so the cost is bounded.
+  std::vector<NgramMatch> lookup(const std::vector<int32_t>& query, int max_len, int max_matches) const;
 
   int n_min() const { return n_min_; }
   int n_max() const { return n_max_; }
