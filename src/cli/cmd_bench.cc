@@ -114,14 +114,6 @@ double triad_gbps(ThreadPool& pool) {
   return 3.0 * 4.0 * static_cast<double>(n) / (best * 1e6);
 }
 
-uint64_t resident_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  return 0;
-}
-
 void run(const BenchArgs& a) {
   auto model = load_model(a.model);
   std::vector<Prompt> prompts = read_prompts(a.prompts);

@@ -20,15 +20,6 @@ struct InfoArgs {
   bool json = false;
 };
 
-// Resident set size of this process in bytes (from /proc/self/status), 0 if unknown.
-uint64_t resident_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  return 0;
-}
-
 // Metadata and tensor table of a GGUF file.
 nlohmann::json gguf_listing(const GgufFile& g) {
   nlohmann::json meta = nlohmann::json::object(), tensors = nlohmann::json::array();

@@ -23,6 +23,9 @@ struct PromptOptions {
 
 std::string read_file(const std::string& path);
 
+// Resident set size of this process in bytes (from /proc/self/status), 0 if unknown.
+uint64_t resident_bytes();
+
 // Registers each subcommand; its callback runs the command.
 void add_generate(CLI::App& app);
 void add_score(CLI::App& app);

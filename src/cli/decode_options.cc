@@ -29,7 +29,7 @@ void DecodeArgs::add_to(CLI::App& app, bool multi_mode) {
                               "(plain), swift (SWIFT self-speculative, paper settings), self-sd (fixed "
                               "--skip-attn/--skip-mlp plan, chain drafting, as Draft & Verify)");
   auto& h = hybrid;
-  app.add_option("--lookup-tokens", h.lookup_tokens,
+  app.add_option("--lookup-tokens", lookup_tokens,
                  "hybrid/lookup: longest continuation copied from an earlier n-gram match (default: lookup 10, "
                  "as HF's prompt_lookup_num_tokens; hybrid 16, trimmed by the controller)");
   app.add_option("--lookup-branches", h.lookup_branches,
@@ -87,14 +87,14 @@ DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model
   }
   if (mode == "hybrid" || mode == "lookup") {
     HybridOptions o = a.hybrid;
-    const bool lookup_tokens_given = o.lookup_tokens != HybridOptions{}.lookup_tokens;
+    // lookup copies HF's prompt_lookup_num_tokens (10); hybrid offers more, the controller trims.
+    o.lookup_tokens = a.lookup_tokens.value_or(mode == "lookup" ? 10 : 16);
     o.verbose = a.verbose;
     if (mode == "lookup") {
       o.controller = false;
       o.lookup_branches = 1;
       o.max_tree = std::max(o.max_tree, 1 + o.lookup_tokens);
     } else {
-      if (!lookup_tokens_given) o.lookup_tokens = 16;  // the controller trims what does not pay
       // Layer-skip drafting joins the tree only with a plan: by hand, or found by a `--decode
       // swift` run and saved in --layer-cache. No search here: on small models a search costs
       // more than it can win back within one request (issue 8 measurements).
@@ -122,7 +122,6 @@ DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model
     }
     hybrid_ = true;
     hybrid_plan_ = o.plan;
-    o.validate();
     decoder_ = std::make_unique<HybridDecoder>(model, sampling, o, pool, *a.hybrid_shared);
     return;
   }

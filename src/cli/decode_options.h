@@ -18,6 +18,7 @@ struct DecodeArgs {
   std::string mode = "ar";  // ar | hybrid | lookup | swift | self-sd (+ swift ablations)
   SwiftOptions swift;
   HybridOptions hybrid;
+  std::optional<int> lookup_tokens;  // unset: per-mode default (lookup 10, hybrid 16)
   // Cost model and acceptance statistics shared by every hybrid generation of this process
   // (copies of DecodeArgs share it).
   std::shared_ptr<HybridShared> hybrid_shared = std::make_shared<HybridShared>();

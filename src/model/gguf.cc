@@ -336,8 +336,7 @@ const GgufValue* GgufFile::get_array(const std::string& key, GgufType elem) cons
   if (!v) return nullptr;
   if (v->type != GgufType::kArray)
     fail("GGUF {}: '{}' at byte {} has type {}, expected an array", what_, key, v->offset, gguf_type_name(v->type));
-  const bool ok = v->elem == elem || (elem == GgufType::kI32 && v->count == 0);
-  if (!ok)
+  if (v->elem != elem)
     fail("GGUF {}: '{}' at byte {} is an array of {}, expected {}", what_, key, v->offset, gguf_type_name(v->elem),
          gguf_type_name(elem));
   return v;

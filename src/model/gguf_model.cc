@@ -11,6 +11,7 @@
 #include "model/hf_tokenizer.h"
 #include "model/spm_tokenizer.h"
 #include "util/check.h"
+#include "util/hash.h"
 #include "util/half.h"
 
 namespace swift {
@@ -45,12 +46,6 @@ std::optional<DType> dtype_of(uint32_t ggml) {
     case GgmlType::kQ6_K: return DType::kQ6_K;
     default: return std::nullopt;
   }
-}
-
-uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
 }
 
 // Hyperparameters, validated by the same code as config.json (bounds, supported features).
@@ -376,7 +371,7 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::vector<char> head(static_cast<size_t>(std::min<uint64_t>(g->data_offset(), 1ull << 30)));
   in.read(head.data(), static_cast<std::streamsize>(head.size()));
-  m->identity = fnv1a(1469598103934665603ull, head.data(), head.size());
+  m->identity = fnv1a(kFnvOffset, head.data(), head.size());
   m->transformer = std::make_unique<Transformer>(m->config, gguf_weights(g, m->config, a));
   m->eos_ids = m->config.eos_ids;
   // A tokenizer we cannot read yet leaves the model usable with token ids; a SentencePiece

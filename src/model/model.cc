@@ -8,6 +8,7 @@
 
 #include "model/gguf_model.h"
 #include "util/check.h"
+#include "util/hash.h"
 
 namespace swift {
 
@@ -21,12 +22,6 @@ std::string read_text(const fs::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
 }
 
 void read_generation_config(const fs::path& p, Model& m) {
@@ -69,7 +64,7 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
   if (cj.is_discarded()) fail("{}: not valid JSON", (d / "config.json").string());
   m->config = parse_model_config(cj, (d / "config.json").string());
   ModelWeights w = load_weights(dir, m->config);
-  uint64_t h = fnv1a(1469598103934665603ull, cfg_text.data(), cfg_text.size());
+  uint64_t h = fnv1a(kFnvOffset, cfg_text.data(), cfg_text.size());
   for (const auto& f : w.files) h = fnv1a(h, f->header_data(), f->header_size());
   m->identity = h;
   m->transformer = std::make_unique<Transformer>(m->config, std::move(w));

@@ -45,26 +45,6 @@ inline Vec load_w(const void* base, int64_t idx, Mask m) {
     const __m128i nib = _mm_and_si128(idx % 32 ? _mm_srli_epi16(b, 4) : b, _mm_set1_epi8(0x0F));
     const __m512i q = _mm512_maskz_sub_epi32(0xffff, _mm512_maskz_cvtepu8_epi32(0xffff, nib), _mm512_set1_epi32(8));
     return _mm512_maskz_mul_ps(m, _mm512_maskz_cvtepi32_ps(0xffff, q), _mm512_set1_ps(f16_to_f32(dh)));
-  } else if constexpr (DT == DType::kQ4_K || DT == DType::kQ5_K) {
-    constexpr bool kFive = DT == DType::kQ5_K;
-    const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 256 * (kFive ? 176 : 144);
-    const int64_t w = idx % 256, j64 = w / 64, half = (w % 64) / 32, l0 = w % 32;
-    uint16_t dh, mh;
-    std::memcpy(&dh, blk, 2);
-    std::memcpy(&mh, blk + 2, 2);
-    uint8_t sc, mn;
-    q4k_scale_min(static_cast<int>(2 * j64 + half), blk + 4, &sc, &mn);
-    const float d1 = f16_to_f32(dh) * sc, m1 = f16_to_f32(mh) * mn;
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + (kFive ? 48 : 16) + 32 * j64 + l0));
-    __m128i v = _mm_and_si128(half ? _mm_srli_epi16(b, 4) : b, _mm_set1_epi8(0x0F));
-    if constexpr (kFive) {
-      const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 + l0));
-      const __m128i bit = _mm_and_si128(_mm_srl_epi16(h, _mm_cvtsi32_si128(static_cast<int>(2 * j64 + half))),
-                                        _mm_set1_epi8(1));
-      v = _mm_add_epi8(v, _mm_slli_epi16(bit, 4));  // bytes stay <= 31: no carry between lanes
-    }
-    const __m512 q = _mm512_maskz_cvtepi32_ps(0xffff, _mm512_maskz_cvtepu8_epi32(0xffff, v));
-    return _mm512_maskz_sub_ps(m, _mm512_maskz_mul_ps(0xffff, _mm512_set1_ps(d1), q), _mm512_set1_ps(m1));
   } else if constexpr (DT == DType::kQ6_K) {
     const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 256 * 210;
     const int64_t w = idx % 256, h = w / 128, r = w % 128, quarter = r / 32, l0 = r % 32;
@@ -123,7 +103,7 @@ template <DType DT>
 inline Vec load_w(const void* base, int64_t idx, Mask m) {
   Vec r{};
   for (int l = 0; l < m; ++l) {
-    if constexpr (DT == DType::kQ4_0 || DT == DType::kQ4_K || DT == DType::kQ5_K || DT == DType::kQ6_K) {
+    if constexpr (DT == DType::kQ4_0 || DT == DType::kQ6_K) {
       // Portable path: the reference dequantization of the whole block (slow, exact).
       const int64_t blk = dtype_block(DT);
       float tmp[256];

@@ -115,7 +115,9 @@ TEST(GgufModel, F32ConversionMatchesSafetensorsExactly) {
     const auto a = all_logits(st, ids), b = all_logits(*g, ids);
     ASSERT_EQ(a.size(), b.size());
     for (size_t i = 0; i < a.size(); ++i) max_err = std::max(max_err, static_cast<double>(std::fabs(a[i] - b[i])));
-    if (n_greedy++ < 6) EXPECT_EQ(greedy(*g, ids, 48), greedy(st, ids, 48)) << c["src"];
+    if (n_greedy++ < 6) {
+      EXPECT_EQ(greedy(*g, ids, 48), greedy(st, ids, 48)) << c["src"];
+    }
   }
   std::printf("[ f32 GGUF ] max |logit - safetensors| = %.3g over 32 prompts\n", max_err);
   EXPECT_LE(max_err, 1e-4);
@@ -157,7 +159,9 @@ TEST(GgufModel, QuantizedTypesAgainstF32) {
     const double agreement = static_cast<double>(agree) / total;
     std::printf("[ %s GGUF ] top-1 agreement with f32 %.4f over %lld positions, mean KL %.3g\n", dtype_name(t).data(),
                 agreement, static_cast<long long>(total), kl / total);
-    if (t == DType::kBF16) EXPECT_EQ(agree, total);  // the model's own dtype: lossless
+    if (t == DType::kBF16) {
+      EXPECT_EQ(agree, total);  // the model's own dtype: lossless
+    }
     // Issue 5's bar for Q8_0; the 4/6-bit writers use simple per-sub-block fits, so their
     // bounds only catch broken layouts (measured: Q6_K 0.97, Q4_K/Q4_0 0.87-0.88 agreement).
     const bool low_bit = t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;

@@ -24,17 +24,6 @@ std::vector<int> sizes_up_to(int max_tree) {
   if (s.empty() || s.back() != max_tree) s.push_back(max_tree);
   return s;
 }
-
-// Fraction of a full forward's weight bytes a plan still reads (the draft step's cost before it
-// has been measured).
-double kept_fraction(const ModelConfig& c, const SkipPlan& plan) {
-  const double attn = static_cast<double>(c.hidden_size) * (2.0 * c.q_dim() + 2.0 * c.kv_dim());
-  const double mlp = 3.0 * static_cast<double>(c.hidden_size) * c.intermediate_size;
-  const double head = static_cast<double>(c.vocab_size) * c.hidden_size;
-  double kept = head, total = head + c.n_layer * (attn + mlp);
-  for (int64_t l = 0; l < c.n_layer; ++l) kept += (plan.skip_attn[l] ? 0 : attn) + (plan.skip_mlp[l] ? 0 : mlp);
-  return kept / total;
-}
 }  // namespace
 
 void HybridOptions::validate() const {
@@ -108,7 +97,7 @@ void HybridDecoder::add_lookup(const Sequence& seq, int64_t max_depth) {
 
 double HybridDecoder::draft_step_ms() const {
   if (shared_.draft_ms > 0) return shared_.draft_ms;
-  return shared_.cost.ms(1) * kept_fraction(model_.config, *opt_.plan);
+  return shared_.cost.ms(1) * kept_weight_fraction(model_.config, *opt_.plan);
 }
 
 double HybridDecoder::draft(Sequence& seq, int64_t max_depth) {

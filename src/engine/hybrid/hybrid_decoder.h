@@ -41,7 +41,7 @@ namespace swift {
 struct HybridOptions {
   bool controller = true;      // false: fixed trees (the `lookup` baseline)
   int ngram_min = 1, ngram_max = 4;
-  int lookup_tokens = 10;      // longest continuation copied per match (hybrid default: 16)
+  int lookup_tokens = 16;      // longest continuation copied per match
   int lookup_branches = 3;     // alternative continuations offered to the controller
   bool shared_cache = true;    // also look up earlier requests' text (HybridShared::cache)
   std::optional<SkipPlan> plan;  // layer-skip drafting needs a plan (hand-given or cached)

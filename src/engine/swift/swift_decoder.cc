@@ -70,13 +70,7 @@ double SwiftDecoder::matchness(Sequence& seq, const SkipPlan& plan) {
 }
 
 double SwiftDecoder::estimated_speedup(double alpha, const SkipPlan& plan) const {
-  const ModelConfig& c = model_.config;
-  const double attn = static_cast<double>(c.hidden_size) * (2.0 * c.q_dim() + 2.0 * c.kv_dim());
-  const double mlp = 3.0 * static_cast<double>(c.hidden_size) * c.intermediate_size;
-  const double head = static_cast<double>(c.vocab_size) * c.hidden_size;
-  double kept = head, total = head + c.n_layer * (attn + mlp);
-  for (int64_t l = 0; l < c.n_layer; ++l) kept += (plan.skip_attn[l] ? 0 : attn) + (plan.skip_mlp[l] ? 0 : mlp);
-  const double cost = kept / total;
+  const double cost = kept_weight_fraction(model_.config, plan);
   alpha = std::clamp(alpha, 0.0, 0.999);
   double best = 1.0;
   for (int g = 1; g <= std::max(1, opt_.max_draft); ++g) {
