@@ -33,5 +33,7 @@ void add_info(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_convert(CLI::App& app);
+void add_template(CLI::App& app);
+void add_serve(CLI::App& app);
 
 }  // namespace swift::cli

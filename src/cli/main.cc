@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   swift::cli::add_tokenize(app);
   swift::cli::add_bench(app);
   swift::cli::add_convert(app);
+  swift::cli::add_template(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -112,6 +112,7 @@ void write_gguf(const Model& m, const std::string& out_path, const ConvertOption
     w.set_bool("tokenizer.ggml.add_eos_token", spm->add_eos);
     w.set_bool("tokenizer.ggml.add_space_prefix", v.add_dummy_prefix);
   }
+  if (opt.with_tokenizer && !m.chat_template.empty()) w.set_string("tokenizer.chat_template", m.chat_template);
 
   const ModelWeights& mw = m.transformer->weights();
   auto matrix = [&](const std::string& name, const MatView& src, int64_t permute_head_dim) {

@@ -386,6 +386,7 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   } else {
     m->tokenizer = gguf_tokenizer(*g, m->config.vocab_size);
   }
+  m->chat_template = g->get_string("tokenizer.chat_template").value_or("");
   if (!m->tokenizer) m->tokenizer_error += " (use --prompt-ids to pass token ids directly)";
   for (int32_t e : m->eos_ids)
     if (e < 0 || e >= m->config.vocab_size) fail("GGUF {}: eos token id {} is outside the vocabulary", path, e);

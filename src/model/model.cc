@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "model/chat_template.h"
 #include "model/gguf_model.h"
 #include "util/check.h"
 #include "util/hash.h"
@@ -70,6 +71,11 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
   m->transformer = std::make_unique<Transformer>(m->config, std::move(w));
 
   read_generation_config(d / "generation_config.json", *m);
+  if (fs::exists(d / "tokenizer_config.json")) {
+    nlohmann::json tc = nlohmann::json::parse(read_text(d / "tokenizer_config.json"), nullptr, false);
+    if (tc.is_discarded()) fail("{}: not valid JSON", (d / "tokenizer_config.json").string());
+    m->chat_template = chat_template_from_config(tc);
+  }
   for (int32_t e : m->config.eos_ids)
     if (std::find(m->eos_ids.begin(), m->eos_ids.end(), e) == m->eos_ids.end()) m->eos_ids.push_back(e);
   try {

@@ -30,6 +30,7 @@ struct Model {
   std::string tokenizer_error;           // why tokenizer is null
   std::vector<int32_t> eos_ids;          // generation stops at any of these
   GenerationDefaults gen;
+  std::string chat_template;              // Jinja source from tokenizer_config.json / GGUF; "" = none
   uint64_t identity = 0;  // hash of config.json and the safetensors headers (SWIFT layer cache key)
 
   // Throws swift::Error with tokenizer_error when there is no tokenizer.

@@ -1,0 +1,635 @@
+// Jinja template parser: template text -> segments (text, {{ }}, {% %}) -> syntax tree.
+//
+// Whitespace follows transformers' apply_chat_template environment (trim_blocks and
+// lstrip_blocks on), plus the explicit `-` markers: `{%-` strips all whitespace before the tag,
+// `-%}` all whitespace after it. Precedence follows Jinja2's parser: or < and < not < comparison
+// < + - < ~ < * / // % < unary/filters/tests < postfix.
+#include "model/jinja/parser.h"
+
+#include <cctype>
+#include <cstring>
+
+namespace swift::jinja {
+
+namespace {
+
+struct Segment {
+  enum Kind { kText, kOutput, kStatement } kind;
+  std::string text;
+  int line;
+};
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+int line_at(std::string_view s, size_t pos) {
+  int line = 1;
+  for (size_t i = 0; i < pos && i < s.size(); ++i) line += s[i] == '\n';
+  return line;
+}
+
+// Finds the closer of a tag that starts at `from`, skipping string literals.
+size_t find_close(std::string_view src, size_t from, std::string_view close) {
+  char quote = 0;
+  for (size_t i = from; i + close.size() <= src.size(); ++i) {
+    const char c = src[i];
+    if (quote) {
+      if (c == '\\') ++i;
+      else if (c == quote) quote = 0;
+      continue;
+    }
+    if (c == '\'' || c == '"') quote = c;
+    else if (src.compare(i, close.size(), close) == 0) return i;
+  }
+  return std::string_view::npos;
+}
+
+std::vector<Segment> split_segments(std::string_view src) {
+  std::vector<Segment> out;
+  std::string text;
+  bool strip_next = false;  // `-%}` / `-}}` / trim_blocks: strip the start of the next text
+  bool trim_newline = false;
+  size_t pos = 0;
+  // strip_right: `{%-` drops all whitespace before the tag; lstrip: how many spaces/tabs before a
+  // block tag sit at the start of their source line (lstrip_blocks drops them).
+  auto flush_text = [&](bool strip_right, size_t lstrip) {
+    if (strip_right) {
+      while (!text.empty() && is_space(text.back())) text.pop_back();
+    } else {
+      while (lstrip > 0 && !text.empty() && (text.back() == ' ' || text.back() == '\t')) {
+        text.pop_back();
+        --lstrip;
+      }
+    }
+    if (!text.empty()) out.push_back({Segment::kText, text, 0});
+    text.clear();
+  };
+  while (pos < src.size()) {
+    const size_t open = src.find('{', pos);
+    size_t tag = std::string_view::npos;
+    for (size_t at = open; at != std::string_view::npos && at + 1 < src.size(); at = src.find('{', at + 1)) {
+      const char c = src[at + 1];
+      if (c == '{' || c == '%' || c == '#') {
+        tag = at;
+        break;
+      }
+    }
+    std::string_view chunk = src.substr(pos, (tag == std::string_view::npos ? src.size() : tag) - pos);
+    size_t skip = 0;
+    if (strip_next) {
+      while (skip < chunk.size() && is_space(chunk[skip])) ++skip;
+    } else if (trim_newline) {
+      if (chunk.substr(0, 1) == "\n") skip = 1;
+      else if (chunk.substr(0, 2) == "\r\n") skip = 2;
+    }
+    text.append(chunk.substr(skip));
+    strip_next = trim_newline = false;
+    if (tag == std::string_view::npos) break;
+    const char kind = src[tag + 1];
+    const bool minus_left = tag + 2 < src.size() && src[tag + 2] == '-';
+    const bool plus_left = tag + 2 < src.size() && src[tag + 2] == '+';
+    const std::string_view close = kind == '{' ? "}}" : kind == '%' ? "%}" : "#}";
+    const size_t body_from = tag + 2 + (minus_left || plus_left);
+    const size_t end = kind == '#' ? src.find(close, body_from) : find_close(src, body_from, close);
+    if (end == std::string_view::npos)
+      throw TemplateError(fmt::format("line {}: unclosed '{{{}' tag", line_at(src, tag), kind));
+    const bool minus_right = end > body_from && src[end - 1] == '-';
+    size_t lstrip = 0;
+    if (kind != '{' && !plus_left) {
+      size_t j = tag;
+      while (j > 0 && (src[j - 1] == ' ' || src[j - 1] == '\t')) --j;
+      if (j == 0 || src[j - 1] == '\n') lstrip = tag - j;
+    }
+    flush_text(minus_left, lstrip);
+    std::string body(src.substr(body_from, end - body_from - (minus_right ? 1 : 0)));
+    const int line = line_at(src, tag);
+    pos = end + 2;
+    if (kind == '#') {
+      strip_next = minus_right;
+      trim_newline = !minus_right;
+      continue;
+    }
+    // {% raw %} ... {% endraw %}: copy verbatim.
+    size_t b = 0;
+    while (b < body.size() && is_space(body[b])) ++b;
+    if (kind == '%' && body.compare(b, 3, "raw") == 0 && body.find_first_not_of(" \t\r\n", b + 3) == std::string::npos) {
+      const size_t endraw = src.find("endraw", pos);
+      const size_t raw_end = endraw == std::string_view::npos ? endraw : src.rfind("{%", endraw);
+      if (raw_end == std::string_view::npos || raw_end < pos)
+        throw TemplateError(fmt::format("line {}: {{% raw %}} without {{% endraw %}}", line));
+      std::string_view raw = src.substr(pos, raw_end - pos);
+      if (!minus_right && raw.substr(0, 1) == "\n") raw.remove_prefix(1);
+      text.append(raw);
+      const size_t close_raw = src.find("%}", endraw);
+      if (close_raw == std::string_view::npos) throw TemplateError(fmt::format("line {}: unclosed endraw", line));
+      if (src[raw_end + 2] == '-') {
+        while (!text.empty() && is_space(text.back())) text.pop_back();
+      }
+      const bool endraw_minus = src[close_raw - 1] == '-';
+      pos = close_raw + 2;
+      strip_next = endraw_minus;
+      trim_newline = !endraw_minus;
+      continue;
+    }
+    out.push_back({kind == '{' ? Segment::kOutput : Segment::kStatement, std::move(body), line});
+    strip_next = minus_right;
+    trim_newline = kind == '%' && !minus_right;
+  }
+  flush_text(false, 0);
+  return out;
+}
+
+// ---------------------------------------------------------------- expression tokens
+
+struct Token {
+  enum Kind { kName, kString, kInt, kFloat, kOp, kEnd } kind;
+  std::string text;
+  Value value;
+};
+
+std::vector<Token> tokenize(const std::string& s, int line) {
+  std::vector<Token> out;
+  size_t i = 0;
+  static const char* kOps[] = {"//", "**", "==", "!=", "<=", ">=", "(", ")", "[", "]", "{", "}", ".", ",", ":",
+                               "|", "~", "+", "-", "*", "/", "%", "<", ">", "="};
+  while (i < s.size()) {
+    const char c = s[i];
+    if (is_space(c)) {
+      ++i;
+      continue;
+    }
+    if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+      size_t j = i;
+      while (j < s.size() && (std::isalnum(static_cast<unsigned char>(s[j])) || s[j] == '_')) ++j;
+      out.push_back({Token::kName, s.substr(i, j - i), {}});
+      i = j;
+      continue;
+    }
+    if (std::isdigit(static_cast<unsigned char>(c))) {
+      size_t j = i;
+      while (j < s.size() && (std::isdigit(static_cast<unsigned char>(s[j])) || s[j] == '_')) ++j;
+      bool is_float = false;
+      if (j + 1 < s.size() && s[j] == '.' && std::isdigit(static_cast<unsigned char>(s[j + 1]))) {
+        is_float = true;
+        ++j;
+        while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+      }
+      std::string num;
+      for (size_t k = i; k < j; ++k)
+        if (s[k] != '_') num += s[k];
+      if (is_float) {
+        out.push_back({Token::kFloat, num, Value(std::stod(num))});
+      } else {
+        errno = 0;
+        const long long v = std::strtoll(num.c_str(), nullptr, 10);
+        if (errno == ERANGE) throw TemplateError(fmt::format("line {}: integer literal {} is too large", line, num));
+        out.push_back({Token::kInt, num, Value(static_cast<int64_t>(v))});
+      }
+      i = j;
+      continue;
+    }
+    if (c == '\'' || c == '"') {
+      std::string v;
+      size_t j = i + 1;
+      for (; j < s.size() && s[j] != c; ++j) {
+        if (s[j] == '\\' && j + 1 < s.size()) {
+          const char e = s[++j];
+          switch (e) {
+            case 'n': v += '\n'; break;
+            case 't': v += '\t'; break;
+            case 'r': v += '\r'; break;
+            case '\\': v += '\\'; break;
+            case '\'': v += '\''; break;
+            case '"': v += '"'; break;
+            default: v += '\\'; v += e;
+          }
+        } else {
+          v += s[j];
+        }
+      }
+      if (j >= s.size()) throw TemplateError(fmt::format("line {}: unterminated string literal", line));
+      out.push_back({Token::kString, v, Value(v)});
+      i = j + 1;
+      continue;
+    }
+    bool found = false;
+    for (const char* op : kOps) {
+      const size_t n = std::strlen(op);
+      if (s.compare(i, n, op) == 0) {
+        out.push_back({Token::kOp, op, {}});
+        i += n;
+        found = true;
+        break;
+      }
+    }
+    if (!found) throw TemplateError(fmt::format("line {}: unexpected character '{}'", line, c));
+  }
+  out.push_back({Token::kEnd, "", {}});
+  return out;
+}
+
+// ---------------------------------------------------------------- expressions
+
+class ExprParser {
+ public:
+  ExprParser(std::vector<Token> toks, int line) : t_(std::move(toks)), line_(line) {}
+
+  const Token& peek(size_t k = 0) const { return t_[std::min(p_ + k, t_.size() - 1)]; }
+  bool at_end() const { return peek().kind == Token::kEnd; }
+  bool is_op(const char* op, size_t k = 0) const { return peek(k).kind == Token::kOp && peek(k).text == op; }
+  bool is_name(const char* n, size_t k = 0) const { return peek(k).kind == Token::kName && peek(k).text == n; }
+  bool accept_op(const char* op) { return is_op(op) ? (++p_, true) : false; }
+  bool accept_name(const char* n) { return is_name(n) ? (++p_, true) : false; }
+  void expect_op(const char* op) {
+    if (!accept_op(op)) error(fmt::format("expected '{}'", op));
+  }
+  std::string expect_name() {
+    if (peek().kind != Token::kName) error("expected a name");
+    return t_[p_++].text;
+  }
+  void expect_end() {
+    if (!at_end()) error(fmt::format("unexpected '{}'", peek().text));
+  }
+  [[noreturn]] void error(const std::string& what) const {
+    throw TemplateError(fmt::format("line {}: {} (at '{}')", line_, what, at_end() ? "end of tag" : peek().text));
+  }
+
+  ExprPtr make(Expr::Kind k, std::string name = {}) {
+    auto e = std::make_unique<Expr>();
+    e->kind = k;
+    e->line = line_;
+    e->name = std::move(name);
+    return e;
+  }
+  ExprPtr binary(std::string op, ExprPtr a, ExprPtr b) {
+    auto e = make(Expr::Kind::kBinary, std::move(op));
+    e->args.push_back(std::move(a));
+    e->args.push_back(std::move(b));
+    return e;
+  }
+
+  ExprPtr expression() {
+    ExprPtr body = or_expr();
+    if (accept_name("if")) {
+      auto e = make(Expr::Kind::kCond);
+      e->args.push_back(or_expr());
+      e->args.push_back(std::move(body));
+      e->args.push_back(accept_name("else") ? expression() : nullptr);
+      return e;
+    }
+    return body;
+  }
+  ExprPtr or_expr() {
+    ExprPtr a = and_expr();
+    while (accept_name("or")) a = binary("or", std::move(a), and_expr());
+    return a;
+  }
+  ExprPtr and_expr() {
+    ExprPtr a = not_expr();
+    while (accept_name("and")) a = binary("and", std::move(a), not_expr());
+    return a;
+  }
+  ExprPtr not_expr() {
+    if (is_name("not") && !is_name("in", 1)) {
+      ++p_;
+      auto e = make(Expr::Kind::kUnary, "not");
+      e->args.push_back(not_expr());
+      return e;
+    }
+    return compare();
+  }
+  ExprPtr compare() {
+    ExprPtr a = add();
+    for (;;) {
+      static const char* kCmp[] = {"==", "!=", "<=", ">=", "<", ">"};
+      bool matched = false;
+      for (const char* op : kCmp)
+        if (accept_op(op)) {
+          a = binary(op, std::move(a), add());
+          matched = true;
+          break;
+        }
+      if (matched) continue;
+      if (accept_name("in")) {
+        a = binary("in", std::move(a), add());
+      } else if (is_name("not") && is_name("in", 1)) {
+        p_ += 2;
+        a = binary("not in", std::move(a), add());
+      } else {
+        return a;
+      }
+    }
+  }
+  ExprPtr add() {
+    ExprPtr a = concat();
+    for (;;) {
+      if (accept_op("+")) a = binary("+", std::move(a), concat());
+      else if (accept_op("-")) a = binary("-", std::move(a), concat());
+      else return a;
+    }
+  }
+  ExprPtr concat() {
+    ExprPtr a = mul();
+    while (accept_op("~")) a = binary("~", std::move(a), mul());
+    return a;
+  }
+  ExprPtr mul() {
+    ExprPtr a = pow();
+    for (;;) {
+      if (accept_op("*")) a = binary("*", std::move(a), pow());
+      else if (accept_op("//")) a = binary("//", std::move(a), pow());
+      else if (accept_op("/")) a = binary("/", std::move(a), pow());
+      else if (accept_op("%")) a = binary("%", std::move(a), pow());
+      else return a;
+    }
+  }
+  ExprPtr pow() {
+    ExprPtr a = unary();
+    while (accept_op("**")) a = binary("**", std::move(a), unary());
+    return a;
+  }
+  ExprPtr unary() {
+    if (accept_op("-")) {
+      auto e = make(Expr::Kind::kUnary, "-");
+      e->args.push_back(unary());
+      return filters(std::move(e));
+    }
+    if (accept_op("+")) {
+      auto e = make(Expr::Kind::kUnary, "+");
+      e->args.push_back(unary());
+      return filters(std::move(e));
+    }
+    return filters(postfix(primary()));
+  }
+  void call_args(Expr& e) {
+    // after '(' : positional and keyword arguments
+    if (accept_op(")")) return;
+    for (;;) {
+      if (peek().kind == Token::kName && is_op("=", 1)) {
+        std::string k = expect_name();
+        ++p_;
+        e.kwargs.emplace_back(std::move(k), expression());
+      } else {
+        if (!e.kwargs.empty()) error("positional argument after a keyword argument");
+        e.args.push_back(expression());
+      }
+      if (accept_op(")")) return;
+      expect_op(",");
+    }
+  }
+  ExprPtr filters(ExprPtr a) {
+    for (;;) {
+      if (accept_op("|")) {
+        auto f = make(Expr::Kind::kFilter, expect_name());
+        f->args.push_back(std::move(a));
+        if (accept_op("(")) call_args(*f);
+        a = std::move(f);
+      } else if (accept_name("is")) {
+        const bool neg = accept_name("not");
+        std::string test = expect_name();
+        auto t = make(Expr::Kind::kTest, test);
+        t->negate = neg;
+        t->args.push_back(std::move(a));
+        if (accept_op("(")) {
+          call_args(*t);
+        } else if (peek().kind == Token::kString || peek().kind == Token::kInt || peek().kind == Token::kFloat ||
+                   (peek().kind == Token::kName && !is_name("and") && !is_name("or") && !is_name("else") &&
+                    !is_name("if") && !is_name("in") && !is_name("not"))) {
+          t->args.push_back(primary());  // `x is divisibleby 3`, `x is sameas none`
+        }
+        a = std::move(t);
+      } else {
+        return a;
+      }
+    }
+  }
+  ExprPtr postfix(ExprPtr a) {
+    for (;;) {
+      if (accept_op(".")) {
+        auto e = make(Expr::Kind::kAttr);
+        if (peek().kind == Token::kInt) e->name = t_[p_++].text;
+        else e->name = expect_name();
+        e->args.push_back(std::move(a));
+        a = std::move(e);
+      } else if (accept_op("[")) {
+        ExprPtr lo, hi, step;
+        bool slice = false;
+        if (!is_op(":")) lo = expression();
+        if (accept_op(":")) {
+          slice = true;
+          if (!is_op("]") && !is_op(":")) hi = expression();
+          if (accept_op(":") && !is_op("]")) step = expression();
+        }
+        expect_op("]");
+        auto e = make(slice ? Expr::Kind::kSlice : Expr::Kind::kIndex);
+        e->args.push_back(std::move(a));
+        e->args.push_back(std::move(lo));
+        if (slice) {
+          e->args.push_back(std::move(hi));
+          e->args.push_back(std::move(step));
+        }
+        a = std::move(e);
+      } else if (accept_op("(")) {
+        auto e = make(Expr::Kind::kCall);
+        e->args.push_back(std::move(a));
+        call_args(*e);
+        a = std::move(e);
+      } else {
+        return a;
+      }
+    }
+  }
+  ExprPtr primary() {
+    const Token& t = peek();
+    if (t.kind == Token::kString) {
+      auto e = make(Expr::Kind::kLiteral);
+      std::string s;
+      while (peek().kind == Token::kString) s += t_[p_++].text;  // adjacent literals concatenate
+      e->value = Value(s);
+      return e;
+    }
+    if (t.kind == Token::kInt || t.kind == Token::kFloat) {
+      auto e = make(Expr::Kind::kLiteral);
+      e->value = t_[p_++].value;
+      return e;
+    }
+    if (t.kind == Token::kName) {
+      const std::string n = t_[p_++].text;
+      auto e = make(Expr::Kind::kLiteral);
+      if (n == "true" || n == "True") e->value = Value(true);
+      else if (n == "false" || n == "False") e->value = Value(false);
+      else if (n == "none" || n == "None") e->value = Value::none();
+      else e = make(Expr::Kind::kName, n);
+      return e;
+    }
+    if (accept_op("(")) {
+      ExprPtr inner = expression();
+      if (is_op(",")) {  // tuple: a list for our purposes
+        auto e = make(Expr::Kind::kList);
+        e->args.push_back(std::move(inner));
+        while (accept_op(",") && !is_op(")")) e->args.push_back(expression());
+        expect_op(")");
+        return e;
+      }
+      expect_op(")");
+      return inner;
+    }
+    if (accept_op("[")) {
+      auto e = make(Expr::Kind::kList);
+      while (!accept_op("]")) {
+        e->args.push_back(expression());
+        if (!is_op("]")) expect_op(",");
+      }
+      return e;
+    }
+    if (accept_op("{")) {
+      auto e = make(Expr::Kind::kDict);
+      while (!accept_op("}")) {
+        e->args.push_back(expression());
+        expect_op(":");
+        e->args.push_back(expression());
+        if (!is_op("}")) expect_op(",");
+      }
+      return e;
+    }
+    error("expected an expression");
+  }
+
+ private:
+  std::vector<Token> t_;
+  size_t p_ = 0;
+  int line_;
+};
+
+// ---------------------------------------------------------------- statements
+
+class TemplateParser {
+ public:
+  explicit TemplateParser(std::vector<Segment> segs) : s_(std::move(segs)) {}
+
+  Body parse() {
+    std::string end;
+    Body b = body({}, &end);
+    return b;
+  }
+
+ private:
+  // Parses nodes until a statement whose first word is in `enders`; returns it in *ender with
+  // its parser positioned after that word.
+  Body body(const std::vector<std::string>& enders, std::string* ender) {
+    Body out;
+    while (i_ < s_.size()) {
+      const Segment& seg = s_[i_++];
+      if (seg.kind == Segment::kText) {
+        auto n = std::make_unique<Node>();
+        n->kind = Node::Kind::kText;
+        n->text = seg.text;
+        out.push_back(std::move(n));
+        continue;
+      }
+      ExprParser p(tokenize(seg.text, seg.line), seg.line);
+      if (seg.kind == Segment::kOutput) {
+        auto n = std::make_unique<Node>();
+        n->kind = Node::Kind::kOutput;
+        n->line = seg.line;
+        n->expr = p.expression();
+        p.expect_end();
+        out.push_back(std::move(n));
+        continue;
+      }
+      const std::string word = p.expect_name();
+      for (const auto& e : enders)
+        if (word == e) {
+          *ender = word;
+          cur_ = std::make_unique<ExprParser>(std::move(p));
+          return out;
+        }
+      out.push_back(statement(word, p, seg.line));
+    }
+    if (!enders.empty())
+      throw TemplateError(fmt::format("unexpected end of template: missing {{% {} %}}", enders.back()));
+    *ender = "";
+    return out;
+  }
+
+  NodePtr statement(const std::string& word, ExprParser& p, int line) {
+    auto n = std::make_unique<Node>();
+    n->line = line;
+    if (word == "if") {
+      n->kind = Node::Kind::kIf;
+      ExprPtr cond = p.expression();
+      p.expect_end();
+      for (;;) {
+        std::string end;
+        Body b = body({"elif", "else", "endif"}, &end);
+        n->branches.emplace_back(std::move(cond), std::move(b));
+        if (end == "endif") {
+          cur_->expect_end();
+          break;
+        }
+        if (end == "else") {
+          cur_->expect_end();
+          std::string end2;
+          Body eb = body({"endif"}, &end2);
+          cur_->expect_end();
+          n->branches.emplace_back(nullptr, std::move(eb));
+          break;
+        }
+        cond = cur_->expression();
+        cur_->expect_end();
+      }
+      return n;
+    }
+    if (word == "for") {
+      n->kind = Node::Kind::kFor;
+      n->targets.push_back(p.expect_name());
+      while (p.accept_op(",")) n->targets.push_back(p.expect_name());
+      if (!p.accept_name("in")) p.error("expected 'in' in for loop");
+      n->expr = p.or_expr();
+      if (p.accept_name("if")) n->filter = p.or_expr();
+      if (p.accept_name("recursive")) p.error("recursive loops are not supported");
+      p.expect_end();
+      std::string end;
+      n->body = body({"else", "endfor"}, &end);
+      cur_->expect_end();
+      if (end == "else") {
+        n->else_body = body({"endfor"}, &end);
+        cur_->expect_end();
+      }
+      return n;
+    }
+    if (word == "set") {
+      n->set_name = p.expect_name();
+      if (p.accept_op(".")) n->set_attr = p.expect_name();
+      if (p.accept_op("=")) {
+        n->kind = Node::Kind::kSet;
+        n->expr = p.expression();
+        p.expect_end();
+        return n;
+      }
+      if (!n->set_attr.empty()) p.error("block set of a namespace attribute is not supported");
+      p.expect_end();
+      n->kind = Node::Kind::kSetBlock;
+      std::string end;
+      n->body = body({"endset"}, &end);
+      cur_->expect_end();
+      return n;
+    }
+    if (word == "break" || word == "continue") {
+      p.expect_end();
+      n->kind = word == "break" ? Node::Kind::kBreak : Node::Kind::kContinue;
+      return n;
+    }
+    throw TemplateError(fmt::format("line {}: unsupported template tag '{{% {} %}}' (supported: if, for, set, "
+                                    "break, continue, raw)", line, word));
+  }
+
+  std::vector<Segment> s_;
+  size_t i_ = 0;
+  std::unique_ptr<ExprParser> cur_;  // the parser of the statement that ended the last body
+};
+
+}  // namespace
+
+Body parse_template(std::string_view source) { return TemplateParser(split_segments(source)).parse(); }
+
+}  // namespace swift::jinja
