@@ -144,7 +144,7 @@ void run(const BenchArgs& a) {
       const std::string& mode = modes[(pi + k) % modes.size()];  // rotate the order prompt by prompt
       DecoderRun dr(dargs, mode, *model, opt.sampling, pool);
       GenerateResult r = generate(*model, dr.decoder(), ids, opt, pool);
-      nlohmann::json extra = dr.finish();
+      nlohmann::json extra = dr.finish(r.stats);
       nlohmann::json rec = {{"prompt", p.id}, {"domain", p.domain}, {"mode", mode}, {"tokens", r.tokens.size()},
                             {"decode_ms", r.stats.decode_ms}, {"prefill_ms", r.stats.prefill_ms}};
       for (const auto& [key, v] : r.stats.extra) rec[key] = v;

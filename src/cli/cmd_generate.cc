@@ -60,7 +60,7 @@ void run(const GenerateArgs& a) {
     };
   }
   GenerateResult r = generate(*model, run.decoder(), prompt, opt, pool, cb);
-  const nlohmann::json mode_stats = run.finish();
+  const nlohmann::json mode_stats = run.finish(r.stats);
   const auto& s = r.stats;
   if (a.json) {
     nlohmann::json stats = {{"prompt_tokens", s.prompt_tokens},   {"generated_tokens", s.generated_tokens},

@@ -77,9 +77,15 @@ void DecodeArgs::add_to(CLI::App& app, bool multi_mode) {
   app.add_flag("-v,--verbose", verbose, "Log each layer-search improvement and the cost calibration to stderr");
 }
 
+PlanStore* DecodeArgs::plan_store(const Model& model) const {
+  if (!share_plans && layer_cache.empty()) return nullptr;
+  if (!plans_) plans_ = std::make_shared<PlanStore>(layer_cache, model.identity, model.config.n_layer);
+  return plans_.get();
+}
+
 DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model& model,
-                       const SamplingParams& sampling, ThreadPool& pool)
-    : args_(a), model_(model), mode_(mode) {
+                       const SamplingParams& sampling, ThreadPool& pool, const std::string& task)
+    : args_(a), model_(model), mode_(mode), task_(task.empty() ? a.task : task) {
   const int64_t L = model.config.n_layer;
   if (mode == "ar") {
     decoder_ = std::make_unique<ArDecoder>(model, sampling, pool);
@@ -101,8 +107,8 @@ DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model
       if (!a.skip_attn.empty() || !a.skip_mlp.empty()) {
         o.plan = plan_from_layers(layer_list(a.skip_attn, "--skip-attn"), layer_list(a.skip_mlp, "--skip-mlp"), L,
                                   "--skip-attn/--skip-mlp");
-      } else if (!a.layer_cache.empty()) {
-        if (auto hit = layer_cache_lookup(a.layer_cache, model.identity, a.task, L)) {
+      } else if (PlanStore* store = a.plan_store(model)) {
+        if (auto hit = store->lookup(task_)) {
           o.plan = hit->plan;
           cache_hit_ = true;
         }
@@ -157,8 +163,9 @@ DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model
   o.tree = !no_tree;
   o.early_stop = !no_early;
   o.optimize = !no_opt && !o.plan;  // a plan given by hand is used as is
-  if (!a.layer_cache.empty() && !o.plan) {
-    if (auto hit = layer_cache_lookup(a.layer_cache, model.identity, a.task, L)) {
+  PlanStore* store = a.plan_store(model);
+  if (store && !o.plan) {
+    if (auto hit = store->lookup(task_)) {
       o.plan = hit->plan;
       o.optimize = false;
       cache_hit_ = true;
@@ -169,7 +176,7 @@ DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model
   decoder_ = std::move(d);
 }
 
-nlohmann::json DecoderRun::finish() {
+nlohmann::json DecoderRun::finish(const GenerateStats& stats) {
   nlohmann::json j = nlohmann::json::object();
   if (hybrid_) {
     if (hybrid_plan_) {
@@ -183,9 +190,14 @@ nlohmann::json DecoderRun::finish() {
   j["skip_attn"] = plan_layers(swift_->plan().skip_attn);
   j["skip_mlp"] = plan_layers(swift_->plan().skip_mlp);
   j["layer_cache_hit"] = cache_hit_;
-  if (!args_.layer_cache.empty() && swift_->optimized())
-    layer_cache_store(args_.layer_cache, model_.identity, args_.task,
-                      CachedPlan{swift_->plan(), swift_->best_score(), args_.swift.objective});
+  PlanStore* store = args_.plan_store(model_);
+  if (!store) return j;
+  auto x = [&](const char* k) { return stats.extra.count(k) ? stats.extra.at(k) : 0.0; };
+  if (swift_->optimized()) {
+    store->store(task_, CachedPlan{swift_->plan(), swift_->best_score(), args_.swift.objective}, x("acceptance_rate"));
+  } else if (cache_hit_ && store->report_use(task_, x("acceptance_rate"), static_cast<int64_t>(x("drafted_tokens")))) {
+    j["plan_dropped_for_reoptimization"] = true;
+  }
   return j;
 }
 

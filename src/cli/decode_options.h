@@ -10,6 +10,8 @@
 
 #include "engine/generation.h"
 #include "engine/hybrid/hybrid_decoder.h"
+#include "engine/server/scheduler.h"
+#include "engine/swift/plan_store.h"
 #include "engine/swift/swift_decoder.h"
 
 namespace swift::cli {
@@ -25,19 +27,30 @@ struct DecodeArgs {
   bool no_tree = false, no_early_stop = false, no_optimize = false;
   std::string layer_cache, task = "default", skip_attn, skip_mlp, widths_greedy, widths_sampling;
   bool verbose = false;
+  // Hand plans found by one generation to the next ones of the same task, in memory (the
+  // server); with --layer-cache they are shared through the file in any case.
+  bool share_plans = false;
 
   void add_to(CLI::App& app, bool multi_mode);
+  // The plan store of this process for `model` (created on first use); null when plans are
+  // neither shared nor cached.
+  PlanStore* plan_store(const Model& model) const;
+
+ private:
+  mutable std::shared_ptr<PlanStore> plans_;
 };
 
 // A decoder for one generation in `mode`, plus what to do when it ends.
-class DecoderRun {
+class DecoderRun : public DecoderHandle {
  public:
+  // `task` overrides args.task (the server's per-request key).
   DecoderRun(const DecodeArgs& args, const std::string& mode, const Model& model, const SamplingParams& sampling,
-             ThreadPool& pool);
-  Decoder& decoder() { return *decoder_; }
-  // Saves an optimised plan to the layer cache (when one is configured) and returns mode
-  // statistics for JSON output (skip plan lists, cache hit).
-  nlohmann::json finish();
+             ThreadPool& pool, const std::string& task = "");
+  Decoder& decoder() override { return *decoder_; }
+  // Hands an optimised plan to the plan store (memory and/or --layer-cache file), reports how a
+  // stored plan did (the store may drop it for re-optimisation), and returns mode statistics
+  // for JSON output (skip plan lists, cache hit).
+  nlohmann::json finish(const GenerateStats& stats) override;
 
  private:
   const DecodeArgs& args_;
@@ -48,6 +61,7 @@ class DecoderRun {
   bool hybrid_ = false;
   std::optional<SkipPlan> hybrid_plan_;
   bool cache_hit_ = false;
+  std::string task_;
 };
 
 }  // namespace swift::cli

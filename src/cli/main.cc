@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   swift::cli::add_bench(app);
   swift::cli::add_convert(app);
   swift::cli::add_template(app);
+  swift::cli::add_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

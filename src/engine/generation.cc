@@ -55,88 +55,122 @@ class StopScanner {
 
 }  // namespace
 
-GenerateResult generate(const Model& model, Decoder& decoder, const std::vector<int32_t>& prompt,
-                        const GenerateOptions& opt, ThreadPool& pool, const TextCallback& on_text) {
-  opt.sampling.validate();
-  const int64_t n_ctx = opt.n_ctx > 0 ? opt.n_ctx : model.config.max_positions;
-  const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+struct Generation::Stops {
+  explicit Stops(const std::vector<std::string>& stops) : scanner(stops) {}
+  StopScanner scanner;
+};
+
+Generation::Generation(const Model& model, Decoder& decoder, std::vector<int32_t> prompt, const GenerateOptions& opt,
+                       ThreadPool& pool)
+    : model_(model), decoder_(decoder), prompt_(std::move(prompt)), opt_(opt), pool_(pool) {
+  opt_.sampling.validate();
+  const int64_t n_ctx = opt_.n_ctx > 0 ? opt_.n_ctx : model.config.max_positions;
+  const int64_t n_prompt = static_cast<int64_t>(prompt_.size());
   if (n_prompt == 0) fail("the prompt is empty (give text or at least one token id)");
-  if (opt.max_tokens < 0) fail("max tokens must be >= 0, got {}", opt.max_tokens);
-  if (n_prompt + opt.max_tokens > n_ctx)
+  if (opt_.max_tokens < 0) fail("max tokens must be >= 0, got {}", opt_.max_tokens);
+  if (n_prompt + opt_.max_tokens > n_ctx)
     fail("prompt ({} tokens) + max tokens ({}) = {} exceeds the context length {}; lower -n or shorten the prompt",
-         n_prompt, opt.max_tokens, n_prompt + opt.max_tokens, n_ctx);
+         n_prompt, opt_.max_tokens, n_prompt + opt_.max_tokens, n_ctx);
   const int64_t vocab = model.config.vocab_size;
-  for (int32_t t : prompt)
+  for (int32_t t : prompt_)
     if (t < 0 || t >= vocab) fail("prompt token id {} is outside the vocabulary [0, {})", t, vocab);
   const Tokenizer* tok = model.tokenizer.get();
-  if (!opt.stop.empty() && !tok) fail("stop strings need a tokenizer: {}", model.tokenizer_error);
-  for (const auto& s : opt.stop)
+  if (!opt_.stop.empty() && !tok) fail("stop strings need a tokenizer: {}", model.tokenizer_error);
+  for (const auto& s : opt_.stop)
     if (s.empty()) fail("stop strings must not be empty");
-
-  GenerateResult res;
-  res.stats.prompt_tokens = n_prompt;
-  if (opt.max_tokens == 0) {
-    res.finish_reason = "length";
-    return res;
+  res_.stats.prompt_tokens = n_prompt;
+  if (opt_.max_tokens == 0) {
+    res_.finish_reason = "length";
+    finished_ = true;
+    return;
   }
-  Sequence seq(model, n_ctx, kScratchSlots);
-  seq.tokens = prompt;
-  seq.n_prompt = n_prompt;
-  const SkipPlan full = SkipPlan::none(model.config.n_layer);
-  std::vector<float> logits;
-  const double t0 = now_ms();
-  model.transformer->forward(ForwardBatch::causal(prompt, 0, false), seq.cache, full, pool, logits);
-  seq.n_cached = n_prompt;
-  const double t1 = now_ms();
-  res.stats.prefill_ms = t1 - t0;
+  seq_ = std::make_unique<Sequence>(model, n_ctx, kScratchSlots);
+  seq_->tokens = prompt_;
+  seq_->n_prompt = n_prompt;
+  if (tok) stream_ = std::make_unique<StreamDecoder>(*tok);
+  stops_ = std::make_unique<Stops>(opt_.stop);
+}
 
-  std::unique_ptr<StreamDecoder> stream;
-  if (tok) stream = std::make_unique<StreamDecoder>(*tok);
-  StopScanner stops(opt.stop);
-  auto emit = [&](const std::string& s) { return s.empty() || !on_text || on_text(s); };
+Generation::~Generation() = default;
 
-  decoder.start(seq, logits);
-  size_t consumed = static_cast<size_t>(n_prompt);
-  for (;;) {
-    bool done = false;
-    while (consumed < seq.tokens.size() && !done) {
-      const int32_t id = seq.tokens[consumed++];
-      res.tokens.push_back(id);
-      const bool is_eos = !opt.ignore_eos && std::find(model.eos_ids.begin(), model.eos_ids.end(), id) != model.eos_ids.end();
-      if (is_eos) {
-        res.finish_reason = "stop";
-        done = true;
+bool Generation::advance(std::string* text) {
+  if (finished_) return true;
+  if (!started_) {
+    started_ = true;
+    const SkipPlan full = SkipPlan::none(model_.config.n_layer);
+    std::vector<float> logits;
+    const double t0 = now_ms();
+    model_.transformer->forward(ForwardBatch::causal(prompt_, 0, false), seq_->cache, full, pool_, logits);
+    seq_->n_cached = static_cast<int64_t>(prompt_.size());
+    t_decode_ = now_ms();
+    res_.stats.prefill_ms = t_decode_ - t0;
+    decoder_.start(*seq_, logits);
+    consumed_ = prompt_.size();
+  } else {
+    decoder_.step(*seq_, opt_.max_tokens - static_cast<int64_t>(res_.tokens.size()));
+    SWIFT_CHECK(seq_->tokens.size() > consumed_, "decoder produced no token");
+  }
+  while (consumed_ < seq_->tokens.size()) {
+    const int32_t id = seq_->tokens[consumed_++];
+    res_.tokens.push_back(id);
+    const bool is_eos = !opt_.ignore_eos &&
+                        std::find(model_.eos_ids.begin(), model_.eos_ids.end(), id) != model_.eos_ids.end();
+    if (is_eos) {
+      res_.finish_reason = "stop";
+      break;
+    }
+    if (stream_) {
+      bool stopped = false;
+      *text += stops_->scanner.push(stream_->push(id), &stopped);
+      if (stopped) {
+        res_.finish_reason = "stop";
         break;
       }
-      if (stream) {
-        bool stopped = false;
-        if (!emit(stops.push(stream->push(id), &stopped))) {
-          res.finish_reason = "abort";
-          done = true;
-        } else if (stopped) {
-          res.finish_reason = "stop";
-          done = true;
-        }
-      }
-      if (!done && static_cast<int64_t>(res.tokens.size()) >= opt.max_tokens) {
-        res.finish_reason = "length";
-        done = true;
-      }
     }
-    if (done) break;
-    decoder.step(seq, opt.max_tokens - static_cast<int64_t>(res.tokens.size()));
-    SWIFT_CHECK(seq.tokens.size() > consumed, "decoder produced no token");
+    if (static_cast<int64_t>(res_.tokens.size()) >= opt_.max_tokens) {
+      res_.finish_reason = "length";
+      break;
+    }
   }
-  if (stream && res.finish_reason != "stop") {
+  if (!res_.finish_reason.empty()) finish(text);
+  return finished_;
+}
+
+void Generation::abort() {
+  if (finished_) return;
+  res_.finish_reason = "abort";
+  std::string ignored;
+  finish(&ignored);
+}
+
+void Generation::finish(std::string* text) {
+  if (stream_ && res_.finish_reason != "stop") {
     bool stopped = false;
-    emit(stops.push(stream->flush(), &stopped));
+    *text += stops_->scanner.push(stream_->flush(), &stopped);
   }
-  emit(stops.finish());
-  res.text = stops.text();
-  res.stats.decode_ms = now_ms() - t1;
-  res.stats.generated_tokens = static_cast<int64_t>(res.tokens.size());
-  decoder.report(res.stats);
-  return res;
+  if (stops_) {
+    *text += stops_->scanner.finish();
+    res_.text = stops_->scanner.text();
+  }
+  res_.stats.decode_ms = started_ ? now_ms() - t_decode_ : 0.0;
+  res_.stats.generated_tokens = static_cast<int64_t>(res_.tokens.size());
+  if (started_) decoder_.report(res_.stats);
+  finished_ = true;
+}
+
+GenerateResult generate(const Model& model, Decoder& decoder, const std::vector<int32_t>& prompt,
+                        const GenerateOptions& opt, ThreadPool& pool, const TextCallback& on_text) {
+  Generation g(model, decoder, prompt, opt, pool);
+  std::string text;
+  while (!g.finished()) {
+    text.clear();
+    g.advance(&text);
+    if (!text.empty() && on_text && !on_text(text)) {
+      g.abort();
+      // What the caller refused is not part of the result (as before: generation stopped there).
+    }
+  }
+  return std::move(g.result());
 }
 
 }  // namespace swift

@@ -59,8 +59,46 @@ class Decoder {
 // Streaming callback: receives printable text pieces; return false to abort generation.
 using TextCallback = std::function<bool(const std::string&)>;
 
-// Runs prefill and the decoder until EOS, a stop string, max_tokens or an abort. Throws
-// swift::Error for a prompt that does not fit the context or invalid options.
+// One generation driven step by step, so that a server can interleave several of them on one
+// compute thread (each advance() is one forward pass: prefill, or one decoder step).
+class Generation {
+ public:
+  // Validates everything up front; throws swift::Error for a prompt that does not fit the
+  // context, token ids outside the vocabulary or invalid options. Allocates the KV cache.
+  Generation(const Model& model, Decoder& decoder, std::vector<int32_t> prompt, const GenerateOptions& opt,
+             ThreadPool& pool);
+  ~Generation();
+
+  // Runs prefill (first call) or one decoder step, and appends the newly printable text to
+  // *text (held back while it may be the start of a stop string). Returns true when finished.
+  bool advance(std::string* text);
+  bool finished() const { return finished_; }
+  // Ends the generation now with finish_reason "abort" (a client went away).
+  void abort();
+  // The result; valid once finished().
+  GenerateResult& result() { return res_; }
+  int64_t prompt_tokens() const { return static_cast<int64_t>(prompt_.size()); }
+
+ private:
+  void finish(std::string* text);
+
+  const Model& model_;
+  Decoder& decoder_;
+  std::vector<int32_t> prompt_;
+  GenerateOptions opt_;
+  ThreadPool& pool_;
+  std::unique_ptr<Sequence> seq_;
+  std::unique_ptr<StreamDecoder> stream_;
+  struct Stops;
+  std::unique_ptr<Stops> stops_;
+  GenerateResult res_;
+  size_t consumed_ = 0;
+  bool started_ = false, finished_ = false;
+  double t_decode_ = 0;
+};
+
+// Runs prefill and the decoder until EOS, a stop string, max_tokens or an abort (on_text
+// returning false). Throws as Generation's constructor does.
 GenerateResult generate(const Model& model, Decoder& decoder, const std::vector<int32_t>& prompt,
                         const GenerateOptions& opt, ThreadPool& pool, const TextCallback& on_text = nullptr);
 
