@@ -9,6 +9,7 @@
 #include "engine/swift/gaussian_process.h"
 #include "engine/swift/layer_cache.h"
 #include "engine/swift/layer_search.h"
+#include "engine/swift/plan_store.h"
 #include "engine/swift/token_tree.h"
 #include "engine/swift/tree_acceptance.h"
 #include "util/check.h"
@@ -175,4 +176,42 @@ TEST(LayerCache, StoresAndLooksUpByModelAndTask) {
   std::filesystem::remove(path);
 }
 
+}  // namespace swift
+
+namespace swift {
+namespace {
+
+TEST(PlanStore, SharesPlansPerTaskAndDropsOnesThatStopWorking) {
+  const std::string path = "/tmp/swiftllm_plan_store_test.json";
+  std::remove(path.c_str());
+  const int64_t L = 8;
+  SkipPlan plan = plan_from_layers({2, 3}, {4}, L, "test");
+  {
+    PlanStore store(path, 0xabc, L);
+    EXPECT_FALSE(store.lookup("code").has_value());
+    store.store("code", CachedPlan{plan, 0.8, "matchness"}, 0.9);
+    ASSERT_TRUE(store.lookup("code").has_value());
+    EXPECT_EQ(store.lookup("code")->plan.skip_attn, plan.skip_attn);
+    EXPECT_FALSE(store.lookup("docs").has_value());
+    // Too few drafted tokens to judge; then fine; then far below the finder's acceptance.
+    EXPECT_FALSE(store.report_use("code", 0.1, PlanStore::kMinDrafted - 1));
+    EXPECT_FALSE(store.report_use("code", 0.6, 100));  // 0.6 >= 0.6 * 0.9
+    EXPECT_TRUE(store.report_use("code", 0.5, 100));   // 0.5 <  0.54: dropped
+    EXPECT_FALSE(store.lookup("code").has_value());    // the next request searches again
+    EXPECT_EQ(store.reoptimizations(), 1);
+    store.store("code", CachedPlan{plan, 0.7, "matchness"}, 0.5);
+    EXPECT_TRUE(store.lookup("code").has_value());
+  }
+  // Persisted: a new process (store) finds it in the file; its first use sets the reference.
+  PlanStore again(path, 0xabc, L);
+  ASSERT_TRUE(again.lookup("code").has_value());
+  EXPECT_EQ(again.lookup("code")->plan.skip_mlp, plan.skip_mlp);
+  EXPECT_FALSE(again.report_use("code", 0.5, 100));
+  EXPECT_TRUE(again.report_use("code", 0.2, 100));
+  PlanStore memory_only("", 0xabc, L);
+  EXPECT_FALSE(memory_only.lookup("code").has_value());
+  std::remove(path.c_str());
+}
+
+}  // namespace
 }  // namespace swift

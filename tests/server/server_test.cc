@@ -375,6 +375,27 @@ TEST(Server, HostileRequestsGet4xxAndTheServerStaysHealthy) {
   EXPECT_TRUE(server().alive());
 }
 
+TEST(Server, SwiftPlansAreSharedAcrossRequestsOfATask) {
+  // The first SWIFT request of a task searches for a skip plan (after its 50-token context
+  // window); the next request of the task starts from that plan without searching.
+  const std::string prompt = code_prompts(1)[0];
+  const json body = {{"prompt", prompt}, {"max_tokens", 120}, {"temperature", 0}, {"decode", "swift"},
+                     {"task", "plan-sharing-test"}, {"ignore_eos", true}};
+  const Reply first = post("/v1/completions", body);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.j()["swift"]["layer_cache_hit"], false);
+  const Reply second = post("/v1/completions", body);
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_EQ(second.j()["swift"]["layer_cache_hit"], true);
+  EXPECT_EQ(second.j()["swift"]["skip_attn"], first.j()["swift"]["skip_attn"]);
+  EXPECT_EQ(second.j()["swift"]["skip_mlp"], first.j()["swift"]["skip_mlp"]);
+  EXPECT_EQ(second.j()["choices"][0]["text"], first.j()["choices"][0]["text"]);  // lossless either way
+  // Another task searches on its own.
+  json other = body;
+  other["task"] = "another-task";
+  EXPECT_EQ(post("/v1/completions", other).j()["swift"]["layer_cache_hit"], false);
+}
+
 TEST(Server, ShutsDownCleanlyOnSigterm) {
   test::ServerProcess s({"-q"});
   httplib::Client c("127.0.0.1", s.port());
