@@ -9,8 +9,9 @@ namespace swift {
 KvCache::KvCache(const ModelConfig& cfg, int64_t n_slots)
     : n_layer_(cfg.n_layer), n_slots_(n_slots), kv_dim_(cfg.kv_dim()) {
   SWIFT_CHECK(n_slots > 0);
-  k_.assign(static_cast<size_t>(n_layer_ * n_slots_ * kv_dim_), 0.0f);
-  v_.assign(k_.size(), 0.0f);
+  const size_t n = static_cast<size_t>(n_layer_ * n_slots_ * kv_dim_);
+  k_.reset(new float[n]);  // default-initialised: no zero fill (see kv_cache.h)
+  v_.reset(new float[n]);
   pos_.assign(n_slots_, -1);
 }
 

@@ -402,7 +402,20 @@ TEST(Server, ShutsDownCleanlyOnSigterm) {
   auto r = c.Get("/health");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+  // A long stream in progress does not hold the shutdown: it is cancelled.
+  auto streaming = std::async(std::launch::async, [port = s.port()] {
+    httplib::Client cl("127.0.0.1", port);
+    std::string got;
+    cl.Post("/v1/completions",
+            json{{"prompt", "def f(x):"}, {"max_tokens", 1000}, {"stream", true}, {"decode", "ar"}, {"ignore_eos", true}}.dump(),
+            "application/json");
+    return got;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(s.stop(), 0) << s.log();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 3.0);
+  streaming.get();
 }
 
 }  // namespace

@@ -297,6 +297,11 @@ void Server::run(const std::function<void(int port)>& on_listening) {
   impl_->http.listen_after_bind();
 }
 
-void Server::stop() { impl_->http.stop(); }
+void Server::stop() {
+  // Open streams end now (finish_reason "abort") instead of generating to their max_tokens
+  // while the HTTP workers are joined.
+  impl_->sched.cancel_all();
+  impl_->http.stop();
+}
 
 }  // namespace swift

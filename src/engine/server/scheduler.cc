@@ -48,6 +48,12 @@ void Scheduler::submit(const std::shared_ptr<Job>& job) {
   cv_.notify_all();
 }
 
+void Scheduler::cancel_all() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [job, t] : queue_) job->cancelled = true;
+  for (auto& job : running_) job->cancelled = true;
+}
+
 SchedulerMetrics Scheduler::metrics() const {
   std::lock_guard<std::mutex> lock(mu_);
   return metrics_;
@@ -126,6 +132,8 @@ void Scheduler::loop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       metrics_.active = static_cast<int64_t>(active_.size());
+      running_.clear();
+      for (auto& s : active_) running_.push_back(s->job);
     }
     // One step of every active generation, round robin.
     for (size_t i = 0; i < active_.size();) {
@@ -159,6 +167,8 @@ void Scheduler::loop() {
     }
     std::lock_guard<std::mutex> lock(mu_);
     metrics_.active = static_cast<int64_t>(active_.size());
+    running_.clear();
+    for (auto& s : active_) running_.push_back(s->job);
   }
   // Shutting down: end everything still running or waiting.
   for (auto& s : active_) {

@@ -74,6 +74,8 @@ class Scheduler {
   // Queues the job; throws swift::Error when max_queue jobs already wait (the server answers 503).
   void submit(const std::shared_ptr<Job>& job);
   SchedulerMetrics metrics() const;
+  // Cancels every queued and running job (shutdown): each ends before its next step.
+  void cancel_all();
 
  private:
   struct Slot;
@@ -93,6 +95,7 @@ class Scheduler {
   bool stop_ = false;
   SchedulerMetrics metrics_;
   std::vector<std::unique_ptr<Slot>> active_;  // loop thread only
+  std::vector<std::shared_ptr<Job>> running_;   // the jobs of active_, for cancel_all (under mu_)
   std::thread thread_;
 };
 
