@@ -100,7 +100,9 @@ bool Generation::advance(std::string* text) {
     const SkipPlan full = SkipPlan::none(model_.config.n_layer);
     std::vector<float> logits;
     const double t0 = now_ms();
-    model_.transformer->forward(ForwardBatch::causal(prompt_, 0, false), seq_->cache, full, pool_, logits);
+    ForwardBatch batch = ForwardBatch::causal(prompt_, 0, false);
+    batch.prefill = true;
+    model_.transformer->forward(batch, seq_->cache, full, pool_, logits);
     seq_->n_cached = static_cast<int64_t>(prompt_.size());
     t_decode_ = now_ms();
     res_.stats.prefill_ms = t_decode_ - t0;

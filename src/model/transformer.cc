@@ -110,14 +110,19 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
   for (int64_t i = 0; i < n; ++i) mat_row_to_f32(w_.embed, b.tokens[i], x + i * H);
 
   auto bias = [](const std::vector<float>& bv) { return bv.empty() ? nullptr : bv.data(); };
+  const bool gemm = b.prefill && n >= ForwardBatch::kPrefillGemmMin;
+  auto linear = [&](const MatView& w, const float* in, float* o, const float* bs) {
+    if (gemm) matmul_prefill(w, in, n, o, bs, pool);
+    else matmul(w, in, n, o, bs, pool);
+  };
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     const LayerWeights& L = w_.layers[l];
     if (!plan.skip_attn[l]) {
       rmsnorm(x, L.attn_norm.data(), n, H, cfg_.rms_eps, h);
-      matmul(L.wq, h, n, q, bias(L.bq), pool);
-      matmul(L.wk, h, n, k, bias(L.bk), pool);
-      matmul(L.wv, h, n, v, bias(L.bv), pool);
+      linear(L.wq, h, q, bias(L.bq));
+      linear(L.wk, h, k, bias(L.bk));
+      linear(L.wv, h, v, bias(L.bv));
       if (cfg_.qk_norm) {  // Qwen3: RMSNorm over each head before rotary
         rmsnorm(q, L.q_norm.data(), n * cfg_.n_head, hd, cfg_.rms_eps, q);
         rmsnorm(k, L.k_norm.data(), n * cfg_.n_kv_head, hd, cfg_.rms_eps, k);
@@ -135,15 +140,15 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
       a.head_dim = hd, a.scale = scale, a.out = att;
       a.visible = cfg_.sliding_window[l] > 0 ? &vis_window_ : &vis_full_;
       attention(a, pool);
-      matmul(L.wo, att, n, out, bias(L.bo), pool);
+      linear(L.wo, att, out, bias(L.bo));
       add_inplace(x, out, n * H);
     }
     if (!plan.skip_mlp[l]) {
       rmsnorm(x, L.mlp_norm.data(), n, H, cfg_.rms_eps, h);
-      matmul(L.w_gate, h, n, g, bias(L.b_gate), pool);
-      matmul(L.w_up, h, n, u, bias(L.b_up), pool);
+      linear(L.w_gate, h, g, bias(L.b_gate));
+      linear(L.w_up, h, u, bias(L.b_up));
       silu_mul(g, u, n * I);
-      matmul(L.w_down, g, n, out, bias(L.b_down), pool);
+      linear(L.w_down, g, out, bias(L.b_down));
       add_inplace(x, out, n * H);
     }
   }

@@ -33,6 +33,11 @@ struct ForwardBatch {
   int64_t n_prefix = 0;             // every token sees cache slots [0, n_prefix)
   std::vector<uint8_t> mask;        // [n, n] token i sees batch token j iff mask[i*n+j]; empty = causal
   std::vector<int32_t> logit_rows;  // batch rows whose logits are wanted, in output order
+  // A prompt prefill: batches of at least kPrefillGemmMin tokens may use matmul_prefill, which
+  // rounds differently from matmul() (ops/matmul.h). Never set for decode, verification or
+  // drafting passes, whose results must not depend on how tokens are batched.
+  bool prefill = false;
+  static constexpr int64_t kPrefillGemmMin = 16;
 
   // Plain causal batch: tokens at positions/slots start..start+n-1 after `start` committed slots.
   static ForwardBatch causal(const std::vector<int32_t>& tokens, int64_t start, bool all_logits);

@@ -77,6 +77,7 @@ inline Vec load_w(const void* base, int64_t idx, Mask m) {
   }
 }
 inline Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
 inline Vec broadcast(float x) { return _mm512_set1_ps(x); }
 inline void store(float* p, Vec v, Mask m) { _mm512_mask_storeu_ps(p, m, v); }
 inline float reduce(Vec v) {
@@ -123,6 +124,10 @@ inline Vec load_w(const void* base, int64_t idx, Mask m) {
 inline Vec fma(Vec a, Vec b, Vec c) {
   for (int l = 0; l < kLanes; ++l) c.v[l] = std::fma(a.v[l], b.v[l], c.v[l]);
   return c;
+}
+inline Vec add(Vec a, Vec b) {
+  for (int l = 0; l < kLanes; ++l) a.v[l] += b.v[l];
+  return a;
 }
 inline Vec broadcast(float x) {
   Vec r;
