@@ -3,6 +3,9 @@
 // @huggingface/jinja), plus the interpreter's errors and limits and chat prompt encoding.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
+
 #include "model/chat_template.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
@@ -132,6 +135,20 @@ TEST(ChatPrompt, SpecialTokenTextBecomesTokensAndBosIsNotDoubled) {
               std::string::npos) << e.what();
   }
   EXPECT_THROW(load_chat_template(*model, "no-such-template"), Error);
+  // A template file using something the interpreter does not support: refused at load, naming
+  // the construct and line and pointing at the built-ins (the server then answers chat
+  // requests with this message as a 400).
+  const std::string path = "/tmp/swiftllm_unsupported_template.jinja";
+  std::ofstream(path) << "{{ bos_token }}\n{% macro turn(m) %}{{ m.content }}{% endmacro %}";
+  try {
+    load_chat_template(*model, path);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("is not supported: line 2: unsupported template tag '{% macro %}'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("--chat-template NAME"), std::string::npos) << msg;
+  }
+  std::remove(path.c_str());
 }
 
 }  // namespace
