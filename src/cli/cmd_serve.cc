@@ -113,8 +113,7 @@ void add_serve(CLI::App& app) {
   c->add_option("--http-threads", o.http_threads,
                 "HTTP worker threads (default max(64, 4*parallel+16); each open stream holds one)");
   c->add_option("--chat-template", a->chat_template,
-                "Chat template: built-in name (llama2, llama3, mistral, qwen2, chatml, codellama) or Jinja file; "
-                "default: the model's own");
+                "Chat template: built-in name (" + ChatTemplate::builtin_list() + ") or Jinja file; default: the model's own");
   c->add_option("--alias", a->alias, "Model id reported by /v1/models (default: the model path's last part)");
   c->add_option("-t,--threads", a->threads, "Compute threads (default: physical cores)");
   c->add_flag("-q,--quiet", a->quiet, "Do not log each request to stderr");

@@ -71,8 +71,7 @@ void add_template(CLI::App& app) {
   c->add_option("-m,--model", a->model, "Model folder or GGUF file");
   c->add_option("--messages", a->messages, "JSON file with [{\"role\": ..., \"content\": ...}, ...] ('-' = stdin)");
   c->add_option("--chat-template", a->chat_template,
-                "Built-in template name (llama2, llama3, mistral, qwen2, chatml, codellama) or a Jinja file; "
-                "default: the model's own");
+                "Built-in template name (" + ChatTemplate::builtin_list() + ") or a Jinja file; default: the model's own");
   c->add_flag("--no-generation-prompt", a->no_generation_prompt, "Do not append the assistant turn header");
   c->add_flag("--ids", a->ids, "Print the prompt's token ids instead of its text");
   c->add_flag("--builtins", a->builtins, "Print the built-in templates as JSON {name: source}");

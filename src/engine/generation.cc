@@ -167,10 +167,7 @@ GenerateResult generate(const Model& model, Decoder& decoder, const std::vector<
   while (!g.finished()) {
     text.clear();
     g.advance(&text);
-    if (!text.empty() && on_text && !on_text(text)) {
-      g.abort();
-      // What the caller refused is not part of the result (as before: generation stopped there).
-    }
+    if (!text.empty() && on_text && !on_text(text)) g.abort();  // finish_reason "abort"
   }
   return std::move(g.result());
 }

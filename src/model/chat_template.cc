@@ -58,13 +58,15 @@ std::vector<std::string> ChatTemplate::builtin_names() {
   return out;
 }
 
+std::string ChatTemplate::builtin_list() {
+  std::string names;
+  for (const auto& [k, v] : builtins()) names += (names.empty() ? "" : ", ") + k;
+  return names;
+}
+
 const std::string& ChatTemplate::builtin_source(const std::string& name) {
   auto it = builtins().find(name);
-  if (it == builtins().end()) {
-    std::string names;
-    for (const auto& n : builtin_names()) names += (names.empty() ? "" : ", ") + n;
-    fail("unknown chat template '{}' (built-in: {})", name, names);
-  }
+  if (it == builtins().end()) fail("unknown chat template '{}' (built-in: {})", name, builtin_list());
   return it->second;
 }
 
@@ -84,8 +86,7 @@ std::unique_ptr<ChatTemplate> load_chat_template(const Model& model, const std::
     const int32_t e = !model.eos_ids.empty() ? model.eos_ids[0] : t.eos_id;
     if (e >= 0 && e < t.vocab_size()) eos = t.piece(e);
   }
-  std::string names;
-  for (const auto& n : ChatTemplate::builtin_names()) names += (names.empty() ? "" : ", ") + n;
+  const std::string names = ChatTemplate::builtin_list();
   std::string name = choice, source;
   if (choice.empty()) {
     if (model.chat_template.empty())

@@ -24,6 +24,7 @@ class ChatTemplate {
 
   // Names of the built-in templates, and their sources (throws swift::Error for an unknown name).
   static std::vector<std::string> builtin_names();
+  static std::string builtin_list();  // "chatml, codellama, ..." for messages and --help
   static const std::string& builtin_source(const std::string& name);
 
   // Renders `messages` (array of {role, content}); throws jinja::TemplateError when the template

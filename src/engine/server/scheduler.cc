@@ -49,9 +49,8 @@ void Scheduler::submit(const std::shared_ptr<Job>& job) {
 }
 
 void Scheduler::cancel_all() {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [job, t] : queue_) job->cancelled = true;
-  for (auto& job : running_) job->cancelled = true;
+  cancel_all_ = true;
+  cv_.notify_all();
 }
 
 SchedulerMetrics Scheduler::metrics() const {
@@ -113,7 +112,7 @@ void Scheduler::loop() {
     }
     for (auto& [job, t_queued] : admitted) {
       job->queue_ms = now_ms() - t_queued;
-      if (job->cancelled) {
+      if (job->cancelled || cancel_all_) {
         fail(*job, "cancelled before it started", true);
         continue;
       }
@@ -132,15 +131,13 @@ void Scheduler::loop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       metrics_.active = static_cast<int64_t>(active_.size());
-      running_.clear();
-      for (auto& s : active_) running_.push_back(s->job);
     }
     // One step of every active generation, round robin.
     for (size_t i = 0; i < active_.size();) {
       Slot& s = *active_[i];
       bool ended = false;
       try {
-        if (s.job->cancelled) {
+        if (s.job->cancelled || cancel_all_) {
           s.gen->abort();
         } else {
           std::string text;
@@ -167,8 +164,6 @@ void Scheduler::loop() {
     }
     std::lock_guard<std::mutex> lock(mu_);
     metrics_.active = static_cast<int64_t>(active_.size());
-    running_.clear();
-    for (auto& s : active_) running_.push_back(s->job);
   }
   // Shutting down: end everything still running or waiting.
   for (auto& s : active_) {

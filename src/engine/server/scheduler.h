@@ -93,9 +93,9 @@ class Scheduler {
   std::condition_variable cv_;
   std::deque<std::pair<std::shared_ptr<Job>, double>> queue_;  // job, time queued (ms)
   bool stop_ = false;
+  std::atomic<bool> cancel_all_{false};  // every job, queued or running, ends before its next step
   SchedulerMetrics metrics_;
   std::vector<std::unique_ptr<Slot>> active_;  // loop thread only
-  std::vector<std::shared_ptr<Job>> running_;   // the jobs of active_, for cancel_all (under mu_)
   std::thread thread_;
 };
 
