@@ -96,6 +96,9 @@ class GgufFile {
   const std::vector<std::pair<std::string, GgufValue>>& kv() const { return kv_; }
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
 
+  // The file's map; null for in-memory images.
+  const MappedFile* map() const { return map_.get(); }
+
   const GgufValue* find(const std::string& key) const;
   const GgufTensor* tensor(const std::string& name) const;
   // Typed access, throwing swift::Error naming the key, its type and offset on a mismatch.

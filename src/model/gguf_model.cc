@@ -211,6 +211,7 @@ ModelWeights gguf_weights(const std::shared_ptr<GgufFile>& g, const ModelConfig&
     }
   }
   w.dtype_summary = b.dtype_summary();
+  if (g->map()) w.maps.push_back(g->map());
   w.keep_alive = g;
   return w;
 }

@@ -44,6 +44,8 @@ class SafetensorsFile {
   const std::string& path() const { return path_; }
   uint64_t header_size() const { return header_size_; }
   const uint8_t* header_data() const { return header_data_; }
+  // The file's map; null for in-memory images.
+  const MappedFile* map() const { return map_.get(); }
 
  private:
   void parse(const uint8_t* bytes, size_t size);

@@ -28,6 +28,7 @@ ForwardBatch ForwardBatch::causal(const std::vector<int32_t>& tokens, int64_t st
 }
 
 Transformer::Transformer(ModelConfig cfg, ModelWeights weights) : cfg_(std::move(cfg)), w_(std::move(weights)) {
+  pack_weights(w_);
   inv_freq_ = rope_inv_freq(cfg_.rope, 0);
 }
 

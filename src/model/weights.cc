@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "ops/panel.h"
 #include "util/check.h"
 #include "util/half.h"
 
@@ -126,7 +127,28 @@ ModelWeights bind_weights(std::vector<std::unique_ptr<SafetensorsFile>> files, c
   for (DType d : dtypes) w.dtype_summary += (w.dtype_summary.empty() ? "" : "+") + std::string(dtype_name(d));
   w.total_bytes = total;
   w.files = std::move(files);
+  for (const auto& f : w.files)
+    if (f->map()) w.maps.push_back(f->map());
   return w;
+}
+
+void pack_weights(ModelWeights& w) {
+  auto pack = [&w](MatView& m) {
+    if (m.layout != MatLayout::kRows || !panel_supported(m.dtype) || m.rows == 0) return;
+    const size_t n = panel_bytes(m.dtype, m.rows, m.cols);
+    auto buf = std::make_unique<uint8_t[]>(n + 63);
+    void* dst = buf.get() + (64 - reinterpret_cast<uintptr_t>(buf.get()) % 64) % 64;
+    const MatView src = m;
+    m = panel_pack(src, dst);
+    w.packed.push_back(std::move(buf));
+    w.packed_bytes += n;
+    // A tied LM head shares the embedding's bytes, which stay in use for token lookups.
+    if (src.data != w.embed.data)
+      for (const MappedFile* f : w.maps) f->release(src.data, src.bytes());
+  };
+  for (LayerWeights& L : w.layers)
+    for (MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) pack(*m);
+  pack(w.lm_head);
 }
 
 ModelWeights load_weights(const std::string& dir, const ModelConfig& cfg) {

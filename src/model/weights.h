@@ -1,7 +1,10 @@
-// Weights of a LLaMA-family model, used in place from memory-mapped safetensors files.
+// Weights of a LLaMA-family model, memory-mapped from safetensors or GGUF files.
 //
-// Large matrices stay in their file dtype (F32/F16/BF16) and are converted row by row inside
-// the matmul kernel. Small vectors (norms, biases) are converted to f32 at load.
+// Large matrices stay in their file dtype and are converted inside the matmul kernels. F32/F16/
+// BF16 projection matrices and the LM head are repacked once into panel layout (pack_weights,
+// ops/panel.h) — the layout the batch kernel reads without horizontal sums — and their file
+// pages are released; block-quantized matrices and the embedding table are used in place. Small
+// vectors (norms, biases) are converted to f32 at load.
 #pragma once
 
 #include <memory>
@@ -41,9 +44,18 @@ struct ModelWeights {
   // GGUF: tensors rewritten at load (llama's un-permuted Q/K, misaligned data) and the file.
   std::vector<std::vector<uint8_t>> owned;
   std::shared_ptr<const void> keep_alive;
+  std::vector<const MappedFile*> maps;  // the file maps above, to release repacked pages
+  // Panel-packed copies (pack_weights), each 64-byte aligned inside its buffer.
+  std::vector<std::unique_ptr<uint8_t[]>> packed;
+  uint64_t packed_bytes = 0;
   std::string dtype_summary;        // e.g. "BF16" or "F32+BF16"
   uint64_t total_bytes = 0;         // bytes of all tensors used
 };
+
+// Repacks every F32/F16/BF16 projection matrix and the LM head into panel layout (a tied LM
+// head gets its own copy; the embedding rows stay in place) and releases their file pages.
+// Numerics: the panel kernel's sum order (ops/panel.h). Idempotent.
+void pack_weights(ModelWeights& w);
 
 // Loads `model.safetensors` or the shards listed in `model.safetensors.index.json` from `dir`,
 // checks every tensor's presence and shape against `cfg`. Throws naming the tensor.

@@ -27,6 +27,16 @@ void scores_for(const float* q, const float* k, const int32_t* sl, int64_t n, in
                 float scale, float* scores) {
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
+    // Cached keys of earlier steps come from DRAM, and a list of slots hides the pattern from
+    // the hardware prefetcher: request the keys kAhead blocks ahead (measured in isolation, 24
+    // layers x 330 keys, cold cache, 2 threads: 0.56 -> 0.46 ms; 1 thread 0.85 -> 0.57 ms).
+    constexpr int64_t kAhead = 32;
+    if (j + kAhead + 16 <= n) {
+      for (int i = 0; i < 16; ++i) {
+        const char* r = reinterpret_cast<const char*>(k + static_cast<int64_t>(sl[j + kAhead + i]) * kv_stride);
+        for (int64_t b = 0; b < hd * 4; b += 64) __builtin_prefetch(r + b, 0, 3);
+      }
+    }
     const float* row[16];
 #pragma GCC unroll 16
     for (int i = 0; i < 16; ++i) row[i] = k + static_cast<int64_t>(sl[j + i]) * kv_stride;
@@ -55,7 +65,12 @@ void weighted_sum(const float* w, const float* v, const int32_t* sl, int64_t n, 
   Mask m[NB];
 #pragma GCC unroll 8
   for (int b = 0; b < NB; ++b) acc[b] = zero(), m[b] = mask_for(hd - d0 - b * kLanes);
+  constexpr int64_t kAhead = 24;  // values kAhead keys ahead (see scores_for)
   for (int64_t j = 0; j < n; ++j) {
+    if (j + kAhead < n) {
+      const char* r = reinterpret_cast<const char*>(v + static_cast<int64_t>(sl[j + kAhead]) * kv_stride + d0);
+      for (int64_t b = 0; b < std::min<int64_t>(hd - d0, NB * kLanes) * 4; b += 64) __builtin_prefetch(r + b, 0, 3);
+    }
     const Vec wj = broadcast(w[j]);
     const float* row = v + static_cast<int64_t>(sl[j]) * kv_stride + d0;
 #pragma GCC unroll 8

@@ -52,14 +52,28 @@ inline std::string_view dtype_name(DType t) {
   return "?";
 }
 
-// A row-major matrix of weights used in place (usually inside a memory map).
+// How a matrix's elements are laid out in memory.
+//   kRows:    row-major [rows, cols], as in the model file (any dtype), used in place.
+//   kPanel16: F32/F16/BF16 only, packed at load by ops/panel.h: panels of 16 consecutive rows,
+//             each stored column by column, [ceil(rows / 16), cols, 16], the last panel padded
+//             with zero rows. One vector load yields one column of 16 rows, which the
+//             outer-product kernel (ops/matmul_panel.cc) multiplies without horizontal sums.
+enum class MatLayout : uint8_t { kRows, kPanel16 };
+constexpr int64_t kPanelRows = 16;
+
+// A matrix of weights: in place in a memory map (kRows) or a packed copy (kPanel16).
 struct MatView {
-  const void* data = nullptr;  // [rows, cols] of dtype
+  const void* data = nullptr;  // kRows: [rows, cols] of dtype; kPanel16: [ceil(rows/16), cols, 16]
   DType dtype = DType::kF32;
   int64_t rows = 0;
   int64_t cols = 0;
+  MatLayout layout = MatLayout::kRows;
 
-  size_t bytes() const { return static_cast<size_t>(rows * row_bytes(dtype, cols)); }
+  size_t bytes() const {
+    if (layout == MatLayout::kPanel16)
+      return static_cast<size_t>((rows + kPanelRows - 1) / kPanelRows * kPanelRows * cols) * (dtype == DType::kF32 ? 4 : 2);
+    return static_cast<size_t>(rows * row_bytes(dtype, cols));
+  }
 };
 
 // Converts row r of w to f32 into out[0, w.cols).

@@ -16,6 +16,7 @@
 
 #include "ops/lanes.h"
 #include "ops/matmul.h"
+#include "ops/panel.h"
 #include "util/check.h"
 
 namespace swift {
@@ -24,17 +25,17 @@ namespace {
 
 using namespace lanes;
 
-constexpr int64_t kPanelRows = 2 * kLanes;  // 32 rows per panel: two vectors
+constexpr int64_t kPrefillPanelRows = 2 * kLanes;  // 32 rows per panel: two vectors
 constexpr int kMaxTok = 12;                 // tokens per register tile (24 accumulators)
 
 // Panel of rows [row0, row0 + 32) (zero rows past the end): panel[c * 32 + r] = W[row0 + r, c].
 void pack_panel(const MatView& w, int64_t row0, std::vector<float>& row, std::vector<float>& panel) {
   const int64_t cols = w.cols;
-  panel.assign(static_cast<size_t>(cols * kPanelRows), 0.0f);
+  panel.assign(static_cast<size_t>(cols * kPrefillPanelRows), 0.0f);
   row.resize(static_cast<size_t>(cols));
-  for (int64_t r = 0; r < kPanelRows && row0 + r < w.rows; ++r) {
+  for (int64_t r = 0; r < kPrefillPanelRows && row0 + r < w.rows; ++r) {
     mat_row_to_f32(w, row0 + r, row.data());
-    for (int64_t c = 0; c < cols; ++c) panel[static_cast<size_t>(c * kPanelRows + r)] = row[static_cast<size_t>(c)];
+    for (int64_t c = 0; c < cols; ++c) panel[static_cast<size_t>(c * kPrefillPanelRows + r)] = row[static_cast<size_t>(c)];
   }
 }
 
@@ -47,8 +48,8 @@ template <int T>
   const Mask full = mask_for(kLanes);
   const float* xt = x + t0 * cols;
   for (int64_t c = 0; c < cols; ++c) {
-    const Vec w0 = load(panel + c * kPanelRows, full);
-    const Vec w1 = load(panel + c * kPanelRows + kLanes, full);
+    const Vec w0 = load(panel + c * kPrefillPanelRows, full);
+    const Vec w1 = load(panel + c * kPrefillPanelRows + kLanes, full);
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t) {
       const Vec xb = broadcast(xt[t * cols + c]);
@@ -84,12 +85,14 @@ void panel_rows(const float* panel, int64_t cols, const float* x, int64_t n_tok,
 
 void matmul_prefill(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
   SWIFT_CHECK(n_tok >= 1);
-  const int64_t n_panels = (w.rows + kPanelRows - 1) / kPanelRows;
+  // Packed weights: the panel kernel already sums in this order, without the per-call packing.
+  if (w.layout == MatLayout::kPanel16) return matmul_panel(w, x, n_tok, y, bias, pool);
+  const int64_t n_panels = (w.rows + kPrefillPanelRows - 1) / kPrefillPanelRows;
   pool.parallel_for(n_panels, [&](int64_t begin, int64_t end, int) {
     thread_local std::vector<float> row, panel;
     for (int64_t p = begin; p < end; ++p) {
-      pack_panel(w, p * kPanelRows, row, panel);
-      panel_rows(panel.data(), w.cols, x, n_tok, y, w.rows, p * kPanelRows, bias);
+      pack_panel(w, p * kPrefillPanelRows, row, panel);
+      panel_rows(panel.data(), w.cols, x, n_tok, y, w.rows, p * kPrefillPanelRows, bias);
     }
   });
 }

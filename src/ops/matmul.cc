@@ -9,6 +9,7 @@
 #include "util/half.h"
 
 #include "ops/lanes.h"
+#include "ops/panel.h"
 #include "ops/quant.h"
 
 namespace swift {
@@ -157,6 +158,16 @@ void matmul_typed(const MatView& w, const float* x, int64_t n_tok, float* y, con
 
 void mat_row_to_f32(const MatView& w, int64_t r, float* out) {
   const int64_t n = w.cols;
+  if (w.layout == MatLayout::kPanel16) {  // ops/panel.h: element (r, c) at [r / 16, c, r % 16]
+    const int64_t base = r / kPanelRows * n * kPanelRows + r % kPanelRows;
+    for (int64_t c = 0; c < n; ++c) {
+      const int64_t i = base + c * kPanelRows;
+      if (w.dtype == DType::kF32) out[c] = static_cast<const float*>(w.data)[i];
+      else if (w.dtype == DType::kBF16) out[c] = bf16_to_f32(static_cast<const uint16_t*>(w.data)[i]);
+      else out[c] = f16_to_f32(static_cast<const uint16_t*>(w.data)[i]);
+    }
+    return;
+  }
   switch (w.dtype) {
     case DType::kF32: {
       const float* src = static_cast<const float*>(w.data) + r * n;
@@ -180,6 +191,7 @@ void mat_row_to_f32(const MatView& w, int64_t r, float* out) {
 }
 
 void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
+  if (w.layout == MatLayout::kPanel16) return matmul_panel(w, x, n_tok, y, bias, pool);
   SWIFT_CHECK(w.cols % dtype_block(w.dtype) == 0, "{} matrix with {} columns", dtype_name(w.dtype), w.cols);
   switch (w.dtype) {
     case DType::kF32: matmul_typed<DType::kF32>(w, x, n_tok, y, bias, pool); break;

@@ -17,6 +17,11 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
 
   const uint8_t* data() const { return data_; }
+  // Drops this process's mapping of the whole pages inside [p, p + n) when that range lies in
+  // this map (no-op otherwise): after weights were repacked into a copy (ops/panel.h) their
+  // file pages no longer count as resident memory. The map stays valid; a later read faults
+  // the page in again from the file.
+  void release(const void* p, size_t n) const;
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "test_util.h"
+#include "ops/panel.h"
 #include "ops/quant.h"
 #include "util/half.h"
 
@@ -142,6 +143,82 @@ TEST_P(MatmulTest, PrefillGemmMatchesItsSumOrderAndTheReference) {
       EXPECT_EQ(0, std::memcmp(single.data(), y.data() + (s.n_tok - 1) * s.rows, s.rows * sizeof(float)));
     }
   }
+}
+
+// Panel-packed weights (ops/panel.h): F32, F16 and BF16.
+class PanelMatmulTest : public ::testing::TestWithParam<DType> {};
+
+struct Packed {
+  std::vector<uint8_t> bytes;
+  MatView view;
+};
+
+Packed pack(const MatView& src) {
+  Packed p;
+  p.bytes.resize(panel_bytes(src.dtype, src.rows, src.cols) + 64);
+  void* dst = p.bytes.data() + (64 - reinterpret_cast<uintptr_t>(p.bytes.data()) % 64) % 64;
+  p.view = panel_pack(src, dst);
+  return p;
+}
+
+TEST_P(PanelMatmulTest, PackingKeepsEveryElement) {
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {15, 3}, {16, 16}, {17, 33}, {130, 7}}) {
+    Weights w = make_weights(GetParam(), rows, cols, rows * 31 + cols);
+    Packed p = pack(w.view);
+    EXPECT_EQ(p.view.layout, MatLayout::kPanel16);
+    EXPECT_EQ(p.view.bytes(), static_cast<size_t>((rows + 15) / 16 * 16 * cols) * dtype_size(GetParam()));
+    std::vector<float> a(cols), b(cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      mat_row_to_f32(w.view, r, a.data());
+      mat_row_to_f32(p.view, r, b.data());
+      ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << rows << "x" << cols << " row " << r;
+    }
+  }
+}
+
+TEST_P(PanelMatmulTest, MatchesItsSumOrderOnOddShapesWithAnyBatchAndThreads) {
+  // The outer-product kernel must equal the scalar sequential-fma order bit for bit (every tile
+  // shape: 1-3 tokens use 8-panel tiles, more use 4x4 tiles, leftovers 4/2/1 panels), stay within
+  // the double reference's bound, give each token the same bits alone as in any batch, and give
+  // matmul_prefill the same bits (prefill and decode share the order for packed weights).
+  const Shape shapes[] = {{1, 1, 1},   {3, 17, 5},   {16, 16, 2},  {17, 33, 3},  {31, 64, 4},  {129, 40, 7},
+                          {200, 9, 1}, {255, 20, 2}, {70, 768, 13}, {33, 5, 20}, {300, 16, 6}};
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (Shape s : shapes) {
+      Weights w = make_weights(GetParam(), s.rows, s.cols, s.rows * 13 + s.cols);
+      Packed p = pack(w.view);
+      auto x = test::random_floats(s.n_tok * s.cols, 11);
+      auto bias = test::random_floats(s.rows, 12);
+      for (const float* b : std::initializer_list<const float*>{nullptr, bias.data()}) {
+        std::vector<float> y(s.n_tok * s.rows), order(y.size()), ref(y.size()), pre(y.size());
+        matmul(p.view, x.data(), s.n_tok, y.data(), b, pool);
+        matmul_prefill_reference_order(w.view, x.data(), s.n_tok, order.data(), b);
+        ASSERT_EQ(0, std::memcmp(y.data(), order.data(), y.size() * sizeof(float)))
+            << dtype_name(GetParam()) << " shape " << s.rows << "x" << s.cols << " n_tok " << s.n_tok << " threads "
+            << threads << (b ? " bias" : "");
+        matmul_prefill(p.view, x.data(), s.n_tok, pre.data(), b, pool);
+        ASSERT_EQ(0, std::memcmp(y.data(), pre.data(), y.size() * sizeof(float)));
+        matmul_reference(w.view, x.data(), s.n_tok, ref.data(), b);
+        std::vector<float> zero_bias(s.rows, 0.0f);
+        expect_near_reference(w.view, x, b ? bias : zero_bias, s, y, ref);
+        for (int64_t t = 0; t < s.n_tok; ++t) {
+          std::vector<float> single(s.rows);
+          matmul(p.view, x.data() + t * s.cols, 1, single.data(), b, pool);
+          ASSERT_EQ(0, std::memcmp(single.data(), y.data() + t * s.rows, s.rows * sizeof(float))) << "token " << t;
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(FloatTypes, PanelMatmulTest, ::testing::Values(DType::kF32, DType::kF16, DType::kBF16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST(PanelPack, RefusesBlockQuantizedTypes) {
+  EXPECT_FALSE(panel_supported(DType::kQ8_0));
+  EXPECT_FALSE(panel_supported(DType::kQ4_K));
+  EXPECT_TRUE(panel_supported(DType::kBF16));
 }
 
 class QuantMatmulTest : public ::testing::TestWithParam<DType> {};

@@ -1,0 +1,146 @@
+// Outer-product kernel over panel-packed weights (ops/panel.h).
+//
+// Tiles: P panels (16 rows each) x T tokens, P*T accumulators in registers. One token or two
+// (plain decoding, short drafts) use P = 8 so that 8+ independent FMA chains hide the FMA
+// latency while the weights stream from memory; longer batches use 4 panels x 4 tokens, whose
+// 4 x cols x 16 weights stay in L1 while the token tiles reuse them. The tile shape never
+// changes a result (ops/panel.h, numeric contract).
+//
+// Measured on this 2-core AVX-512 machine, swift-mini-24L BF16, 2 threads (three alternating
+// runs each, `generate` of 256 tokens after the 200-token case-0 prompt): decode 352-449 ->
+// 541-599 tokens/s, prefill 287-374 -> 158-162 ms. With a cold cache the one-token pass over all
+// matrices streams at ~38 GB/s, ~90% of this machine's two-thread read bandwidth (42 GB/s).
+#include <algorithm>
+#include <cstring>
+
+#include "ops/lanes.h"
+#include "ops/matmul.h"
+#include "ops/panel.h"
+#include "util/check.h"
+#include "util/half.h"
+
+namespace swift {
+
+using namespace lanes;
+static_assert(kPanelRows == kLanes, "one panel column is one vector");
+
+bool panel_supported(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+
+size_t panel_bytes(DType t, int64_t rows, int64_t cols) {
+  SWIFT_CHECK(panel_supported(t) && rows >= 0 && cols >= 0);
+  return MatView{nullptr, t, rows, cols, MatLayout::kPanel16}.bytes();
+}
+
+MatView panel_pack(const MatView& src, void* dst) {
+  SWIFT_CHECK(src.layout == MatLayout::kRows && panel_supported(src.dtype), "{} matrix cannot be panel-packed",
+              dtype_name(src.dtype));
+  SWIFT_CHECK(reinterpret_cast<uintptr_t>(dst) % 64 == 0);
+  const size_t es = dtype_size(src.dtype);
+  const auto* in = static_cast<const uint8_t*>(src.data);
+  auto* out = static_cast<uint8_t*>(dst);
+  std::memset(out, 0, panel_bytes(src.dtype, src.rows, src.cols));
+  // Row by row (sequential reads of the source, which usually comes from a memory map).
+  for (int64_t r = 0; r < src.rows; ++r) {
+    const uint8_t* row = in + static_cast<size_t>(r * src.cols) * es;
+    uint8_t* panel = out + static_cast<size_t>(r / kPanelRows * src.cols * kPanelRows) * es;
+    const int64_t lane = r % kPanelRows;
+    for (int64_t c = 0; c < src.cols; ++c)
+      std::memcpy(panel + static_cast<size_t>(c * kPanelRows + lane) * es, row + static_cast<size_t>(c) * es, es);
+  }
+  return MatView{dst, src.dtype, src.rows, src.cols, MatLayout::kPanel16};
+}
+
+namespace {
+
+struct PanelArgs {
+  const void* w;  // [n_panels, cols, 16]
+  int64_t rows, cols;
+  const float* x;  // [n_tok, cols]
+  float* y;        // [n_tok, rows]
+  const float* bias;
+};
+
+// Panels [p0, p0 + P) x tokens [t0, t0 + T).
+template <DType DT, int P, int T>
+[[gnu::always_inline]] inline void panel_tile(const PanelArgs& a, int64_t p0, int64_t t0) {
+  Vec acc[P * T];
+#pragma GCC unroll 32
+  for (int i = 0; i < P * T; ++i) acc[i] = zero();
+  const Mask full = mask_for(kLanes);
+  const int64_t cols = a.cols;
+  const float* xt = a.x + t0 * cols;
+  for (int64_t c = 0; c < cols; ++c) {
+    Vec wv[P];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) wv[p] = load_w<DT>(a.w, ((p0 + p) * cols + c) * kPanelRows, full);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      const Vec xb = broadcast(xt[t * cols + c]);
+#pragma GCC unroll 8
+      for (int p = 0; p < P; ++p) acc[p * T + t] = fma(wv[p], xb, acc[p * T + t]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int p = 0; p < P; ++p) {
+    const int64_t row0 = (p0 + p) * kPanelRows;
+    const Mask m = mask_for(std::min<int64_t>(a.rows - row0, kLanes));  // >= 1 row: panels exist only for rows
+    const Vec b = a.bias ? load(a.bias + row0, m) : zero();
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) store(a.y + (t0 + t) * a.rows + row0, lanes::add(acc[p * T + t], b), m);
+  }
+}
+
+// All tokens for panels [p0, p0 + P): tiles of T, then the remainder.
+template <DType DT, int P, int T>
+void panel_tokens(const PanelArgs& a, int64_t p0, int64_t n_tok) {
+  int64_t t = 0;
+  for (; t + T <= n_tok; t += T) panel_tile<DT, P, T>(a, p0, t);
+  switch (n_tok - t) {
+    case 1: panel_tile<DT, P, 1>(a, p0, t); break;
+    case 2: if constexpr (T > 2) panel_tile<DT, P, 2>(a, p0, t); break;
+    case 3: if constexpr (T > 3) panel_tile<DT, P, 3>(a, p0, t); break;
+    default: break;
+  }
+}
+
+// Panels [p0, p0 + np) in chunks of 8 (T <= 2 only: 16 accumulators + 8 weight vectors), 4, 2, 1.
+template <DType DT, int T>
+void panel_range(const PanelArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
+  if constexpr (T <= 2)
+    for (; np >= 8; p0 += 8, np -= 8) panel_tokens<DT, 8, T>(a, p0, n_tok);
+  for (; np >= 4; p0 += 4, np -= 4) panel_tokens<DT, 4, T>(a, p0, n_tok);
+  for (; np >= 2; p0 += 2, np -= 2) panel_tokens<DT, 2, T>(a, p0, n_tok);
+  for (; np >= 1; p0 += 1, np -= 1) panel_tokens<DT, 1, T>(a, p0, n_tok);
+}
+
+template <DType DT>
+void matmul_panel_typed(const PanelArgs& a, int64_t n_tok, ThreadPool& pool) {
+  const int64_t n_panels = (a.rows + kPanelRows - 1) / kPanelRows;
+  const bool few = n_tok <= 3;
+  // Work unit of the thread split: `group` panels; smaller groups when a matrix has too few
+  // panels to give every thread two units (the K/V projections of small models: 8 panels).
+  int64_t group = few ? 8 : 4;
+  while (group > 1 && (n_panels + group - 1) / group < 2 * pool.size()) group /= 2;
+  const int64_t n_groups = (n_panels + group - 1) / group;
+  pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1, int) {
+    const int64_t p0 = g0 * group, np = std::min(g1 * group, n_panels) - p0;
+    if (few) panel_range<DT, 2>(a, p0, np, n_tok);
+    else panel_range<DT, 4>(a, p0, np, n_tok);
+  });
+}
+
+}  // namespace
+
+void matmul_panel(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
+  SWIFT_CHECK(w.layout == MatLayout::kPanel16 && panel_supported(w.dtype));
+  if (n_tok <= 0 || w.rows == 0) return;
+  const PanelArgs a{w.data, w.rows, w.cols, x, y, bias};
+  switch (w.dtype) {
+    case DType::kF32: matmul_panel_typed<DType::kF32>(a, n_tok, pool); break;
+    case DType::kF16: matmul_panel_typed<DType::kF16>(a, n_tok, pool); break;
+    case DType::kBF16: matmul_panel_typed<DType::kBF16>(a, n_tok, pool); break;
+    default: SWIFT_CHECK(false, "unreachable");
+  }
+}
+
+}  // namespace swift

@@ -1,0 +1,39 @@
+// Panel-packed weights and their outer-product kernel (issue 6: verification cost).
+//
+// The row-major kernel (matmul.cc) computes dot products: lanes run along a row's columns and
+// every output ends in a horizontal reduction. With the short rows of small models (256 columns
+// = 16 vector steps) those reductions and per-tile set-up cost as much as the multiply-adds, so
+// verifying 16 tokens cost 6.2x one token. Here lanes run along rows instead: a weight matrix is
+// repacked once at load into panels of 16 rows stored column by column (MatLayout::kPanel16), a
+// vector load is one column of a panel, and each column step is P panel vectors x T broadcast
+// activations of fused multiply-adds into P*T register accumulators — no reductions at all.
+//
+// Numeric contract (batch invariance, as matmul.h requires for lossless decoding): every output
+// y[t, r] = (((0 + W[r,0] x[t,0]) + W[r,1] x[t,1]) + ...) as one chain of std::fma in increasing
+// column order, then + bias (or + 0). It does not depend on the token count, the tile shape, the
+// position of t in the batch or the thread split. It is the order matmul_prefill uses for
+// row-major weights (matmul.h), so for packed weights prefill, decode and verification round
+// identically.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/dtype.h"
+#include "util/thread_pool.h"
+
+namespace swift {
+
+// F32, F16 and BF16 can be packed (block-quantized types keep their row-major kernel).
+bool panel_supported(DType t);
+
+// Bytes of the packed copy of a rows x cols matrix of `t` (zero-padded to whole panels).
+size_t panel_bytes(DType t, int64_t rows, int64_t cols);
+
+// Packs row-major `src` (panel_supported dtype) into `dst` (panel_bytes, 64-byte aligned) and
+// returns the view of the copy. The values are the same bits; only their order changes.
+MatView panel_pack(const MatView& src, void* dst);
+
+// y[t, r] for w.layout == kPanel16 (shapes as matmul()). Called by matmul and matmul_prefill.
+void matmul_panel(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
+
+}  // namespace swift
