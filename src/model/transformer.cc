@@ -100,6 +100,7 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     inv_freq = &dyn;
   }
 
+  rope_table(b.positions.data(), n, *inv_freq, rope_);
   for (int64_t i = 0; i < n; ++i) cache.set_slot_pos(b.slots[i], b.positions[i]);
   build_visibility(b, cache);
 
@@ -128,8 +129,8 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
         rmsnorm(q, L.q_norm.data(), n * cfg_.n_head, hd, cfg_.rms_eps, q);
         rmsnorm(k, L.k_norm.data(), n * cfg_.n_kv_head, hd, cfg_.rms_eps, k);
       }
-      rope_apply(q, n, cfg_.n_head, hd, b.positions.data(), *inv_freq);
-      rope_apply(k, n, cfg_.n_kv_head, hd, b.positions.data(), *inv_freq);
+      rope_apply(q, n, cfg_.n_head, hd, rope_);
+      rope_apply(k, n, cfg_.n_kv_head, hd, rope_);
       float* kc = cache.k(l);
       float* vc = cache.v(l);
       for (int64_t i = 0; i < n; ++i) {

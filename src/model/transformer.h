@@ -22,6 +22,7 @@
 #include "model/skip_plan.h"
 #include "model/weights.h"
 #include "ops/attention.h"
+#include "ops/rope.h"
 #include "util/thread_pool.h"
 
 namespace swift {
@@ -65,6 +66,7 @@ class Transformer {
   // Workspace, grown on demand and reused (no allocation per token in steady state).
   std::vector<float> x_, h_, q_, k_, v_, att_, g_, u_, out_;
   SlotLists vis_full_, vis_window_;
+  RopeTable rope_;
 };
 
 }  // namespace swift

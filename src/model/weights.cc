@@ -133,22 +133,28 @@ ModelWeights bind_weights(std::vector<std::unique_ptr<SafetensorsFile>> files, c
 }
 
 void pack_weights(ModelWeights& w) {
-  auto pack = [&w](MatView& m) {
-    if (m.layout != MatLayout::kRows || !panel_supported(m.dtype) || m.rows == 0) return;
-    const size_t n = panel_bytes(m.dtype, m.rows, m.cols);
-    auto buf = std::make_unique<uint8_t[]>(n + 63);
-    void* dst = buf.get() + (64 - reinterpret_cast<uintptr_t>(buf.get()) % 64) % 64;
-    const MatView src = m;
-    m = panel_pack(src, dst);
-    w.packed.push_back(std::move(buf));
-    w.packed_bytes += n;
+  if (w.packed) return;
+  std::vector<MatView*> mats;
+  for (LayerWeights& L : w.layers)
+    for (MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) mats.push_back(m);
+  mats.push_back(&w.lm_head);
+  auto packable = [](const MatView& m) { return m.layout == MatLayout::kRows && panel_supported(m.dtype) && m.rows > 0; };
+  auto padded = [](const MatView& m) { return (panel_bytes(m.dtype, m.rows, m.cols) + 63) / 64 * 64; };
+  size_t total = 0;
+  for (const MatView* m : mats)
+    if (packable(*m)) total += padded(*m);
+  if (total == 0) return;
+  w.packed = std::make_unique<PageBuffer>(total);
+  size_t at = 0;
+  for (MatView* m : mats) {
+    if (!packable(*m)) continue;
+    const MatView src = *m;
+    *m = panel_pack(src, w.packed->data() + at);
+    at += padded(src);
     // A tied LM head shares the embedding's bytes, which stay in use for token lookups.
     if (src.data != w.embed.data)
       for (const MappedFile* f : w.maps) f->release(src.data, src.bytes());
-  };
-  for (LayerWeights& L : w.layers)
-    for (MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) pack(*m);
-  pack(w.lm_head);
+  }
 }
 
 ModelWeights load_weights(const std::string& dir, const ModelConfig& cfg) {

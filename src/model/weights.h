@@ -14,6 +14,7 @@
 #include "model/config.h"
 #include "model/safetensors.h"
 #include "ops/dtype.h"
+#include "util/page_buffer.h"
 
 namespace swift {
 
@@ -45,9 +46,8 @@ struct ModelWeights {
   std::vector<std::vector<uint8_t>> owned;
   std::shared_ptr<const void> keep_alive;
   std::vector<const MappedFile*> maps;  // the file maps above, to release repacked pages
-  // Panel-packed copies (pack_weights), each 64-byte aligned inside its buffer.
-  std::vector<std::unique_ptr<uint8_t[]>> packed;
-  uint64_t packed_bytes = 0;
+  // Panel-packed copies of the matrices (pack_weights), 64-byte aligned inside one block.
+  std::unique_ptr<PageBuffer> packed;
   std::string dtype_summary;        // e.g. "BF16" or "F32+BF16"
   uint64_t total_bytes = 0;         // bytes of all tensors used
 };

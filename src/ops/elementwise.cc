@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "ops/lanes.h"
+
 namespace swift {
 
 void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n, float eps, float* y) {
@@ -16,7 +18,15 @@ void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n, float ep
 }
 
 void silu_mul(float* g, const float* u, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  // (g / (1 + e^-g)) * u, 16 at a time with lanes::exp (a scalar std::exp per element was ~4% of
+  // a verification pass); element-wise, so batch size and position never change a result.
+  using namespace lanes;
+  const Vec one = broadcast(1.0f);
+  for (int64_t i = 0; i < n; i += kLanes) {
+    const Mask m = mask_for(n - i);
+    const Vec gv = load(g + i, m);
+    store(g + i, mul(div(gv, add(one, lanes::exp(sub(zero(), gv)))), load(u + i, m)), m);
+  }
 }
 
 void add_inplace(float* x, const float* y, int64_t n) {

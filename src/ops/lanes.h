@@ -25,6 +25,39 @@ namespace swift::lanes {
 
 constexpr int kLanes = 16;
 
+// exp(x) = e^x for softmax weights and SiLU: Cephes' expf (x = n ln2 + r with ln2 split in two,
+// degree-5 polynomial for e^r on [-ln2/2, ln2/2], then scaled by 2^n), within 1 ulp of std::exp
+// (tests/ops/attention_test.cc). Below kExpMin the result is 0 where std::exp gives a denormal
+// under 1.2e-38, which neither a softmax sum nor 1 + e^x can notice; above kExpMax it is +inf,
+// as std::exp; NaN stays NaN. Both ISA paths perform the same IEEE operations, so results are
+// bit-identical across paths, batch sizes and thread splits. A scalar std::exp per key was half
+// the time of attention over a few hundred keys.
+constexpr float kExpMin = -87.33654f, kExpMax = 88.3762626647949f;
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+constexpr float kExpP[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                            4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+
+// The scalar form of exp: the portable path, and the reference the AVX-512 path must equal bit
+// for bit (tests/ops/attention_test.cc).
+inline float exp_scalar(float x) {
+  if (std::isnan(x)) return x;
+  if (x > kExpMax) return INFINITY;
+  const bool keep = x >= kExpMin;
+  const float xc = keep ? x : kExpMin;
+  const float fx = std::floor(std::fma(xc, kLog2e, 0.5f));
+  float r = std::fma(fx, -kLn2Hi, xc);
+  r = std::fma(fx, -kLn2Lo, r);
+  const float z = r * r;
+  float p = kExpP[0];
+  for (int i = 1; i < 6; ++i) p = std::fma(p, r, kExpP[i]);
+  const float y = std::fma(p, z, r) + 1.0f;
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(fx) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return keep ? y * scale : 0.0f;
+}
+
 #if defined(__AVX512F__)
 using Vec = __m512;
 using Mask = __mmask16;
@@ -78,6 +111,12 @@ inline Vec load_w(const void* base, int64_t idx, Mask m) {
 }
 inline Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+inline Vec sub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
+inline Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+inline Vec max(Vec a, Vec b) { return _mm512_maskz_max_ps(0xffff, a, b); }
+// Masked lanes read `fill` instead of zero.
+inline Vec load_or(const float* p, Mask m, float fill) { return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), m, p); }
+inline Vec div(Vec a, Vec b) { return _mm512_div_ps(a, b); }
 inline Vec broadcast(float x) { return _mm512_set1_ps(x); }
 inline void store(float* p, Vec v, Mask m) { _mm512_mask_storeu_ps(p, m, v); }
 inline float reduce(Vec v) {
@@ -87,6 +126,30 @@ inline float reduce(Vec v) {
   const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));   // l + l+4
   const __m128 t = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                    // (0+2), (1+3)
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+
+// e^x, see exp_scalar.
+inline Vec exp(Vec x) {
+  // maskz_ forms with a full mask throughout (see load_w: GCC 12's unmasked forms warn).
+  constexpr __mmask16 kAll = 0xffff;
+  const __m512 lo = _mm512_set1_ps(kExpMin), hi = _mm512_set1_ps(kExpMax);
+  const __mmask16 keep = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);  // false for NaN and tiny x
+  const __mmask16 big = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
+  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  const __m512 xc = _mm512_maskz_min_ps(kAll, _mm512_maskz_max_ps(kAll, x, lo), hi);
+  const __m512 fx = _mm512_maskz_roundscale_ps(kAll, _mm512_fmadd_ps(xc, _mm512_set1_ps(kLog2e), _mm512_set1_ps(0.5f)),
+                                               _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fmadd_ps(fx, _mm512_set1_ps(-kLn2Hi), xc);
+  r = _mm512_fmadd_ps(fx, _mm512_set1_ps(-kLn2Lo), r);
+  const __m512 z = _mm512_mul_ps(r, r);
+  __m512 p = _mm512_set1_ps(kExpP[0]);
+  for (int i = 1; i < 6; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpP[i]));
+  const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, z, r), _mm512_set1_ps(1.0f));
+  const __m512i n = _mm512_maskz_add_epi32(kAll, _mm512_maskz_cvttps_epi32(kAll, fx), _mm512_set1_epi32(127));
+  const __m512i e = _mm512_maskz_slli_epi32(kAll, n, 23);
+  __m512 out = _mm512_maskz_mul_ps(keep, y, _mm512_castsi512_ps(e));
+  out = _mm512_mask_mov_ps(out, big, _mm512_set1_ps(INFINITY));
+  return _mm512_mask_mov_ps(out, nan, x);
 }
 #else
 struct Vec {
@@ -129,6 +192,27 @@ inline Vec add(Vec a, Vec b) {
   for (int l = 0; l < kLanes; ++l) a.v[l] += b.v[l];
   return a;
 }
+inline Vec sub(Vec a, Vec b) {
+  for (int l = 0; l < kLanes; ++l) a.v[l] -= b.v[l];
+  return a;
+}
+inline Vec mul(Vec a, Vec b) {
+  for (int l = 0; l < kLanes; ++l) a.v[l] *= b.v[l];
+  return a;
+}
+inline Vec max(Vec a, Vec b) {  // vmaxps: b when either is NaN or both are zero
+  for (int l = 0; l < kLanes; ++l) a.v[l] = a.v[l] > b.v[l] ? a.v[l] : b.v[l];
+  return a;
+}
+inline Vec load_or(const float* p, Mask m, float fill) {
+  Vec r;
+  for (int l = 0; l < kLanes; ++l) r.v[l] = l < m ? p[l] : fill;
+  return r;
+}
+inline Vec div(Vec a, Vec b) {
+  for (int l = 0; l < kLanes; ++l) a.v[l] /= b.v[l];
+  return a;
+}
 inline Vec broadcast(float x) {
   Vec r;
   for (auto& e : r.v) e = x;
@@ -142,6 +226,10 @@ inline float reduce(Vec a) {
   for (int i = 0; i < 8; ++i) s8[i] = a.v[i] + a.v[i + 8];
   for (int i = 0; i < 4; ++i) s4[i] = s8[i] + s8[i + 4];
   return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+inline Vec exp(Vec a) {
+  for (float& x : a.v) x = exp_scalar(x);
+  return a;
 }
 #endif
 

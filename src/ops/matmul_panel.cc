@@ -31,22 +31,34 @@ size_t panel_bytes(DType t, int64_t rows, int64_t cols) {
   return MatView{nullptr, t, rows, cols, MatLayout::kPanel16}.bytes();
 }
 
+namespace {
+
+// out panel p = the 16 rows [16p, 16p + 16) transposed; zero rows past the end. Written panel
+// by panel, sequentially (the source rows are 16 sequential streams).
+template <typename E>
+void pack_typed(const E* in, int64_t rows, int64_t cols, E* out) {
+  const int64_t n_panels = (rows + kPanelRows - 1) / kPanelRows;
+  for (int64_t p = 0; p < n_panels; ++p) {
+    const int64_t live = std::min<int64_t>(kPanelRows, rows - p * kPanelRows);
+    const E* src = in + p * kPanelRows * cols;
+    E* dst = out + p * cols * kPanelRows;
+    for (int64_t c = 0; c < cols; ++c) {
+      E* col = dst + c * kPanelRows;
+      for (int64_t l = 0; l < live; ++l) col[l] = src[l * cols + c];
+      for (int64_t l = live; l < kPanelRows; ++l) col[l] = E{};
+    }
+  }
+}
+
+}  // namespace
+
 MatView panel_pack(const MatView& src, void* dst) {
   SWIFT_CHECK(src.layout == MatLayout::kRows && panel_supported(src.dtype), "{} matrix cannot be panel-packed",
               dtype_name(src.dtype));
   SWIFT_CHECK(reinterpret_cast<uintptr_t>(dst) % 64 == 0);
-  const size_t es = dtype_size(src.dtype);
-  const auto* in = static_cast<const uint8_t*>(src.data);
-  auto* out = static_cast<uint8_t*>(dst);
-  std::memset(out, 0, panel_bytes(src.dtype, src.rows, src.cols));
-  // Row by row (sequential reads of the source, which usually comes from a memory map).
-  for (int64_t r = 0; r < src.rows; ++r) {
-    const uint8_t* row = in + static_cast<size_t>(r * src.cols) * es;
-    uint8_t* panel = out + static_cast<size_t>(r / kPanelRows * src.cols * kPanelRows) * es;
-    const int64_t lane = r % kPanelRows;
-    for (int64_t c = 0; c < src.cols; ++c)
-      std::memcpy(panel + static_cast<size_t>(c * kPanelRows + lane) * es, row + static_cast<size_t>(c) * es, es);
-  }
+  if (src.dtype == DType::kF32)
+    pack_typed(static_cast<const uint32_t*>(src.data), src.rows, src.cols, static_cast<uint32_t*>(dst));
+  else pack_typed(static_cast<const uint16_t*>(src.data), src.rows, src.cols, static_cast<uint16_t*>(dst));
   return MatView{dst, src.dtype, src.rows, src.cols, MatLayout::kPanel16};
 }
 

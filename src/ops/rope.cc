@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "util/check.h"
+
 namespace swift {
 
 std::vector<float> rope_inv_freq(const RopeParams& p, int64_t seq_len) {
@@ -44,17 +46,28 @@ std::vector<float> rope_inv_freq(const RopeParams& p, int64_t seq_len) {
   return inv;
 }
 
-void rope_apply(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, const int32_t* positions,
-                const std::vector<float>& inv_freq) {
-  const int64_t half = head_dim / 2;
-  std::vector<float> cs(half), sn(half);
+void rope_table(const int32_t* positions, int64_t n_tok, const std::vector<float>& inv_freq, RopeTable& out) {
+  const int64_t half = static_cast<int64_t>(inv_freq.size());
+  out.half = half;
+  out.cos.resize(static_cast<size_t>(n_tok * half));
+  out.sin.resize(static_cast<size_t>(n_tok * half));
   for (int64_t t = 0; t < n_tok; ++t) {
     const float pos = static_cast<float>(positions[t]);
     for (int64_t i = 0; i < half; ++i) {
       const float a = pos * inv_freq[i];
-      cs[i] = std::cos(a);
-      sn[i] = std::sin(a);
+      out.cos[t * half + i] = std::cos(a);
+      out.sin[t * half + i] = std::sin(a);
     }
+  }
+}
+
+void rope_apply(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, const RopeTable& table) {
+  const int64_t half = head_dim / 2;
+  SWIFT_CHECK(table.half == half && static_cast<int64_t>(table.cos.size()) >= n_tok * half, "rope table {} for head_dim {}",
+              table.half, head_dim);
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const float* cs = table.cos.data() + t * half;
+    const float* sn = table.sin.data() + t * half;
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = x + (t * n_heads + h) * head_dim;
       for (int64_t i = 0; i < half; ++i) {

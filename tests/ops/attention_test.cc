@@ -7,7 +7,11 @@
 #include <cmath>
 #include <cstring>
 
+#include "ops/lanes.h"
 #include "test_util.h"
+
+#include <algorithm>
+#include <cstdio>
 
 namespace swift {
 
@@ -82,6 +86,53 @@ TEST(Attention, OutputDependsOnlyOnVisibleKeysInOrder) {
   a.k = a.v = k2.data(), a.visible = &v2, a.out = o2.data();
   attention(a, pool);
   EXPECT_EQ(0, std::memcmp(o1.data(), o2.data(), o1.size() * 4));
+}
+
+}  // namespace swift
+
+namespace swift {
+
+TEST(SoftmaxExp, WithinTwoUlpOfStdExpAndSameBitsOnEveryPath) {
+  // lanes::exp (ops/lanes.h) replaces std::exp in attention's softmax and in SiLU. Every input
+  // in [-87.3, 88.3] on a fine grid (plus the edges) must be within 2 ulp of std::exp, the vector path
+  // must equal the scalar path bit for bit (also in masked tails), and inputs below the f32
+  // normal range give 0.
+  std::vector<float> xs;
+  for (float x = 88.3f; x > -87.3f; x -= 0.0007f) xs.push_back(x);
+  for (float x : {-0.0f, 0.0f, -1e-30f, 1e-30f, -1e-7f, -0.34657359f, 0.34657359f, -0.6931472f, -1.0f, 1.0f, -50.5f,
+                  -87.33f, 88.37f})
+    xs.push_back(x);
+  int64_t worst = 0;
+  for (size_t i = 0; i < xs.size(); i += lanes::kLanes) {
+    const int64_t n = std::min<int64_t>(lanes::kLanes, static_cast<int64_t>(xs.size() - i));
+    float out[lanes::kLanes];
+    const lanes::Mask m = lanes::mask_for(n);
+    lanes::store(out, lanes::exp(lanes::load(xs.data() + i, m)), m);
+    for (int64_t l = 0; l < n; ++l) {
+      const float x = xs[i + l], got = out[l], scalar = lanes::exp_scalar(x), want = std::exp(x);
+      ASSERT_EQ(0, std::memcmp(&got, &scalar, 4)) << "x=" << x;
+      int32_t a, b;
+      std::memcpy(&a, &got, 4);
+      std::memcpy(&b, &want, 4);
+      worst = std::max<int64_t>(worst, std::abs(static_cast<int64_t>(a) - b));
+      ASSERT_LE(std::abs(static_cast<int64_t>(a) - b), 2) << "x=" << x << " got " << got << " std::exp " << want;
+    }
+  }
+  std::printf("[ exp ] worst difference from std::exp: %lld ulp over %zu inputs\n",
+              static_cast<long long>(worst), xs.size());
+  EXPECT_EQ(lanes::exp_scalar(-88.0f), 0.0f);
+  EXPECT_EQ(lanes::exp_scalar(-1000.0f), 0.0f);
+  EXPECT_EQ(lanes::exp_scalar(0.0f), 1.0f);
+  EXPECT_EQ(lanes::exp_scalar(89.0f), INFINITY);
+  EXPECT_TRUE(std::isnan(lanes::exp_scalar(NAN)));
+  float special[lanes::kLanes] = {NAN, INFINITY, -INFINITY, 100.0f, -100.0f, 0.0f}, out[lanes::kLanes];
+  lanes::store(out, lanes::exp(lanes::load(special, lanes::mask_for(6))), lanes::mask_for(6));
+  for (int i = 0; i < 6; ++i) {
+    const float s = lanes::exp_scalar(special[i]);
+    EXPECT_TRUE(std::memcmp(&out[i], &s, 4) == 0 || (std::isnan(out[i]) && std::isnan(s))) << special[i];
+  }
+  EXPECT_EQ(out[1], INFINITY);
+  EXPECT_EQ(out[2], 0.0f);
 }
 
 }  // namespace swift
