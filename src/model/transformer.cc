@@ -106,6 +106,7 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
 
   resize(x_, n * H), resize(h_, n * H), resize(q_, n * qd), resize(k_, n * kvd), resize(v_, n * kvd);
   resize(att_, n * qd), resize(g_, n * I), resize(u_, n * I), resize(out_, n * H);
+  resize(fused_, n * std::max(qd + 2 * kvd, 2 * I));
   float *x = x_.data(), *h = h_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
   float *att = att_.data(), *g = g_.data(), *u = u_.data(), *out = out_.data();
 
@@ -122,9 +123,20 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     const LayerWeights& L = w_.layers[l];
     if (!plan.skip_attn[l]) {
       rmsnorm(x, L.attn_norm.data(), n, H, cfg_.rms_eps, h);
-      linear(L.wq, h, q, bias(L.bq));
-      linear(L.wk, h, k, bias(L.bk));
-      linear(L.wv, h, v, bias(L.bv));
+      if (L.wqkv.data) {  // one pass over the packed Q|K|V rows (weights.h), then split per token
+        const int64_t w3 = qd + 2 * kvd;
+        linear(L.wqkv, h, fused_.data(), bias(L.bqkv));
+        for (int64_t i = 0; i < n; ++i) {
+          const float* r = fused_.data() + i * w3;
+          std::copy_n(r, qd, q + i * qd);
+          std::copy_n(r + qd, kvd, k + i * kvd);
+          std::copy_n(r + qd + kvd, kvd, v + i * kvd);
+        }
+      } else {
+        linear(L.wq, h, q, bias(L.bq));
+        linear(L.wk, h, k, bias(L.bk));
+        linear(L.wv, h, v, bias(L.bv));
+      }
       if (cfg_.qk_norm) {  // Qwen3: RMSNorm over each head before rotary
         rmsnorm(q, L.q_norm.data(), n * cfg_.n_head, hd, cfg_.rms_eps, q);
         rmsnorm(k, L.k_norm.data(), n * cfg_.n_kv_head, hd, cfg_.rms_eps, k);
@@ -147,9 +159,14 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     }
     if (!plan.skip_mlp[l]) {
       rmsnorm(x, L.mlp_norm.data(), n, H, cfg_.rms_eps, h);
-      linear(L.w_gate, h, g, bias(L.b_gate));
-      linear(L.w_up, h, u, bias(L.b_up));
-      silu_mul(g, u, n * I);
+      if (L.w_gate_up.data) {  // one pass over the packed gate|up rows
+        linear(L.w_gate_up, h, fused_.data(), bias(L.b_gate_up));
+        for (int64_t i = 0; i < n; ++i) silu_mul(fused_.data() + i * 2 * I, fused_.data() + i * 2 * I + I, I, g + i * I);
+      } else {
+        linear(L.w_gate, h, g, bias(L.b_gate));
+        linear(L.w_up, h, u, bias(L.b_up));
+        silu_mul(g, u, n * I, g);
+      }
       linear(L.w_down, g, out, bias(L.b_down));
       add_inplace(x, out, n * H);
     }

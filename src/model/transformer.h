@@ -65,6 +65,7 @@ class Transformer {
 
   // Workspace, grown on demand and reused (no allocation per token in steady state).
   std::vector<float> x_, h_, q_, k_, v_, att_, g_, u_, out_;
+  std::vector<float> fused_;  // [n, max(q_dim + 2 kv_dim, 2 intermediate)] output of fused matrices
   SlotLists vis_full_, vis_window_;
   RopeTable rope_;
 };

@@ -132,6 +132,24 @@ ModelWeights bind_weights(std::vector<std::unique_ptr<SafetensorsFile>> files, c
   return w;
 }
 
+namespace {
+
+// Biases of fused matrices, concatenated; a missing one contributes zeros (the kernel adds
+// +0.0f where there is no bias, so results are the same bits). Empty when no part has a bias.
+std::vector<float> concat_bias(std::initializer_list<std::pair<const std::vector<float>*, int64_t>> parts) {
+  bool any = false;
+  for (const auto& [b, rows] : parts) any = any || !b->empty();
+  std::vector<float> out;
+  if (!any) return out;
+  for (const auto& [b, rows] : parts) {
+    if (b->empty()) out.insert(out.end(), static_cast<size_t>(rows), 0.0f);
+    else out.insert(out.end(), b->begin(), b->end());
+  }
+  return out;
+}
+
+}  // namespace
+
 void pack_weights(ModelWeights& w) {
   if (w.packed) return;
   std::vector<MatView*> mats;
@@ -154,6 +172,32 @@ void pack_weights(ModelWeights& w) {
     // A tied LM head shares the embedding's bytes, which stay in use for token lookups.
     if (src.data != w.embed.data)
       for (const MappedFile* f : w.maps) f->release(src.data, src.bytes());
+  }
+  // Matrices packed back to back form one panel matrix when each but the last ends on a whole
+  // panel and on the 64-byte boundary where the next one starts.
+  auto adjacent = [](std::initializer_list<const MatView*> parts) {
+    const MatView* prev = nullptr;
+    for (const MatView* m : parts) {
+      if (m->layout != MatLayout::kPanel16) return false;
+      if (prev) {
+        const size_t bytes = prev->bytes();
+        if (prev->rows % kPanelRows != 0 || bytes % 64 != 0 || m->dtype != prev->dtype || m->cols != prev->cols ||
+            static_cast<const uint8_t*>(prev->data) + bytes != m->data)
+          return false;
+      }
+      prev = m;
+    }
+    return true;
+  };
+  for (LayerWeights& L : w.layers) {
+    if (adjacent({&L.wq, &L.wk, &L.wv})) {
+      L.wqkv = MatView{L.wq.data, L.wq.dtype, L.wq.rows + L.wk.rows + L.wv.rows, L.wq.cols, MatLayout::kPanel16};
+      L.bqkv = concat_bias({{&L.bq, L.wq.rows}, {&L.bk, L.wk.rows}, {&L.bv, L.wv.rows}});
+    }
+    if (adjacent({&L.w_gate, &L.w_up})) {
+      L.w_gate_up = MatView{L.w_gate.data, L.w_gate.dtype, 2 * L.w_gate.rows, L.w_gate.cols, MatLayout::kPanel16};
+      L.b_gate_up = concat_bias({{&L.b_gate, L.w_gate.rows}, {&L.b_up, L.w_up.rows}});
+    }
   }
 }
 

@@ -9,8 +9,8 @@ namespace swift {
 // HF LlamaRMSNorm: y = w * (x / sqrt(mean(x^2) + eps)), per row of n; in-place allowed.
 void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n, float eps, float* y);
 
-// SwiGLU: g[i] = silu(g[i]) * u[i].
-void silu_mul(float* g, const float* u, int64_t n);
+// SwiGLU: out[i] = silu(g[i]) * u[i]; out may be g.
+void silu_mul(const float* g, const float* u, int64_t n, float* out);
 
 // x[i] += y[i].
 void add_inplace(float* x, const float* y, int64_t n);
