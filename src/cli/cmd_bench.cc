@@ -13,7 +13,6 @@
 #include "cli/common.h"
 #include "cli/decode_options.h"
 #include "engine/forward_cost.h"
-#include "ops/lanes.h"
 #include "util/check.h"
 #include "util/timer.h"
 
@@ -114,37 +113,6 @@ double triad_gbps(ThreadPool& pool) {
   volatile float sink = z[n / 2];
   (void)sink;
   return 3.0 * 4.0 * static_cast<double>(n) / (best * 1e6);
-}
-
-// Read-only streaming bandwidth (GB/s): every thread sums its part of a 384 MiB array with four
-// independent vector accumulators. Decoding mostly reads (weights, KV cache), and on this VM a
-// pure read stream is slower than the triad (42 vs 52 GB/s), so the fraction of this figure is
-// the honest measure of how close a decode pass is to the memory limit.
-double read_gbps(ThreadPool& pool) {
-  using namespace lanes;
-  const int64_t n = 96ll << 20;
-  std::vector<float> x(n, 1.0f);
-  std::vector<float> part(pool.size(), 0.0f);
-  double best = 1e300;
-  for (int rep = 0; rep < 5; ++rep) {
-    const double t0 = now_ms();
-    pool.parallel_for(pool.size(), [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) {
-        const int64_t lo = n * t / pool.size() / 64 * 64, hi = n * (t + 1) / pool.size() / 64 * 64;
-        Vec s0 = zero(), s1 = zero(), s2 = zero(), s3 = zero();
-        const Mask m = mask_for(kLanes);
-        for (int64_t i = lo; i < hi; i += 4 * kLanes) {
-          s0 = add(s0, load(x.data() + i, m)), s1 = add(s1, load(x.data() + i + kLanes, m));
-          s2 = add(s2, load(x.data() + i + 2 * kLanes, m)), s3 = add(s3, load(x.data() + i + 3 * kLanes, m));
-        }
-        part[t] = reduce(add(add(s0, s1), add(s2, s3)));
-      }
-    });
-    best = std::min(best, now_ms() - t0);
-  }
-  volatile float sink = part[0];
-  (void)sink;
-  return 4.0 * static_cast<double>(n) / (best * 1e6);
 }
 
 void run(const BenchArgs& a) {
@@ -254,13 +222,13 @@ void run(const BenchArgs& a) {
     const auto& w = model->transformer->weights();
     const double per_pass = static_cast<double>(w.total_bytes) -
                             (model->config.tie_embeddings ? 0.0 : static_cast<double>(w.embed.bytes()));
-    const double bw = triad_gbps(pool), rd = read_gbps(pool);
+    const double bw = triad_gbps(pool);
     const double slot_bytes = 2.0 * static_cast<double>(model->config.n_layer * model->config.kv_dim()) * sizeof(float);
-    std::printf("\nroofline: triad bandwidth %.1f GB/s, read bandwidth %.1f GB/s (%d threads); weights read per pass "
-                "%.1f MB (%s); resident %.1f MiB\n",
-                bw, rd, pool.size(), per_pass / 1e6, w.dtype_summary.c_str(), resident_bytes() / 1048576.0);
-    std::printf("%-16s %10s %14s %12s %12s %12s %9s %10s\n", "mode", "tokens/s", "passes/token", "weights MB", "KV MB",
-                "MB/token", "of read", "of triad");
+    std::printf("\nroofline: triad bandwidth %.1f GB/s (%d threads); weights read per pass %.1f MB (%s); resident "
+                "%.1f MiB\n",
+                bw, pool.size(), per_pass / 1e6, w.dtype_summary.c_str(), resident_bytes() / 1048576.0);
+    std::printf("%-16s %10s %14s %12s %12s %12s %10s\n", "mode", "tokens/s", "passes/token", "weights MB", "KV MB",
+                "MB/token", "of triad");
     for (const auto& mode : modes) {
       double ms = 0, tokens = 0, steps = 0, kv = 0;
       for (const auto& d : domains) {
@@ -270,8 +238,8 @@ void run(const BenchArgs& a) {
       }
       const double tps = ms > 0 ? tokens * 1000.0 / ms : 0.0, passes = tokens > 0 ? steps / tokens : 0.0;
       const double wmb = per_pass * passes / 1e6, kvmb = tokens > 0 ? kv / tokens / 1e6 : 0.0, mb = wmb + kvmb;
-      std::printf("%-16s %10.1f %14.3f %12.1f %12.1f %12.1f %8.0f%% %9.0f%%\n", mode.c_str(), tps, passes, wmb, kvmb, mb,
-                  100.0 * mb * tps / 1e3 / rd, 100.0 * mb * tps / 1e3 / bw);
+      std::printf("%-16s %10.1f %14.3f %12.1f %12.1f %12.1f %9.0f%%\n", mode.c_str(), tps, passes, wmb, kvmb, mb,
+                  100.0 * mb * tps / 1e3 / bw);
     }
   }
   std::printf("\ngreedy outputs %s across modes (%s is the reference)\n",

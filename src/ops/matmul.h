@@ -9,6 +9,12 @@
 // split. Verified tokens therefore get bit-identical logits to plain decoding. The build uses
 // -ffp-contract=off so the compiler cannot fuse differently in different code paths; the
 // kernels use std::fma explicitly.
+//
+// Two kernels stand behind matmul(), chosen by the weights' layout (ops/dtype.h): panel-packed
+// F32/F16/BF16 matrices (what the model uses, ops/panel.h) go to the outer-product kernel, whose
+// sum order is one fma chain per output; row-major matrices (block-quantized types, and any view
+// a caller builds in place) use the dot-product kernel below with the lane contract of lanes.h.
+// Each is batch-invariant on its own; a given matrix always takes the same one.
 #pragma once
 
 #include <cstdint>
