@@ -136,3 +136,47 @@ TEST(SoftmaxExp, WithinTwoUlpOfStdExpAndSameBitsOnEveryPath) {
 }
 
 }  // namespace swift
+
+namespace swift {
+
+TEST(Attention, TokensSharingAContextGiveTheSameBitsAsAlone) {
+  // Verification and prefill batches: every token's output must be bit-identical to computing
+  // it alone, with a shared context shorter and longer than the 16-key score groups (or none),
+  // tree-shaped tails, head dims with and without a 16-lane tail, on two threads.
+  for (int64_t hd : {64, 136}) {
+    for (int32_t prefix : {0, 5, 37, 150}) {
+      const int64_t n_head = 4, n_kv = 2, n_tok = 9, n_slots = prefix + n_tok + 3;
+      auto q = test::random_floats(n_tok * n_head * hd, 31);
+      auto k = test::random_floats(n_slots * n_kv * hd, 32);
+      auto v = test::random_floats(n_slots * n_kv * hd, 33);
+      SlotLists vis;
+      vis.offsets.push_back(0);
+      for (int64_t i = 0; i < n_tok; ++i) {
+        for (int32_t s = 0; s < prefix; ++s) vis.slots.push_back(s);
+        for (int64_t j = 0; j <= i; ++j)  // a tree: every other batch token skipped by odd tokens
+          if (i % 2 == 0 || j % 2 == 1 || j == i) vis.slots.push_back(static_cast<int32_t>(prefix + j));
+        vis.offsets.push_back(static_cast<int64_t>(vis.slots.size()));
+      }
+      AttentionArgs a;
+      a.q = q.data(), a.k = k.data(), a.v = v.data(), a.n_tok = n_tok, a.n_head = n_head, a.n_kv_head = n_kv;
+      a.head_dim = hd, a.scale = 0.125f, a.visible = &vis;
+      std::vector<float> batch(n_tok * n_head * hd);
+      a.out = batch.data();
+      ThreadPool pool(2);
+      attention(a, pool);
+      for (int64_t i = 0; i < n_tok; ++i) {
+        SlotLists one;
+        one.offsets = {0, vis.offsets[i + 1] - vis.offsets[i]};
+        one.slots.assign(vis.slots.begin() + vis.offsets[i], vis.slots.begin() + vis.offsets[i + 1]);
+        std::vector<float> alone(n_head * hd);
+        AttentionArgs b = a;
+        b.q = q.data() + i * n_head * hd, b.n_tok = 1, b.visible = &one, b.out = alone.data();
+        attention(b, pool);
+        EXPECT_EQ(0, std::memcmp(alone.data(), batch.data() + i * n_head * hd, alone.size() * sizeof(float)))
+            << "hd " << hd << " prefix " << prefix << " token " << i;
+      }
+    }
+  }
+}
+
+}  // namespace swift
