@@ -134,16 +134,14 @@ void weighted_sum(const float* w, int64_t w_stride, const float* v, const int32_
       store(out + h * hd + d0 + b * kLanes, fma(acc[h][b], broadcast(inv[h]), zero()), m[b]);
 }
 
-// Heads per pass so that H * NB <= 16 accumulators: 1, 2 or 4.
+// Heads per pass so that H * NB <= 16 accumulators (NB <= 8): 4 or 2 at a time, then 1.
 template <int NB>
 void weighted_sums(const float* w, int64_t w_stride, const float* v, const int32_t* sl, int64_t n, int64_t kv_stride,
                    int64_t d0, int64_t hd, const float* inv, int64_t n_q, float* out) {
-  constexpr int kMaxH = NB <= 4 ? 4 : NB <= 8 ? 2 : 1;
   int64_t h = 0;
-  if constexpr (kMaxH >= 4)
+  if constexpr (NB <= 4)
     for (; h + 4 <= n_q; h += 4) weighted_sum<4, NB>(w + h * w_stride, w_stride, v, sl, n, kv_stride, d0, hd, inv + h, out + h * hd);
-  if constexpr (kMaxH >= 2)
-    for (; h + 2 <= n_q; h += 2) weighted_sum<2, NB>(w + h * w_stride, w_stride, v, sl, n, kv_stride, d0, hd, inv + h, out + h * hd);
+  for (; h + 2 <= n_q; h += 2) weighted_sum<2, NB>(w + h * w_stride, w_stride, v, sl, n, kv_stride, d0, hd, inv + h, out + h * hd);
   for (; h < n_q; ++h) weighted_sum<1, NB>(w + h * w_stride, w_stride, v, sl, n, kv_stride, d0, hd, inv + h, out + h * hd);
 }
 

@@ -71,7 +71,7 @@ struct MatView {
 
   size_t bytes() const {
     if (layout == MatLayout::kPanel16)
-      return static_cast<size_t>((rows + kPanelRows - 1) / kPanelRows * kPanelRows * cols) * (dtype == DType::kF32 ? 4 : 2);
+      return static_cast<size_t>((rows + kPanelRows - 1) / kPanelRows * kPanelRows * cols) * dtype_size(dtype);
     return static_cast<size_t>(rows * row_bytes(dtype, cols));
   }
 };

@@ -1,6 +1,8 @@
 // Prompt-prefill GEMM (ops/matmul.h: matmul_prefill).
 //
-// matmul() is a dot-product kernel: lanes run along the columns and every output ends with a
+// Panel-packed weights (F32/F16/BF16 as the model loads them) go straight to matmul_panel, which
+// already sums in this order; what follows serves row-major matrices (block-quantized types,
+// views built in place). Their matmul() is a dot-product kernel: lanes run along the columns and every output ends with a
 // horizontal reduction. That is what makes it batch-invariant, but with the short rows of small
 // models (256 columns = 16 vector steps) the reductions and per-tile set-up cost as much as the
 // multiply-adds, and long prompts ran at ~40 GFLOP/s. Here lanes run along the rows instead

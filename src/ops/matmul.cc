@@ -156,38 +156,31 @@ void matmul_typed(const MatView& w, const float* x, int64_t n_tok, float* y, con
 
 }  // namespace
 
+namespace {
+
+// out[c] = element first + c * stride of a plain-typed (F32/F16/BF16) array, as f32.
+void plain_to_f32(const void* data, DType t, int64_t first, int64_t stride, int64_t n, float* out) {
+  if (t == DType::kF32) {
+    const float* src = static_cast<const float*>(data) + first;
+    for (int64_t c = 0; c < n; ++c) out[c] = src[c * stride];
+  } else {
+    const uint16_t* src = static_cast<const uint16_t*>(data) + first;
+    if (t == DType::kBF16)
+      for (int64_t c = 0; c < n; ++c) out[c] = bf16_to_f32(src[c * stride]);
+    else
+      for (int64_t c = 0; c < n; ++c) out[c] = f16_to_f32(src[c * stride]);
+  }
+}
+
+}  // namespace
+
 void mat_row_to_f32(const MatView& w, int64_t r, float* out) {
   const int64_t n = w.cols;
-  if (w.layout == MatLayout::kPanel16) {  // ops/panel.h: element (r, c) at [r / 16, c, r % 16]
-    const int64_t base = r / kPanelRows * n * kPanelRows + r % kPanelRows;
-    for (int64_t c = 0; c < n; ++c) {
-      const int64_t i = base + c * kPanelRows;
-      if (w.dtype == DType::kF32) out[c] = static_cast<const float*>(w.data)[i];
-      else if (w.dtype == DType::kBF16) out[c] = bf16_to_f32(static_cast<const uint16_t*>(w.data)[i]);
-      else out[c] = f16_to_f32(static_cast<const uint16_t*>(w.data)[i]);
-    }
-    return;
-  }
-  switch (w.dtype) {
-    case DType::kF32: {
-      const float* src = static_cast<const float*>(w.data) + r * n;
-      for (int64_t i = 0; i < n; ++i) out[i] = src[i];
-      break;
-    }
-    case DType::kBF16: {
-      const uint16_t* src = static_cast<const uint16_t*>(w.data) + r * n;
-      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(src[i]);
-      break;
-    }
-    case DType::kF16: {
-      const uint16_t* src = static_cast<const uint16_t*>(w.data) + r * n;
-      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(src[i]);
-      break;
-    }
-    default:  // block-quantized: the reference dequantization (ops/quant.h)
-      dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + r * row_bytes(w.dtype, n), n, out);
-      break;
-  }
+  if (w.layout == MatLayout::kPanel16)  // ops/panel.h: element (r, c) at [r / 16, c, r % 16]
+    return plain_to_f32(w.data, w.dtype, r / kPanelRows * n * kPanelRows + r % kPanelRows, kPanelRows, n, out);
+  if (dtype_block(w.dtype) == 1) return plain_to_f32(w.data, w.dtype, r * n, 1, n, out);
+  // block-quantized: the reference dequantization (ops/quant.h)
+  dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + r * row_bytes(w.dtype, n), n, out);
 }
 
 void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {

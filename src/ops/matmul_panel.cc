@@ -11,13 +11,11 @@
 // 541-599 tokens/s, prefill 287-374 -> 158-162 ms. With a cold cache the one-token pass over all
 // matrices streams at ~38 GB/s, ~90% of this machine's two-thread read bandwidth (42 GB/s).
 #include <algorithm>
-#include <cstring>
 
 #include "ops/lanes.h"
 #include "ops/matmul.h"
 #include "ops/panel.h"
 #include "util/check.h"
-#include "util/half.h"
 
 namespace swift {
 
