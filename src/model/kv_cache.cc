@@ -7,8 +7,8 @@
 namespace swift {
 
 KvCache::KvCache(const ModelConfig& cfg, int64_t n_slots)
-    : n_layer_(cfg.n_layer), n_slots_(n_slots), kv_dim_(cfg.kv_dim()) {
-  SWIFT_CHECK(n_slots > 0);
+    : n_layer_(cfg.n_layer), n_slots_(n_slots), kv_dim_(cfg.kv_dim()), head_dim_(cfg.head_dim), n_kv_head_(cfg.n_kv_head) {
+  SWIFT_CHECK(n_slots > 0 && n_kv_head_ * head_dim_ == kv_dim_);
   const size_t n = static_cast<size_t>(n_layer_ * n_slots_ * kv_dim_);
   k_.reset(new float[n]);  // default-initialised: no zero fill (see kv_cache.h)
   v_.reset(new float[n]);
@@ -18,11 +18,22 @@ KvCache::KvCache(const ModelConfig& cfg, int64_t n_slots)
 void KvCache::move_slot(int64_t from, int64_t to) {
   SWIFT_CHECK(from >= 0 && from < n_slots_ && to >= 0 && to < n_slots_);
   if (from == to) return;
-  for (int64_t l = 0; l < n_layer_; ++l) {
-    std::copy_n(k(l) + from * kv_dim_, kv_dim_, k(l) + to * kv_dim_);
-    std::copy_n(v(l) + from * kv_dim_, kv_dim_, v(l) + to * kv_dim_);
-  }
+  for (int64_t l = 0; l < n_layer_; ++l)
+    for (int64_t h = 0; h < n_kv_head_; ++h) {
+      const int64_t base = h * head_stride();
+      std::copy_n(k(l) + base + from * head_dim_, head_dim_, k(l) + base + to * head_dim_);
+      std::copy_n(v(l) + base + from * head_dim_, head_dim_, v(l) + base + to * head_dim_);
+    }
   pos_[to] = pos_[from];
+}
+
+void KvCache::store(int64_t layer, int64_t slot, const float* k_row, const float* v_row) {
+  SWIFT_CHECK(layer >= 0 && layer < n_layer_ && slot >= 0 && slot < n_slots_);
+  for (int64_t h = 0; h < n_kv_head_; ++h) {
+    const int64_t at = h * head_stride() + slot * head_dim_;
+    std::copy_n(k_row + h * head_dim_, head_dim_, k(layer) + at);
+    std::copy_n(v_row + h * head_dim_, head_dim_, v(layer) + at);
+  }
 }
 
 }  // namespace swift

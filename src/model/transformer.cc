@@ -143,14 +143,10 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
       }
       rope_apply(q, n, cfg_.n_head, hd, rope_);
       rope_apply(k, n, cfg_.n_kv_head, hd, rope_);
-      float* kc = cache.k(l);
-      float* vc = cache.v(l);
-      for (int64_t i = 0; i < n; ++i) {
-        std::copy_n(k + i * kvd, kvd, kc + static_cast<int64_t>(b.slots[i]) * kvd);
-        std::copy_n(v + i * kvd, kvd, vc + static_cast<int64_t>(b.slots[i]) * kvd);
-      }
+      for (int64_t i = 0; i < n; ++i) cache.store(l, b.slots[i], k + i * kvd, v + i * kvd);
       AttentionArgs a;
-      a.q = q, a.k = kc, a.v = vc, a.n_tok = n, a.n_head = cfg_.n_head, a.n_kv_head = cfg_.n_kv_head;
+      a.q = q, a.k = cache.k(l), a.v = cache.v(l), a.n_tok = n, a.n_head = cfg_.n_head, a.n_kv_head = cfg_.n_kv_head;
+      a.kv_row_stride = hd, a.kv_head_stride = cache.head_stride();
       a.head_dim = hd, a.scale = scale, a.out = att;
       a.visible = cfg_.sliding_window[l] > 0 ? &vis_window_ : &vis_full_;
       attention(a, pool);

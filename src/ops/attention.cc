@@ -153,7 +153,8 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t group = a.n_head / a.n_kv_head;
   const int64_t hd = a.head_dim;
   const int64_t q_stride = a.n_head * hd;
-  const int64_t kv_stride = a.n_kv_head * hd;
+  const int64_t kv_stride = a.kv_row_stride > 0 ? a.kv_row_stride : a.n_kv_head * hd;
+  const int64_t head_stride = a.kv_head_stride > 0 ? a.kv_head_stride : hd;
   const int64_t max_len = a.visible->max_len();
   pool.parallel_for(a.n_tok * a.n_kv_head, [&](int64_t i0, int64_t i1, int) {
     thread_local std::vector<float> scores, inv;  // [group, max_len], [group]
@@ -169,9 +170,9 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
         continue;
       }
       const int32_t* sl = a.visible->slots.data() + b;
-      group_scores(q, group, a.k + kvh * hd, sl, n, kv_stride, hd, a.scale, scores.data(), max_len);
+      group_scores(q, group, a.k + kvh * head_stride, sl, n, kv_stride, hd, a.scale, scores.data(), max_len);
       for (int64_t h = 0; h < group; ++h) inv[h] = softmax_weights(scores.data() + h * max_len, n);
-      const float* vbase = a.v + kvh * hd;
+      const float* vbase = a.v + kvh * head_stride;
       for (int64_t d0 = 0; d0 < hd; d0 += 8 * kLanes) {
         const float* w = scores.data();
         switch (std::min<int64_t>(8, (hd - d0 + kLanes - 1) / kLanes)) {

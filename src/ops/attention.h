@@ -24,8 +24,12 @@ struct SlotLists {
 
 struct AttentionArgs {
   const float* q = nullptr;        // [n_tok, n_head * head_dim]
-  const float* k = nullptr;        // [n_slots, n_kv_head * head_dim] (one layer of the cache)
-  const float* v = nullptr;        // [n_slots, n_kv_head * head_dim]
+  // One layer of the cache. Row r of KV head h starts at k + h * kv_head_stride + r * kv_row_stride
+  // (the defaults, 0, mean [n_slots, n_kv_head * head_dim]: heads adjacent within a row).
+  const float* k = nullptr;
+  const float* v = nullptr;
+  int64_t kv_row_stride = 0;       // floats between the rows of consecutive slots
+  int64_t kv_head_stride = 0;      // floats between the first rows of consecutive KV heads
   int64_t n_tok = 0;
   int64_t n_head = 0;
   int64_t n_kv_head = 0;

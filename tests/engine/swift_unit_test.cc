@@ -90,6 +90,42 @@ TEST(TokenTree, CompactionMovesOnlyAcceptedNodes) {
   }
 }
 
+TEST(KvCache, StoreAndMoveKeepEachHeadsRowsContiguous) {
+  // Layout [n_layer, n_kv_head, n_slots, head_dim] (kv_cache.h): store() scatters a token's
+  // heads into their head blocks, move_slot() moves every head of every layer.
+  ModelConfig cfg;
+  cfg.n_layer = 2;
+  cfg.n_kv_head = 3;
+  cfg.head_dim = 4;
+  const int64_t n_slots = 10, kvd = 12;
+  KvCache cache(cfg, n_slots);
+  ASSERT_EQ(cache.head_stride(), n_slots * 4);
+  std::vector<float> k(kvd), v(kvd);
+  for (int l = 0; l < 2; ++l)
+    for (int s = 0; s < n_slots; ++s) {
+      for (int e = 0; e < kvd; ++e) k[e] = 1000.0f * l + 100.0f * s + e, v[e] = -k[e];
+      cache.store(l, s, k.data(), v.data());
+    }
+  auto at = [&](float* base, int h, int s, int e) { return base[h * cache.head_stride() + s * 4 + e]; };
+  for (int l = 0; l < 2; ++l)
+    for (int h = 0; h < 3; ++h)
+      for (int s = 0; s < n_slots; ++s)
+        for (int e = 0; e < 4; ++e) {
+          ASSERT_EQ(at(cache.k(l), h, s, e), 1000.0f * l + 100.0f * s + h * 4 + e);
+          ASSERT_EQ(at(cache.v(l), h, s, e), -(1000.0f * l + 100.0f * s + h * 4 + e));
+        }
+  cache.set_slot_pos(7, 42);
+  cache.move_slot(7, 2);
+  EXPECT_EQ(cache.slot_pos(2), 42);
+  for (int l = 0; l < 2; ++l)
+    for (int h = 0; h < 3; ++h)
+      for (int e = 0; e < 4; ++e) {
+        EXPECT_EQ(at(cache.k(l), h, 2, e), 1000.0f * l + 700.0f + h * 4 + e);
+        EXPECT_EQ(at(cache.v(l), h, 2, e), -(1000.0f * l + 700.0f + h * 4 + e));
+        EXPECT_EQ(at(cache.k(l), h, 3, e), 1000.0f * l + 300.0f + h * 4 + e);  // neighbours untouched
+      }
+}
+
 TEST(GaussianProcess, InterpolatesAndUcbFindsTheBestSet) {
   // f(x) = x0 + x1 + x2 over 3-hot vectors of length 10: the best set is {0, 1, 2}.
   std::mt19937_64 rng(1);

@@ -88,6 +88,38 @@ TEST(Attention, OutputDependsOnlyOnVisibleKeysInOrder) {
   EXPECT_EQ(0, std::memcmp(o1.data(), o2.data(), o1.size() * 4));
 }
 
+TEST(Attention, HeadMajorCacheLayoutGivesTheSameBits) {
+  // The KV cache stores each head's rows contiguously (model/kv_cache.h); the kernel reads it
+  // through kv_row_stride / kv_head_stride. Same keys, other layout: same bits.
+  const int64_t n_head = 6, n_kv = 3, hd = 40, n_slots = 37, n_tok = 4;
+  auto q = test::random_floats(n_tok * n_head * hd, 11);
+  auto k = test::random_floats(n_slots * n_kv * hd, 12);  // [slot, head, hd]
+  auto v = test::random_floats(n_slots * n_kv * hd, 13);
+  std::vector<float> kh(k.size()), vh(v.size());  // [head, slot, hd]
+  for (int64_t s = 0; s < n_slots; ++s)
+    for (int64_t h = 0; h < n_kv; ++h)
+      for (int64_t e = 0; e < hd; ++e) {
+        kh[(h * n_slots + s) * hd + e] = k[(s * n_kv + h) * hd + e];
+        vh[(h * n_slots + s) * hd + e] = v[(s * n_kv + h) * hd + e];
+      }
+  SlotLists vis;
+  vis.offsets.push_back(0);
+  for (int64_t i = 0; i < n_tok; ++i) {
+    for (int32_t s = 0; s < n_slots; s += 1 + static_cast<int32_t>(i)) vis.slots.push_back(s);
+    vis.offsets.push_back(static_cast<int64_t>(vis.slots.size()));
+  }
+  std::vector<float> o1(n_tok * n_head * hd), o2(o1.size());
+  ThreadPool pool(2);
+  AttentionArgs a;
+  a.q = q.data(), a.n_tok = n_tok, a.n_head = n_head, a.n_kv_head = n_kv, a.head_dim = hd, a.scale = 0.2f;
+  a.visible = &vis;
+  a.k = k.data(), a.v = v.data(), a.out = o1.data();
+  attention(a, pool);
+  a.k = kh.data(), a.v = vh.data(), a.kv_row_stride = hd, a.kv_head_stride = n_slots * hd, a.out = o2.data();
+  attention(a, pool);
+  EXPECT_EQ(0, std::memcmp(o1.data(), o2.data(), o1.size() * 4));
+}
+
 }  // namespace swift
 
 namespace swift {
