@@ -120,7 +120,7 @@ DecoderRun::DecoderRun(const DecodeArgs& a, const std::string& mode, const Model
         if (a.verbose) {
           std::string line;
           for (size_t i = 0; i < sh.cost.sizes().size(); ++i)
-            line += fmt::format(" {}:{:.2f}", sh.cost.sizes()[i], sh.cost.measured_ms()[i] / sh.cost.measured_ms()[0]);
+            line += fmt::format(" {}:{:.2f}", sh.cost.sizes()[i], sh.cost.ratios()[i]);
           std::fprintf(stderr, "[hybrid] verification cost calibrated in %.0f ms (tokens:cost vs 1 token)%s\n",
                        sh.cost.calibration_ms(), line.c_str());
         }

@@ -9,14 +9,12 @@ namespace swift {
 
 void ForwardCost::calibrate(const Model& model, Sequence& seq, ThreadPool& pool, const std::vector<int>& sizes,
                             int reps) {
-  SWIFT_CHECK(!sizes.empty() && std::is_sorted(sizes.begin(), sizes.end()) && sizes.front() >= 1);
+  SWIFT_CHECK(!sizes.empty() && std::is_sorted(sizes.begin(), sizes.end()) && sizes.front() == 1);
   SWIFT_CHECK(seq.n_cached + sizes.back() <= seq.cache.n_slots(), "no scratch room to calibrate");
   SWIFT_CHECK(!seq.tokens.empty());
   const double t_start = now_ms();
   const SkipPlan full = SkipPlan::none(model.config.n_layer);
   std::vector<float> logits;
-  sizes_ = sizes;
-  ms_.assign(sizes.size(), 0.0);
   // A chain of the newest token repeated: the token ids do not change the cost, the shape does.
   // Every row's logits are produced, as in verification.
   auto pass = [&](int n) {
@@ -26,34 +24,75 @@ void ForwardCost::calibrate(const Model& model, Sequence& seq, ThreadPool& pool,
     return now_ms() - t0;
   };
   pass(1);  // warm caches and the thread pool
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    double best = 1e300;
-    for (int r = 0; r < std::max(1, reps); ++r) best = std::min(best, pass(sizes[i]));
-    ms_[i] = best;
+  const size_t n_sizes = sizes.size();
+  const int rounds = std::max(1, reps);
+  std::vector<std::vector<double>> runs(n_sizes);
+  for (int r = 0; r < rounds; ++r)
+    for (size_t i = 0; i < n_sizes; ++i) runs[i].push_back(pass(sizes[i]));
+  std::vector<double> median(n_sizes), best(n_sizes);
+  for (size_t i = 0; i < n_sizes; ++i) {
+    std::sort(runs[i].begin(), runs[i].end());
+    const size_t m = runs[i].size();
+    median[i] = m % 2 ? runs[i][m / 2] : 0.5 * (runs[i][m / 2 - 1] + runs[i][m / 2]);
+    best[i] = runs[i][0];
   }
+  set_measurements(sizes, median, best);
+  calibration_ms_ = now_ms() - t_start;
+}
+
+void ForwardCost::set_measurements(const std::vector<int>& sizes, const std::vector<double>& median_ms,
+                                   const std::vector<double>& best_ms) {
+  SWIFT_CHECK(!sizes.empty() && sizes.front() == 1 && median_ms.size() == sizes.size() && best_ms.size() == sizes.size());
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    SWIFT_CHECK(median_ms[i] > 0 && best_ms[i] > 0);
+    if (i > 0) SWIFT_CHECK(sizes[i] > sizes[i - 1], "sizes must increase");
+  }
+  sizes_ = sizes;
+  median_ms_ = median_ms;
+  best_ms_ = best_ms;
+  base_ = median_ms_[0];
+  ratio_.assign(sizes.size(), 1.0);
   // Cost never decreases with more tokens; measurement noise must not make a bigger pass look
   // cheaper than a smaller one.
-  for (size_t i = 1; i < ms_.size(); ++i) ms_[i] = std::max(ms_[i], ms_[i - 1]);
-  calibration_ms_ = now_ms() - t_start;
+  for (size_t i = 1; i < sizes.size(); ++i) ratio_[i] = std::max(ratio_[i - 1], median_ms_[i] / base_);
+}
+
+double ForwardCost::ratio_at(int n) const {
+  const auto it = std::lower_bound(sizes_.begin(), sizes_.end(), n);
+  const size_t i = static_cast<size_t>(it - sizes_.begin());
+  if (*it == n || i == 0) return ratio_[i];
+  const double f = static_cast<double>(n - sizes_[i - 1]) / (sizes_[i] - sizes_[i - 1]);
+  return ratio_[i - 1] + f * (ratio_[i] - ratio_[i - 1]);
 }
 
 double ForwardCost::ms(int n) const {
   SWIFT_CHECK(calibrated() && n >= 1 && n <= max_tokens(), "forward cost for {} tokens", n);
-  const auto it = std::lower_bound(sizes_.begin(), sizes_.end(), n);
-  const size_t i = static_cast<size_t>(it - sizes_.begin());
-  if (*it == n || i == 0) return ms_[i];
-  const double f = static_cast<double>(n - sizes_[i - 1]) / (sizes_[i] - sizes_[i - 1]);
-  return ms_[i - 1] + f * (ms_[i] - ms_[i - 1]);
+  return base_ * ratio_at(n);
 }
 
 void ForwardCost::observe(int n, double ms) {
   if (!calibrated() || n < 1 || n > max_tokens() || !(ms > 0)) return;
+  // Slow drift (context growth, other load) is tracked; single outliers (preemption) are damped.
+  const double predicted = this->ms(n);
+  ms = std::clamp(ms, predicted / 3.0, 3.0 * predicted);
+  if (n == 1) {
+    base_ += kBaseRate * (ms - base_);
+    return;
+  }
+  // Gradient step on the squared error of the interpolated ratio: the two measured sizes around
+  // n move in proportion to their interpolation weights.
+  const double err = ms / base_ - ratio_at(n);
   const auto it = std::lower_bound(sizes_.begin(), sizes_.end(), n);
   const size_t i = static_cast<size_t>(it - sizes_.begin());
-  if (*it != n) return;  // only exact sizes: interpolation points stay measured ones
-  // Slow drift (context growth, other load) is tracked; single outliers (preemption) are damped.
-  constexpr double kAlpha = 0.05;
-  ms_[i] = (1 - kAlpha) * ms_[i] + kAlpha * std::min(ms, 3.0 * ms_[i]);
+  if (*it == n) {
+    ratio_[i] += kRatioRate * err;
+  } else {
+    const double f = static_cast<double>(n - sizes_[i - 1]) / (sizes_[i] - sizes_[i - 1]);
+    if (i - 1 > 0) ratio_[i - 1] += kRatioRate * (1 - f) * err;
+    ratio_[i] += kRatioRate * f * err;
+  }
+  ratio_[0] = 1.0;
+  for (size_t j = 1; j < ratio_.size(); ++j) ratio_[j] = std::max(ratio_[j], ratio_[j - 1]);
 }
 
 }  // namespace swift

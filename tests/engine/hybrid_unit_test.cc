@@ -3,6 +3,7 @@
 
 #include <random>
 
+#include "engine/forward_cost.h"
 #include "engine/hybrid/acceptance_stats.h"
 #include "engine/hybrid/candidate_tree.h"
 #include "engine/lookup/ngram_index.h"
@@ -169,6 +170,30 @@ TEST(HybridController, GrowsTheTreeWhenVerificationIsCheap) {
   EXPECT_LE(moderate, cheap);
   EXPECT_EQ(cheap, 9u);  // all 8 drafted tokens + root
   EXPECT_GT(controller_choice(0.95, 0.2).nodes.size(), moderate);  // and when drafts are good
+}
+
+TEST(ForwardCost, LearnsTheOneTokenCostAndTheRatioCurveFromRealPasses) {
+  ForwardCost c;
+  c.set_measurements({1, 2, 4, 8}, {1.0, 1.2, 1.6, 2.4}, {0.9, 1.1, 1.5, 2.2});
+  EXPECT_DOUBLE_EQ(c.ms(1), 1.0);
+  EXPECT_DOUBLE_EQ(c.ms(6), 2.0);  // interpolated between 4 (1.6) and 8 (2.4)
+  // One-token passes slow down by 20% (longer context): every size scales with them.
+  for (int i = 0; i < 400; ++i) c.observe(1, 1.2);
+  EXPECT_NEAR(c.ms(1), 1.2, 1e-6);
+  EXPECT_NEAR(c.ms(8), 2.88, 1e-6);
+  // 6-token passes really cost 3.6 ms (ratio 3.0 instead of the interpolated 2.0): the sizes
+  // around 6 learn it, the others stay, and the curve stays non-decreasing.
+  for (int i = 0; i < 400; ++i) c.observe(6, 3.6);
+  EXPECT_NEAR(c.ms(6), 3.6, 0.05);
+  EXPECT_NEAR(c.ms(2), 1.2 * 1.2, 1e-9);
+  for (size_t i = 1; i < c.ratios().size(); ++i) EXPECT_GE(c.ratios()[i], c.ratios()[i - 1]);
+  // A single preempted pass (100x) moves the estimate by at most the clamp (3x) times the rate.
+  const double before = c.ms(1);
+  c.observe(1, 100 * before);
+  EXPECT_LE(c.ms(1), before * (1 + 2 * ForwardCost::kBaseRate) + 1e-9);
+  // Calibration results are kept for reporting.
+  EXPECT_DOUBLE_EQ(c.median_ms()[3], 2.4);
+  EXPECT_DOUBLE_EQ(c.best_ms()[3], 2.2);
 }
 
 TEST(AcceptanceStats, LearnsAndForgets) {
