@@ -10,9 +10,16 @@ KvCache::KvCache(const ModelConfig& cfg, int64_t n_slots)
     : n_layer_(cfg.n_layer), n_slots_(n_slots), kv_dim_(cfg.kv_dim()), head_dim_(cfg.head_dim), n_kv_head_(cfg.n_kv_head) {
   SWIFT_CHECK(n_slots > 0 && n_kv_head_ * head_dim_ == kv_dim_);
   const size_t n = static_cast<size_t>(n_layer_ * n_slots_ * kv_dim_);
-  k_.reset(new float[n]);  // default-initialised: no zero fill (see kv_cache.h)
-  v_.reset(new float[n]);
+  kbuf_ = PageBuffer::take(n * sizeof(float));
+  vbuf_ = PageBuffer::take(n * sizeof(float));
+  kp_ = reinterpret_cast<float*>(kbuf_->data());
+  vp_ = reinterpret_cast<float*>(vbuf_->data());
   pos_.assign(n_slots_, -1);
+}
+
+KvCache::~KvCache() {
+  PageBuffer::recycle(std::move(kbuf_));
+  PageBuffer::recycle(std::move(vbuf_));
 }
 
 void KvCache::move_slot(int64_t from, int64_t to) {

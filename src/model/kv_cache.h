@@ -14,19 +14,23 @@
 #include <vector>
 
 #include "model/config.h"
+#include "util/page_buffer.h"
 
 namespace swift {
 
 class KvCache {
  public:
   KvCache(const ModelConfig& cfg, int64_t n_slots);
+  ~KvCache();  // hands the blocks back for the next cache (util/page_buffer.h)
+  KvCache(KvCache&&) = default;
+  KvCache& operator=(KvCache&&) = delete;
 
   int64_t n_slots() const { return n_slots_; }
   int64_t kv_dim() const { return kv_dim_; }
   int64_t head_dim() const { return head_dim_; }
   // One layer: [n_kv_head, n_slots, head_dim].
-  float* k(int64_t layer) { return k_.get() + layer * n_slots_ * kv_dim_; }
-  float* v(int64_t layer) { return v_.get() + layer * n_slots_ * kv_dim_; }
+  float* k(int64_t layer) { return kp_ + layer * n_slots_ * kv_dim_; }
+  float* v(int64_t layer) { return vp_ + layer * n_slots_ * kv_dim_; }
   // Floats between the first rows of consecutive KV heads of one layer.
   int64_t head_stride() const { return n_slots_ * head_dim_; }
   // Stores one token's K and V ([n_kv_head * head_dim] each, heads adjacent) into `slot`.
@@ -41,12 +45,14 @@ class KvCache {
 
  private:
   int64_t n_layer_, n_slots_, kv_dim_, head_dim_, n_kv_head_;
-  // Left uninitialised: a slot is only ever read after a forward wrote it (attention sees
-  // committed slots and the batch's own), and zero-filling 33 MB per generation (the demo
-  // model's full context) was a quarter of a short request's time, mostly page faults. Pages
-  // are now touched only as slots fill.
-  std::unique_ptr<float[]> k_;  // [n_layer, n_kv_head, n_slots, head_dim]
-  std::unique_ptr<float[]> v_;  // [n_layer, n_kv_head, n_slots, head_dim]
+  // Huge-page blocks (util/page_buffer.h), recycled between caches of the same size and left
+  // uninitialised: a slot is only ever read after a forward wrote it (attention sees committed
+  // slots and the batch's own). In 4 KiB pages the head-major layout spreads a short prompt over
+  // ~1,250 pages (a page fault each, then a TLB entry each per decode step); huge pages from a
+  // recycled block cost neither: decode +5-8%, measured with bench (code+docs, BF16).
+  std::unique_ptr<PageBuffer> kbuf_, vbuf_;
+  float* kp_ = nullptr;  // [n_layer, n_kv_head, n_slots, head_dim]
+  float* vp_ = nullptr;  // [n_layer, n_kv_head, n_slots, head_dim]
   std::vector<int32_t> pos_;  // [n_slots] position of the token in each slot
 };
 
