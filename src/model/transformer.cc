@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
@@ -34,9 +35,6 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights) : cfg_(std::move
 
 namespace {
 
-void resize(std::vector<float>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) < n) v.resize(n);
-}
 
 // Builds CSR lists of visible slots: prefix slots (filtered by the window) then batch tokens.
 void fill_lists(const ForwardBatch& b, const KvCache& cache, int64_t window, SlotLists& out) {
@@ -60,6 +58,28 @@ void fill_lists(const ForwardBatch& b, const KvCache& cache, int64_t window, Slo
 }
 
 }  // namespace
+
+void Transformer::reserve_workspace(int64_t n) {
+  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, qd = cfg_.q_dim(), kvd = cfg_.kv_dim();
+  // Floats per token of each array, rounded up to 16 (64-byte aligned rows for every array).
+  auto up16 = [](int64_t f) { return (f + 15) / 16 * 16; };
+  const int64_t per_tok[] = {H, H, qd, kvd, kvd, qd, I, I, H, std::max(qd + 2 * kvd, 2 * I)};
+  if (n > work_tokens_) {
+    int64_t tok_floats = 0;
+    for (int64_t f : per_tok) tok_floats += up16(f);
+    // At least one whole huge page (smaller blocks get 4 KiB pages), as many tokens as fit.
+    constexpr int64_t kHugePage = int64_t{2} << 20;
+    const int64_t cap = std::max((n + 63) / 64 * 64, kHugePage / (tok_floats * 4));
+    work_ = std::make_unique<PageBuffer>(static_cast<size_t>(std::max(cap * tok_floats * 4, kHugePage)));
+    work_tokens_ = cap;
+  }
+  float* p = reinterpret_cast<float*>(work_->data());
+  float** arrays[] = {&x_, &h_, &q_, &k_, &v_, &att_, &g_, &u_, &out_, &fused_};
+  for (size_t i = 0; i < std::size(arrays); ++i) {
+    *arrays[i] = p;
+    p += up16(per_tok[i]) * work_tokens_;
+  }
+}
 
 void Transformer::build_visibility(const ForwardBatch& b, const KvCache& cache) {
   bool any_full = false;
@@ -104,11 +124,9 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
   for (int64_t i = 0; i < n; ++i) cache.set_slot_pos(b.slots[i], b.positions[i]);
   build_visibility(b, cache);
 
-  resize(x_, n * H), resize(h_, n * H), resize(q_, n * qd), resize(k_, n * kvd), resize(v_, n * kvd);
-  resize(att_, n * qd), resize(g_, n * I), resize(u_, n * I), resize(out_, n * H);
-  resize(fused_, n * std::max(qd + 2 * kvd, 2 * I));
-  float *x = x_.data(), *h = h_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
-  float *att = att_.data(), *g = g_.data(), *u = u_.data(), *out = out_.data();
+  reserve_workspace(n);
+  float *x = x_, *h = h_, *q = q_, *k = k_, *v = v_;
+  float *att = att_, *g = g_, *u = u_, *out = out_;
 
   for (int64_t i = 0; i < n; ++i) mat_row_to_f32(w_.embed, b.tokens[i], x + i * H);
 
@@ -125,9 +143,9 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
       rmsnorm(x, L.attn_norm.data(), n, H, cfg_.rms_eps, h);
       if (L.wqkv.data) {  // one pass over the packed Q|K|V rows (weights.h), then split per token
         const int64_t w3 = qd + 2 * kvd;
-        linear(L.wqkv, h, fused_.data(), bias(L.bqkv));
+        linear(L.wqkv, h, fused_, bias(L.bqkv));
         for (int64_t i = 0; i < n; ++i) {
-          const float* r = fused_.data() + i * w3;
+          const float* r = fused_ + i * w3;
           std::copy_n(r, qd, q + i * qd);
           std::copy_n(r + qd, kvd, k + i * kvd);
           std::copy_n(r + qd + kvd, kvd, v + i * kvd);
@@ -156,8 +174,8 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     if (!plan.skip_mlp[l]) {
       rmsnorm(x, L.mlp_norm.data(), n, H, cfg_.rms_eps, h);
       if (L.w_gate_up.data) {  // one pass over the packed gate|up rows
-        linear(L.w_gate_up, h, fused_.data(), bias(L.b_gate_up));
-        for (int64_t i = 0; i < n; ++i) silu_mul(fused_.data() + i * 2 * I, fused_.data() + i * 2 * I + I, I, g + i * I);
+        linear(L.w_gate_up, h, fused_, bias(L.b_gate_up));
+        for (int64_t i = 0; i < n; ++i) silu_mul(fused_ + i * 2 * I, fused_ + i * 2 * I + I, I, g + i * I);
       } else {
         linear(L.w_gate, h, g, bias(L.b_gate));
         linear(L.w_up, h, u, bias(L.b_up));

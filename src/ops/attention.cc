@@ -161,7 +161,9 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
     if (static_cast<int64_t>(scores.size()) < group * max_len) scores.resize(group * max_len);
     if (static_cast<int64_t>(inv.size()) < group) inv.resize(group);
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / a.n_kv_head, kvh = i % a.n_kv_head;
+      // Units run head by head: a thread streams its heads' cached rows (head-major cache,
+      // model/kv_cache.h) once, and the batch's other tokens find them in L2.
+      const int64_t kvh = i / a.n_tok, t = i % a.n_tok;
       const float* q = a.q + t * q_stride + kvh * group * hd;  // the group's heads are adjacent
       float* out = a.out + t * q_stride + kvh * group * hd;
       const int64_t b = a.visible->offsets[t], n = a.visible->offsets[t + 1] - b;
