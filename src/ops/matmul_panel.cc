@@ -2,8 +2,10 @@
 //
 // Tiles: P panels (16 rows each) x T tokens, P*T accumulators in registers. One token or two
 // (plain decoding, short drafts) use P = 8 so that 8+ independent FMA chains hide the FMA
-// latency while the weights stream from memory; longer batches use 4 panels x 4 tokens, whose
-// 4 x cols x 16 weights stay in L1 while the token tiles reuse them. The tile shape never
+// latency while the weights stream from memory; three or four (small verification trees) use
+// 6 x 4, one pass over the weights (8 x 2 + 8 x 1 read them twice: a 3-token pass cost as much
+// as a 4-token one; 6 x 4 took 0.1-0.27 ms off 3- and 4-token passes); longer batches use 4
+// panels x 4 tokens, whose 4 x cols x 16 weights stay in L1 while the token tiles reuse them. The tile shape never
 // changes a result (ops/panel.h, numeric contract).
 //
 // Measured on this 2-core AVX-512 machine, swift-mini-24L BF16, 2 threads (three alternating
@@ -113,11 +115,13 @@ void panel_tokens(const PanelArgs& a, int64_t p0, int64_t n_tok) {
   }
 }
 
-// Panels [p0, p0 + np) in chunks of 8 (T <= 2 only: 16 accumulators + 8 weight vectors), 4, 2, 1.
-template <DType DT, int T>
+// Panels [p0, p0 + np) in chunks of PMAX (8 for T <= 2: 16 accumulators + 8 weight vectors; 6 for
+// T = 4: 24 + 6), then 4, 2, 1.
+template <DType DT, int T, int PMAX>
 void panel_range(const PanelArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
-  if constexpr (T <= 2)
-    for (; np >= 8; p0 += 8, np -= 8) panel_tokens<DT, 8, T>(a, p0, n_tok);
+  static_assert(PMAX * T + PMAX + 1 <= 32, "accumulators + weights + broadcast must fit 32 registers");
+  if constexpr (PMAX > 4)
+    for (; np >= PMAX; p0 += PMAX, np -= PMAX) panel_tokens<DT, PMAX, T>(a, p0, n_tok);
   for (; np >= 4; p0 += 4, np -= 4) panel_tokens<DT, 4, T>(a, p0, n_tok);
   for (; np >= 2; p0 += 2, np -= 2) panel_tokens<DT, 2, T>(a, p0, n_tok);
   for (; np >= 1; p0 += 1, np -= 1) panel_tokens<DT, 1, T>(a, p0, n_tok);
@@ -126,16 +130,20 @@ void panel_range(const PanelArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
 template <DType DT>
 void matmul_panel_typed(const PanelArgs& a, int64_t n_tok, ThreadPool& pool) {
   const int64_t n_panels = (a.rows + kPanelRows - 1) / kPanelRows;
-  const bool few = n_tok <= 3;
+  // 1-2 tokens: 8 panels x 2 tokens; 3-4 tokens: 6 x 4 (one pass over the weights where 8 x 2
+  // needed a second one from L2 for the third token); more: 4 x 4, whose panels stay in L1
+  // while the token tiles reuse them.
+  const int kind = n_tok <= 2 ? 0 : n_tok <= 4 ? 1 : 2;
   // Work unit of the thread split: `group` panels; smaller groups when a matrix has too few
   // panels to give every thread two units (the K/V projections of small models: 8 panels).
-  int64_t group = few ? 8 : 4;
-  while (group > 1 && (n_panels + group - 1) / group < 2 * pool.size()) group /= 2;
+  int64_t group = kind == 0 ? 8 : kind == 1 ? 6 : 4;
+  while (group > 1 && (n_panels + group - 1) / group < 2 * pool.size()) group = group == 6 ? 4 : group / 2;
   const int64_t n_groups = (n_panels + group - 1) / group;
   pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1, int) {
     const int64_t p0 = g0 * group, np = std::min(g1 * group, n_panels) - p0;
-    if (few) panel_range<DT, 2>(a, p0, np, n_tok);
-    else panel_range<DT, 4>(a, p0, np, n_tok);
+    if (kind == 0) panel_range<DT, 2, 8>(a, p0, np, n_tok);
+    else if (kind == 1) panel_range<DT, 4, 6>(a, p0, np, n_tok);
+    else panel_range<DT, 4, 4>(a, p0, np, n_tok);
   });
 }
 

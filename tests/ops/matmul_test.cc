@@ -182,7 +182,9 @@ TEST_P(PanelMatmulTest, MatchesItsSumOrderOnOddShapesWithAnyBatchAndThreads) {
   // the double reference's bound, give each token the same bits alone as in any batch, and give
   // matmul_prefill the same bits (prefill and decode share the order for packed weights).
   const Shape shapes[] = {{1, 1, 1},   {3, 17, 5},   {16, 16, 2},  {17, 33, 3},  {31, 64, 4},  {129, 40, 7},
-                          {200, 9, 1}, {255, 20, 2}, {70, 768, 13}, {33, 5, 20}, {300, 16, 6}};
+                          {200, 9, 1}, {255, 20, 2}, {70, 768, 13}, {33, 5, 20}, {300, 16, 6},
+                          // 3-4 tokens: 6-panel tiles (and their 4/2/1-panel remainders)
+                          {200, 24, 3}, {400, 12, 4}, {111, 10, 4}};
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
     for (Shape s : shapes) {
