@@ -64,12 +64,16 @@ void ForwardCost::set_measurements(const std::vector<int>& sizes, const std::vec
   for (size_t i = 1; i < sizes.size(); ++i) ratio_[i] = std::max(ratio_[i - 1], median_ms_[i] / base_);
 }
 
+void ForwardCost::bracket(int n, size_t& i, double& f) const {
+  i = static_cast<size_t>(std::lower_bound(sizes_.begin(), sizes_.end(), n) - sizes_.begin());
+  f = sizes_[i] == n ? 1.0 : static_cast<double>(n - sizes_[i - 1]) / (sizes_[i] - sizes_[i - 1]);
+}
+
 double ForwardCost::ratio_at(int n) const {
-  const auto it = std::lower_bound(sizes_.begin(), sizes_.end(), n);
-  const size_t i = static_cast<size_t>(it - sizes_.begin());
-  if (*it == n || i == 0) return ratio_[i];
-  const double f = static_cast<double>(n - sizes_[i - 1]) / (sizes_[i] - sizes_[i - 1]);
-  return ratio_[i - 1] + f * (ratio_[i] - ratio_[i - 1]);
+  size_t i;
+  double f;
+  bracket(n, i, f);
+  return f == 1.0 ? ratio_[i] : ratio_[i - 1] + f * (ratio_[i] - ratio_[i - 1]);
 }
 
 double ForwardCost::ms(int n) const {
@@ -89,15 +93,11 @@ void ForwardCost::observe(int n, double ms) {
   // Gradient step on the squared error of the interpolated ratio: the two measured sizes around
   // n move in proportion to their interpolation weights.
   const double err = ms / base_ - ratio_at(n);
-  const auto it = std::lower_bound(sizes_.begin(), sizes_.end(), n);
-  const size_t i = static_cast<size_t>(it - sizes_.begin());
-  if (*it == n) {
-    ratio_[i] += kRatioRate * err;
-  } else {
-    const double f = static_cast<double>(n - sizes_[i - 1]) / (sizes_[i] - sizes_[i - 1]);
-    if (i - 1 > 0) ratio_[i - 1] += kRatioRate * (1 - f) * err;
-    ratio_[i] += kRatioRate * f * err;
-  }
+  size_t i;
+  double f;
+  bracket(n, i, f);
+  ratio_[i] += kRatioRate * f * err;
+  if (f < 1.0) ratio_[i - 1] += kRatioRate * (1 - f) * err;  // ratio_[0] is reset below
   ratio_[0] = 1.0;
   for (size_t j = 1; j < ratio_.size(); ++j) ratio_[j] = std::max(ratio_[j], ratio_[j - 1]);
 }

@@ -65,6 +65,9 @@ class ForwardCost {
   static constexpr double kBaseRate = 0.05, kRatioRate = 0.1;
 
  private:
+  // The measured sizes around n: index i with sizes_[i] >= n, and n's interpolation weight f
+  // toward sizes_[i] from sizes_[i - 1] (f = 1 when n is a measured size).
+  void bracket(int n, size_t& i, double& f) const;
   double ratio_at(int n) const;
 
   std::vector<int> sizes_;          // increasing, sizes_[0] == 1

@@ -12,8 +12,6 @@ KvCache::KvCache(const ModelConfig& cfg, int64_t n_slots)
   const size_t n = static_cast<size_t>(n_layer_ * n_slots_ * kv_dim_);
   kbuf_ = PageBuffer::take(n * sizeof(float));
   vbuf_ = PageBuffer::take(n * sizeof(float));
-  kp_ = reinterpret_cast<float*>(kbuf_->data());
-  vp_ = reinterpret_cast<float*>(vbuf_->data());
   pos_.assign(n_slots_, -1);
 }
 

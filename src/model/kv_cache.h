@@ -4,8 +4,8 @@
 // sliding-window masks). Within a layer the rows of one KV head are contiguous ([n_kv_head,
 // n_slots, head_dim]): attention streams one head's keys per work unit, and a contiguous
 // stream is what the hardware prefetcher and DRAM pages serve best (with heads interleaved per
-// slot each thread read every other 256-byte block). The cache does not know about sequences: callers decide which slots
-// hold the committed sequence (0..n_past) and which are scratch (drafts, trees, matchness
+// slot each thread read every other 256-byte block). The cache does not know about sequences:
+// callers decide which slots hold the committed sequence (0..n_past) and which are scratch (drafts, trees, matchness
 // windows). Rolling back is a length change in the caller; nothing is ever copied wholesale.
 #pragma once
 
@@ -27,10 +27,9 @@ class KvCache {
 
   int64_t n_slots() const { return n_slots_; }
   int64_t kv_dim() const { return kv_dim_; }
-  int64_t head_dim() const { return head_dim_; }
   // One layer: [n_kv_head, n_slots, head_dim].
-  float* k(int64_t layer) { return kp_ + layer * n_slots_ * kv_dim_; }
-  float* v(int64_t layer) { return vp_ + layer * n_slots_ * kv_dim_; }
+  float* k(int64_t layer) { return reinterpret_cast<float*>(kbuf_->data()) + layer * n_slots_ * kv_dim_; }
+  float* v(int64_t layer) { return reinterpret_cast<float*>(vbuf_->data()) + layer * n_slots_ * kv_dim_; }
   // Floats between the first rows of consecutive KV heads of one layer.
   int64_t head_stride() const { return n_slots_ * head_dim_; }
   // Stores one token's K and V ([n_kv_head * head_dim] each, heads adjacent) into `slot`.
@@ -53,9 +52,8 @@ class KvCache {
   // 628-803 with huge pages; huge pages instead make the first forward zero the whole cache
   // (~50 ms for 33 MB here against ~15 ms of faults for a 200-token prompt's pages). Recycling
   // removes both costs from every later generation of the process (bench, server).
-  std::unique_ptr<PageBuffer> kbuf_, vbuf_;
-  float* kp_ = nullptr;  // [n_layer, n_kv_head, n_slots, head_dim]
-  float* vp_ = nullptr;  // [n_layer, n_kv_head, n_slots, head_dim]
+  std::unique_ptr<PageBuffer> kbuf_;  // f32 [n_layer, n_kv_head, n_slots, head_dim]
+  std::unique_ptr<PageBuffer> vbuf_;  // f32 [n_layer, n_kv_head, n_slots, head_dim]
   std::vector<int32_t> pos_;  // [n_slots] position of the token in each slot
 };
 

@@ -35,7 +35,6 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights) : cfg_(std::move
 
 namespace {
 
-
 // Builds CSR lists of visible slots: prefix slots (filtered by the window) then batch tokens.
 void fill_lists(const ForwardBatch& b, const KvCache& cache, int64_t window, SlotLists& out) {
   const int64_t n = static_cast<int64_t>(b.tokens.size());
@@ -60,19 +59,17 @@ void fill_lists(const ForwardBatch& b, const KvCache& cache, int64_t window, Slo
 }  // namespace
 
 void Transformer::reserve_workspace(int64_t n) {
+  if (n <= work_tokens_) return;  // the arrays already point at room for n tokens
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, qd = cfg_.q_dim(), kvd = cfg_.kv_dim();
   // Floats per token of each array, rounded up to 16 (64-byte aligned rows for every array).
   auto up16 = [](int64_t f) { return (f + 15) / 16 * 16; };
   const int64_t per_tok[] = {H, H, qd, kvd, kvd, qd, I, I, H, std::max(qd + 2 * kvd, 2 * I)};
-  if (n > work_tokens_) {
-    int64_t tok_floats = 0;
-    for (int64_t f : per_tok) tok_floats += up16(f);
-    // At least one whole huge page (smaller blocks get 4 KiB pages), as many tokens as fit.
-    constexpr int64_t kHugePage = int64_t{2} << 20;
-    const int64_t cap = std::max((n + 63) / 64 * 64, kHugePage / (tok_floats * 4));
-    work_ = std::make_unique<PageBuffer>(static_cast<size_t>(std::max(cap * tok_floats * 4, kHugePage)));
-    work_tokens_ = cap;
-  }
+  int64_t tok_floats = 0;
+  for (int64_t f : per_tok) tok_floats += up16(f);
+  // At least one whole huge page (smaller blocks get 4 KiB pages), as many tokens as fit.
+  constexpr int64_t kHugePage = int64_t{2} << 20;
+  work_tokens_ = std::max((n + 63) / 64 * 64, kHugePage / (tok_floats * 4));
+  work_ = std::make_unique<PageBuffer>(static_cast<size_t>(std::max(work_tokens_ * tok_floats * 4, kHugePage)));
   float* p = reinterpret_cast<float*>(work_->data());
   float** arrays[] = {&x_, &h_, &q_, &k_, &v_, &att_, &g_, &u_, &out_, &fused_};
   for (size_t i = 0; i < std::size(arrays); ++i) {
