@@ -22,6 +22,7 @@ namespace {
 
 struct BenchArgs {
   std::string model, prompts, json_out;
+  std::string math;
   int64_t n = 256;
   int threads = 0;
   DecodeArgs decode;
@@ -74,6 +75,8 @@ struct Totals {
   std::string worst_prompt;
   double nodes = 0, plain = 0, from_lookup = 0, from_skip = 0, from_both = 0;  // hybrid/lookup only
   double kv_slot_passes = 0;  // sum over full-model passes of the cached slots each one reads
+  double prefill_ms = 0;      // prompts after the first (the first pays a fresh process's page faults)
+  int64_t prefill_tokens = 0;
 };
 
 // Cost of one full-model pass over k tokens relative to one token, after the first prompt's
@@ -119,7 +122,7 @@ double triad_gbps(ThreadPool& pool) {
 }
 
 void run(const BenchArgs& a) {
-  auto model = load_model(a.model);
+  auto model = load_model(a.model, parse_math(a.math));
   std::vector<Prompt> prompts = read_prompts(a.prompts);
   if (a.limit > 0 && static_cast<int64_t>(prompts.size()) > a.limit) prompts.resize(a.limit);
   const auto modes = split(a.decode.mode);
@@ -133,8 +136,8 @@ void run(const BenchArgs& a) {
   std::map<std::string, std::map<std::string, Totals>> totals;  // domain -> mode -> totals
   std::vector<std::string> domains;
   nlohmann::json records = nlohmann::json::array();
-  std::fprintf(stderr, "bench: %zu prompts x %zu modes, %lld new tokens, %d threads, greedy\n", prompts.size(),
-               modes.size(), static_cast<long long>(a.n), pool.size());
+  std::fprintf(stderr, "bench: %zu prompts x %zu modes, %lld new tokens, %d threads, greedy, %s math\n", prompts.size(),
+               modes.size(), static_cast<long long>(a.n), pool.size(), a.math.empty() ? "f32" : a.math.c_str());
   // The triad is measured before, halfway and after the prompts: this shared machine's bandwidth
   // swings by a third within minutes, and the limit is the best of them.
   std::vector<double> triads;
@@ -154,7 +157,8 @@ void run(const BenchArgs& a) {
       DecoderRun dr(dargs, mode, *model, opt.sampling, pool);
       GenerateResult r = generate(*model, dr.decoder(), ids, opt, pool);
       nlohmann::json extra = dr.finish(r.stats);
-      nlohmann::json rec = {{"prompt", p.id}, {"domain", p.domain}, {"mode", mode}, {"tokens", r.tokens.size()},
+      nlohmann::json rec = {{"prompt", p.id}, {"domain", p.domain}, {"mode", mode}, {"prompt_tokens", ids.size()},
+                            {"tokens", r.tokens.size()},
                             {"decode_ms", r.stats.decode_ms}, {"prefill_ms", r.stats.prefill_ms}};
       for (const auto& [key, v] : r.stats.extra) rec[key] = v;
       for (const auto& [key, v] : extra.items()) rec[key] = v;
@@ -167,6 +171,7 @@ void run(const BenchArgs& a) {
       t.ms += r.stats.decode_ms;
       t.tokens += r.stats.generated_tokens;
       t.prompts += 1;
+      if (pi > 0) t.prefill_ms += r.stats.prefill_ms, t.prefill_tokens += static_cast<int64_t>(ids.size());
       auto x = [&](const char* key) { return r.stats.extra.count(key) ? r.stats.extra.at(key) : 0.0; };
       t.opt_ms += x("optimization_ms");
       t.drafted += static_cast<int64_t>(x("drafted_tokens"));
@@ -252,12 +257,27 @@ void run(const BenchArgs& a) {
       std::printf("%-16s %10.1f %14.3f %12.1f %12.1f %12.1f %9.0f%%\n", mode.c_str(), tps, passes, wmb, kvmb, mb,
                   100.0 * mb * tps / 1e3 / bw);
     }
+    // Prefill is the same computation in every mode: pooled over modes, prompts after the first.
+    double pre_ms = 0, pre_tokens = 0, ar_ms = 0, ar_tokens = 0;
+    for (const auto& d : domains)
+      for (const auto& [mode, t] : totals[d]) {
+        pre_ms += t.prefill_ms, pre_tokens += static_cast<double>(t.prefill_tokens);
+        if (mode == "ar") ar_ms += t.ms, ar_tokens += static_cast<double>(t.tokens);
+      }
+    if (pre_ms > 0) {
+      const double pre_tps = pre_tokens * 1000.0 / pre_ms;
+      std::printf("prefill: %.0f prompt tokens in %.1f ms = %.0f tokens/s (prompts after the first, all modes)", pre_tokens,
+                  pre_ms, pre_tps);
+      if (ar_ms > 0) std::printf(" = %.1fx plain decoding's tokens/s", pre_tps / (ar_tokens * 1000.0 / ar_ms));
+      std::printf("\n");
+    }
   }
   std::printf("\ngreedy outputs %s across modes (%s is the reference)\n",
               all_identical ? "identical" : "DIFFER", modes[0].c_str());
   if (!a.json_out.empty()) {
     std::ofstream out(a.json_out);
     out << nlohmann::json({{"model", a.model}, {"n", a.n}, {"threads", pool.size()}, {"modes", modes},
+                           {"math", a.math.empty() ? "f32" : a.math},
                            {"identical", all_identical}, {"runs", records}})
                .dump(1)
         << "\n";
@@ -273,6 +293,7 @@ void add_bench(CLI::App& app) {
   a->decode.mode = "ar,hybrid,lookup,swift";
   CLI::App* c = app.add_subcommand("bench", "Compare decoding modes on prompt files (greedy, same run)");
   c->add_option("-m,--model", a->model, "Model folder (Hugging Face layout)")->required();
+  add_math_option(*c, a->math);
   c->add_option("--prompts", a->prompts, "Comma-separated JSONL files with a 'text' (and 'domain', 'id') per line")
       ->required();
   c->add_option("-n,--max-tokens", a->n, "New tokens per prompt (default 256)");

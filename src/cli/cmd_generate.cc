@@ -14,6 +14,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model;
+  std::string math;
   PromptOptions prompt;
   int64_t n = 128;
   float temp = -1.0f;  // -1: generation_config.json decides
@@ -41,7 +42,7 @@ SamplingParams sampling_from(const GenerateArgs& a, const Model& m) {
 
 void run(const GenerateArgs& a) {
   if (a.decode.mode.find(',') != std::string::npos) fail("--decode takes one mode here (use bench to compare modes)");
-  auto model = load_model(a.model);
+  auto model = load_model(a.model, parse_math(a.math));
   const std::vector<int32_t> prompt = a.prompt.resolve(*model);
   ThreadPool pool(a.threads > 0 ? a.threads : ThreadPool::default_threads());
   GenerateOptions opt;
@@ -102,6 +103,7 @@ void add_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* c = app.add_subcommand("generate", "Generate text from a prompt (streams to stdout)");
   c->add_option("-m,--model", a->model, "Model folder (Hugging Face layout)")->required();
+  add_math_option(*c, a->math);
   a->prompt.add_to(*c);
   c->add_option("-n,--max-tokens", a->n, "Maximum new tokens (default 128)");
   c->add_option("--temp", a->temp, "Temperature; 0 = greedy (default: generation_config.json, greedy if it does not sample)");

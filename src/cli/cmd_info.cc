@@ -17,6 +17,7 @@ namespace {
 
 struct InfoArgs {
   std::string model;
+  std::string math;
   bool json = false;
 };
 
@@ -42,7 +43,7 @@ nlohmann::json gguf_listing(const GgufFile& g) {
 void run(const InfoArgs& a) {
   nlohmann::json gguf;
   if (is_gguf_file(a.model)) gguf = gguf_listing(*GgufFile::open(a.model));
-  auto model = load_model(a.model);
+  auto model = load_model(a.model, parse_math(a.math));
   const ModelConfig& c = model->config;
   const auto& w = model->transformer->weights();
   const uint64_t kv_bytes = static_cast<uint64_t>(2 * c.n_layer * (c.max_positions + kScratchSlots) * c.kv_dim()) * 4;
@@ -79,8 +80,9 @@ void run(const InfoArgs& a) {
     return;
   }
   std::printf("model        %s\n", model->path.c_str());
-  std::printf("architecture %s, %.1fM parameters, weights %s (%.1f MiB, memory-mapped)\n", c.arch_name.c_str(),
-              n_params / 1e6, w.dtype_summary.c_str(), w.total_bytes / 1048576.0);
+  std::printf("architecture %s, %.1fM parameters, weights %s (%.1f MiB, memory-mapped), %s math\n", c.arch_name.c_str(),
+              n_params / 1e6, w.dtype_summary.c_str(), w.total_bytes / 1048576.0,
+              model->transformer->math() == MatMath::kBf16 ? "bf16" : "f32");
   std::printf("layers       %lld, hidden %lld, mlp %lld, heads %lld (kv %lld, head_dim %lld)\n",
               static_cast<long long>(c.n_layer), static_cast<long long>(c.hidden_size),
               static_cast<long long>(c.intermediate_size), static_cast<long long>(c.n_head),
@@ -116,6 +118,7 @@ void add_info(CLI::App& app) {
   auto a = std::make_shared<InfoArgs>();
   CLI::App* c = app.add_subcommand("info", "Show a model's architecture, sizes, dtypes and memory use");
   c->add_option("-m,--model", a->model, "Model folder (Hugging Face layout) or GGUF file (also lists its metadata and tensors)")->required();
+  add_math_option(*c, a->math);
   c->add_flag("--json", a->json, "Print JSON");
   c->callback([a] { run(*a); });
 }

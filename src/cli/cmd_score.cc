@@ -15,6 +15,7 @@ namespace {
 
 struct ScoreArgs {
   std::string model;
+  std::string math;
   PromptOptions prompt;
   int top = 5;
   int threads = 0;
@@ -22,7 +23,7 @@ struct ScoreArgs {
 };
 
 void run(const ScoreArgs& a) {
-  auto model = load_model(a.model);
+  auto model = load_model(a.model, parse_math(a.math));
   const std::vector<int32_t> ids = a.prompt.resolve(*model);
   const int64_t n = static_cast<int64_t>(ids.size()), V = model->config.vocab_size;
   if (n == 0) fail("nothing to score: the prompt is empty");
@@ -63,6 +64,7 @@ void add_score(CLI::App& app) {
   auto a = std::make_shared<ScoreArgs>();
   CLI::App* c = app.add_subcommand("score", "Print the top-K next-token logits at every prompt position");
   c->add_option("-m,--model", a->model, "Model folder (Hugging Face layout)")->required();
+  add_math_option(*c, a->math);
   a->prompt.add_to(*c);
   c->add_option("--top", a->top, "How many top tokens per position (default 5)");
   c->add_option("-t,--threads", a->threads, "Threads (default: physical cores)");

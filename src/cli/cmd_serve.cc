@@ -17,6 +17,7 @@ namespace {
 
 struct ServeArgs {
   std::string model, api_key_file, chat_template, alias;
+  std::string math;
   int threads = 0;
   ServerOptions server;
   DecodeArgs decode;
@@ -50,7 +51,7 @@ void run(ServeArgs& a) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto model = load_model(a.model);
+  auto model = load_model(a.model, parse_math(a.math));
   if (o.n_ctx < 0 || o.n_ctx > model->config.max_positions)
     fail("--ctx-size must be in [1, {}] for this model, got {}", model->config.max_positions, o.n_ctx);
   if (o.model_name.empty()) o.model_name = a.alias.empty() ? std::filesystem::path(a.model).filename().string() : a.alias;
@@ -82,11 +83,11 @@ void run(ServeArgs& a) {
   sig.detach();
   server.run([&](int port) {
     std::fprintf(stderr,
-                 "[serve] %s: %d layers, context %lld, decode %s, %d slots, %d threads, chat template %s%s\n"
+                 "[serve] %s: %d layers, context %lld, decode %s, %s math, %d slots, %d threads, chat template %s%s\n"
                  "[serve] listening on http://%s:%d (OpenAI API at /v1)\n",
                  o.model_name.c_str(), static_cast<int>(model->config.n_layer),
                  static_cast<long long>(o.n_ctx > 0 ? o.n_ctx : model->config.max_positions), o.default_mode.c_str(),
-                 o.parallel, pool.size(), tmpl ? tmpl->name().c_str() : "none",
+                 model->transformer->math() == MatMath::kBf16 ? "bf16" : "f32", o.parallel, pool.size(), tmpl ? tmpl->name().c_str() : "none",
                  o.api_key.empty() ? "" : ", API key required", o.host.c_str(), port);
     std::fflush(stderr);
   });
@@ -98,6 +99,7 @@ void add_serve(CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
   CLI::App* c = app.add_subcommand("serve", "OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions)");
   c->add_option("-m,--model", a->model, "Model folder (Hugging Face layout) or GGUF file")->required();
+  add_math_option(*c, a->math);
   auto& o = a->server;
   c->add_option("--host", o.host, "Address to bind (default 127.0.0.1: this machine only)");
   c->add_option("--port", o.port, "Port (default 8080; 0 = any free port, printed at start)");

@@ -43,6 +43,21 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+void add_math_option(CLI::App& app, std::string& value) {
+  app.add_option("--math", value,
+                 "How matrix products round: f32 (default; every product in f32, as the float32 Hugging Face "
+                 "reference) or bf16 (BF16 weight matrices times activations rounded to bf16 with AVX-512 BF16 "
+                 "dot products, as llama.cpp does: ~1.3x faster prefill and ~1.2x faster verification here; "
+                 "logits within 0.2 of f32 on the demo model; BF16 models only)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
+}
+
+MatMath parse_math(const std::string& value) {
+  if (value.empty() || value == "f32") return MatMath::kF32;
+  if (value == "bf16") return MatMath::kBf16;
+  fail("--math must be f32 or bf16, not '{}'", value);
+}
+
 void PromptOptions::add_to(CLI::App& app) {
   app.add_option("-p,--prompt", text, "Prompt text (BOS added as the tokenizer config says)");
   app.add_option("-f,--file", file, "Read the prompt text from a file");

@@ -23,6 +23,10 @@ struct PromptOptions {
 
 std::string read_file(const std::string& path);
 
+// `--math f32|bf16` (model/weights.h, MatMath): how matrix products round.
+void add_math_option(CLI::App& app, std::string& value);
+MatMath parse_math(const std::string& value);
+
 // Resident set size of this process in bytes (from /proc/self/status), 0 if unknown.
 uint64_t resident_bytes();
 

@@ -360,7 +360,7 @@ bool is_gguf_file(const std::string& path) {
   return in.gcount() == 4 && std::memcmp(m, "GGUF", 4) == 0;
 }
 
-std::unique_ptr<Model> load_gguf_model(const std::string& path) {
+std::unique_ptr<Model> load_gguf_model(const std::string& path, MatMath math) {
   std::shared_ptr<GgufFile> g = GgufFile::open(path);
   const auto arch_name = g->get_string("general.architecture");
   if (!arch_name) fail("GGUF {}: missing metadata key 'general.architecture'", path);
@@ -373,7 +373,7 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   std::vector<char> head(static_cast<size_t>(std::min<uint64_t>(g->data_offset(), 1ull << 30)));
   in.read(head.data(), static_cast<std::streamsize>(head.size()));
   m->identity = fnv1a(kFnvOffset, head.data(), head.size());
-  m->transformer = std::make_unique<Transformer>(m->config, gguf_weights(g, m->config, a));
+  m->transformer = std::make_unique<Transformer>(m->config, gguf_weights(g, m->config, a), math);
   m->eos_ids = m->config.eos_ids;
   // A tokenizer we cannot read yet leaves the model usable with token ids; a SentencePiece
   // vocabulary that is present but inconsistent (ids past the end, wrong array lengths) is a

@@ -28,7 +28,7 @@ bool is_gguf_file(const std::string& path);
 std::unique_ptr<Tokenizer> gguf_tokenizer(const GgufFile& g, int64_t n_vocab_model);
 
 // Loads a GGUF model. Throws swift::Error naming the key or tensor and the numbers.
-std::unique_ptr<Model> load_gguf_model(const std::string& path);
+std::unique_ptr<Model> load_gguf_model(const std::string& path, MatMath math = MatMath::kF32);
 
 // The GGUF row permutation of llama's Q/K for `n_head` heads of `head_dim` rows: GGUF row of
 // Hugging Face row r.

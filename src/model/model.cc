@@ -52,10 +52,10 @@ const Tokenizer& Model::tok() const {
   return *tokenizer;
 }
 
-std::unique_ptr<Model> load_model(const std::string& dir) {
+std::unique_ptr<Model> load_model(const std::string& dir, MatMath math) {
   const fs::path d(dir);
   if (!fs::exists(d)) fail("model path '{}' does not exist", dir);
-  if (is_gguf_file(dir)) return load_gguf_model(dir);
+  if (is_gguf_file(dir)) return load_gguf_model(dir, math);
   if (!fs::is_directory(d))
     fail("model path '{}' is neither a Hugging Face model folder nor a GGUF file", dir);
   auto m = std::make_unique<Model>();
@@ -68,7 +68,7 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
   uint64_t h = fnv1a(kFnvOffset, cfg_text.data(), cfg_text.size());
   for (const auto& f : w.files) h = fnv1a(h, f->header_data(), f->header_size());
   m->identity = h;
-  m->transformer = std::make_unique<Transformer>(m->config, std::move(w));
+  m->transformer = std::make_unique<Transformer>(m->config, std::move(w), math);
 
   read_generation_config(d / "generation_config.json", *m);
   if (fs::exists(d / "tokenizer_config.json")) {

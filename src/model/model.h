@@ -37,7 +37,8 @@ struct Model {
   const Tokenizer& tok() const;
 };
 
-// Loads a Hugging Face model folder. Throws swift::Error naming the file and problem.
-std::unique_ptr<Model> load_model(const std::string& dir);
+// Loads a Hugging Face model folder or a GGUF file; `math` chooses how matrix products round
+// (model/weights.h). Throws swift::Error naming the file and problem.
+std::unique_ptr<Model> load_model(const std::string& dir, MatMath math = MatMath::kF32);
 
 }  // namespace swift

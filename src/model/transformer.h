@@ -47,9 +47,12 @@ struct ForwardBatch {
 
 class Transformer {
  public:
-  Transformer(ModelConfig cfg, ModelWeights weights);
+  // Throws swift::Error when `math` cannot apply: MatMath::kBf16 without AVX-512 BF16 or without
+  // any BF16 matrix in the model.
+  Transformer(ModelConfig cfg, ModelWeights weights, MatMath math = MatMath::kF32);
 
   const ModelConfig& config() const { return cfg_; }
+  MatMath math() const { return math_; }
   const ModelWeights& weights() const { return w_; }
 
   // Runs the batch; logits gets [batch.logit_rows.size(), vocab]. Throws swift::Error for token
@@ -64,6 +67,7 @@ class Transformer {
 
   ModelConfig cfg_;
   ModelWeights w_;
+  MatMath math_;
   std::vector<float> inv_freq_;  // [head_dim/2] for non-dynamic rope
 
   // Workspace: one huge-page arena (util/page_buffer.h), grown on demand in steps of 64 tokens

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "ops/bf16_dot.h"
 #include "ops/panel.h"
 #include "util/check.h"
 #include "util/half.h"
@@ -150,14 +151,17 @@ std::vector<float> concat_bias(std::initializer_list<std::pair<const std::vector
 
 }  // namespace
 
-void pack_weights(ModelWeights& w) {
+void pack_weights(ModelWeights& w, MatMath math) {
   if (w.packed) return;
   std::vector<MatView*> mats;
   for (LayerWeights& L : w.layers)
     for (MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) mats.push_back(m);
   mats.push_back(&w.lm_head);
   auto packable = [](const MatView& m) { return m.layout == MatLayout::kRows && panel_supported(m.dtype) && m.rows > 0; };
-  auto padded = [](const MatView& m) { return (panel_bytes(m.dtype, m.rows, m.cols) + 63) / 64 * 64; };
+  auto pairs = [&](const MatView& m) { return math == MatMath::kBf16 && m.dtype == DType::kBF16; };
+  auto padded = [&](const MatView& m) {
+    return ((pairs(m) ? pairs_panel_bytes(m.rows, m.cols) : panel_bytes(m.dtype, m.rows, m.cols)) + 63) / 64 * 64;
+  };
   size_t total = 0;
   for (const MatView* m : mats)
     if (packable(*m)) total += padded(*m);
@@ -167,7 +171,7 @@ void pack_weights(ModelWeights& w) {
   for (MatView* m : mats) {
     if (!packable(*m)) continue;
     const MatView src = *m;
-    *m = panel_pack(src, w.packed->data() + at);
+    *m = pairs(src) ? pairs_panel_pack(src, w.packed->data() + at) : panel_pack(src, w.packed->data() + at);
     at += padded(src);
     // A tied LM head shares the embedding's bytes, which stay in use for token lookups.
     if (src.data != w.embed.data)
@@ -178,10 +182,11 @@ void pack_weights(ModelWeights& w) {
   auto adjacent = [](std::initializer_list<const MatView*> parts) {
     const MatView* prev = nullptr;
     for (const MatView* m : parts) {
-      if (m->layout != MatLayout::kPanel16) return false;
+      if (m->layout != MatLayout::kPanel16 && m->layout != MatLayout::kPanel16Pairs) return false;
       if (prev) {
         const size_t bytes = prev->bytes();
         if (prev->rows % kPanelRows != 0 || bytes % 64 != 0 || m->dtype != prev->dtype || m->cols != prev->cols ||
+            m->layout != prev->layout ||
             static_cast<const uint8_t*>(prev->data) + bytes != m->data)
           return false;
       }
@@ -191,11 +196,11 @@ void pack_weights(ModelWeights& w) {
   };
   for (LayerWeights& L : w.layers) {
     if (adjacent({&L.wq, &L.wk, &L.wv})) {
-      L.wqkv = MatView{L.wq.data, L.wq.dtype, L.wq.rows + L.wk.rows + L.wv.rows, L.wq.cols, MatLayout::kPanel16};
+      L.wqkv = MatView{L.wq.data, L.wq.dtype, L.wq.rows + L.wk.rows + L.wv.rows, L.wq.cols, L.wq.layout};
       L.bqkv = concat_bias({{&L.bq, L.wq.rows}, {&L.bk, L.wk.rows}, {&L.bv, L.wv.rows}});
     }
     if (adjacent({&L.w_gate, &L.w_up})) {
-      L.w_gate_up = MatView{L.w_gate.data, L.w_gate.dtype, 2 * L.w_gate.rows, L.w_gate.cols, MatLayout::kPanel16};
+      L.w_gate_up = MatView{L.w_gate.data, L.w_gate.dtype, 2 * L.w_gate.rows, L.w_gate.cols, L.w_gate.layout};
       L.b_gate_up = concat_bias({{&L.b_gate, L.w_gate.rows}, {&L.b_up, L.w_up.rows}});
     }
   }

@@ -59,10 +59,18 @@ struct ModelWeights {
   uint64_t total_bytes = 0;         // bytes of all tensors used
 };
 
+// How matrix products round (`--math`).
+//   kF32: every product and sum in f32 (the float32 Hugging Face reference's arithmetic).
+//   kBf16: BF16 matrices multiply activations rounded to bf16 with AVX-512 BF16 dot products
+//          (ops/bf16_dot.h): ~2x the multiply-adds per instruction, for compute-bound passes
+//          (prefill, verification trees); other dtypes are computed as with kF32.
+enum class MatMath : uint8_t { kF32, kBf16 };
+
 // Repacks every F32/F16/BF16 projection matrix and the LM head into panel layout (a tied LM
 // head gets its own copy; the embedding rows stay in place) and releases their file pages.
-// Numerics: the panel kernel's sum order (ops/panel.h). Idempotent.
-void pack_weights(ModelWeights& w);
+// With MatMath::kBf16, BF16 matrices get the column-pair layout of the bf16 dot-product kernel.
+// Numerics: the panel kernels' sum orders (ops/panel.h, ops/bf16_dot.h). Idempotent.
+void pack_weights(ModelWeights& w, MatMath math = MatMath::kF32);
 
 // Loads `model.safetensors` or the shards listed in `model.safetensors.index.json` from `dir`,
 // checks every tensor's presence and shape against `cfg`. Throws naming the tensor.

@@ -76,6 +76,50 @@ void group_scores(const float* q, int64_t n_q, const float* k, const int32_t* sl
       scores[h * stride + j] = dot(q + h * hd, k + static_cast<int64_t>(sl[j]) * kv_stride, hd) * scale;
 }
 
+// group_scores for G >= 2 heads sharing the KV head: blocks of 16 / G keys, each key row loaded
+// once per column step and multiplied with all G queries (the loop above reloads every row once
+// per head: with G = 2 it issued one load per FMA and was bound by the load ports). The same
+// per-key lane chains and reduce16, so the same bits.
+template <int G>
+void group_scores_shared(const float* q, const float* k, const int32_t* sl, int64_t n, int64_t kv_stride, int64_t hd,
+                         float scale, float* scores, int64_t stride) {
+  constexpr int KB = 16 / G;
+  static_assert(KB * G == 16);
+  const Vec sv = broadcast(scale);
+  int64_t j = 0;
+  for (; j + KB <= n; j += KB) {
+    if (j + kKeysAhead + KB <= n)
+      for (int i = 0; i < KB; ++i) prefetch_row(k + static_cast<int64_t>(sl[j + kKeysAhead + i]) * kv_stride, hd);
+    const float* row[KB];
+#pragma GCC unroll 16
+    for (int i = 0; i < KB; ++i) row[i] = k + static_cast<int64_t>(sl[j + i]) * kv_stride;
+    Vec acc[16];  // [head][key]
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) acc[i] = zero();
+    for (int64_t c = 0; c < hd; c += kLanes) {
+      const Mask m = mask_for(hd - c);
+      Vec kv[KB];
+#pragma GCC unroll 16
+      for (int i = 0; i < KB; ++i) kv[i] = load(row[i] + c, m);
+#pragma GCC unroll 8
+      for (int h = 0; h < G; ++h) {
+        const Vec qv = load(q + h * hd + c, m);
+#pragma GCC unroll 16
+        for (int i = 0; i < KB; ++i) acc[h * KB + i] = fma(qv, kv[i], acc[h * KB + i]);
+      }
+    }
+    alignas(64) float red[16];
+    reduce16(acc, red);
+    const Vec sc = mul(load(red, mask_for(16)), sv);
+    store(red, sc, mask_for(16));
+#pragma GCC unroll 8
+    for (int h = 0; h < G; ++h) std::copy_n(red + h * KB, KB, scores + h * stride + j);
+  }
+  for (; j < n; ++j)
+    for (int64_t h = 0; h < G; ++h)
+      scores[h * stride + j] = dot(q + h * hd, k + static_cast<int64_t>(sl[j]) * kv_stride, hd) * scale;
+}
+
 // w = exp(s - max(s)) in place; returns 1 / sum(w) (double sum in 16 fixed partial sums).
 float softmax_weights(float* s, int64_t n) {
   Vec mv = broadcast(-INFINITY);
@@ -172,7 +216,13 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
         continue;
       }
       const int32_t* sl = a.visible->slots.data() + b;
-      group_scores(q, group, a.k + kvh * head_stride, sl, n, kv_stride, hd, a.scale, scores.data(), max_len);
+      const float* kh = a.k + kvh * head_stride;
+      switch (group) {
+        case 2: group_scores_shared<2>(q, kh, sl, n, kv_stride, hd, a.scale, scores.data(), max_len); break;
+        case 4: group_scores_shared<4>(q, kh, sl, n, kv_stride, hd, a.scale, scores.data(), max_len); break;
+        case 8: group_scores_shared<8>(q, kh, sl, n, kv_stride, hd, a.scale, scores.data(), max_len); break;
+        default: group_scores(q, group, kh, sl, n, kv_stride, hd, a.scale, scores.data(), max_len); break;
+      }
       for (int64_t h = 0; h < group; ++h) inv[h] = softmax_weights(scores.data() + h * max_len, n);
       const float* vbase = a.v + kvh * head_stride;
       for (int64_t d0 = 0; d0 < hd; d0 += 8 * kLanes) {

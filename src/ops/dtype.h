@@ -58,12 +58,17 @@ inline std::string_view dtype_name(DType t) {
 //             each stored column by column, [ceil(rows / 16), cols, 16], the last panel padded
 //             with zero rows. One vector load yields one column of 16 rows, which the
 //             outer-product kernel (ops/matmul_panel.cc) multiplies without horizontal sums.
-enum class MatLayout : uint8_t { kRows, kPanel16 };
+//   kPanel16Pairs: BF16 only, for `--math bf16` (ops/bf16_dot.h): panels of 16 rows stored by
+//             column pairs, [ceil(rows / 16), ceil(cols / 2), 16, 2], an odd column count padded
+//             with a zero column. One vector load is the 16 x 2 operand of vdpbf16ps.
+enum class MatLayout : uint8_t { kRows, kPanel16, kPanel16Pairs };
 constexpr int64_t kPanelRows = 16;
 
 // A matrix of weights: in place in a memory map (kRows) or a packed copy (kPanel16).
 struct MatView {
-  const void* data = nullptr;  // kRows: [rows, cols] of dtype; kPanel16: [ceil(rows/16), cols, 16]
+  // kRows: [rows, cols] of dtype; kPanel16: [ceil(rows/16), cols, 16];
+  // kPanel16Pairs: [ceil(rows/16), ceil(cols/2), 16, 2]
+  const void* data = nullptr;
   DType dtype = DType::kF32;
   int64_t rows = 0;
   int64_t cols = 0;
@@ -72,6 +77,8 @@ struct MatView {
   size_t bytes() const {
     if (layout == MatLayout::kPanel16)
       return static_cast<size_t>((rows + kPanelRows - 1) / kPanelRows * kPanelRows * cols) * dtype_size(dtype);
+    if (layout == MatLayout::kPanel16Pairs)
+      return static_cast<size_t>((rows + kPanelRows - 1) / kPanelRows * kPanelRows * ((cols + 1) / 2 * 2)) * 2;
     return static_cast<size_t>(rows * row_bytes(dtype, cols));
   }
 };

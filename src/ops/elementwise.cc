@@ -10,8 +10,18 @@ void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n, float ep
   for (int64_t r = 0; r < n_rows; ++r) {
     const float* xr = x + r * n;
     float* yr = y + r * n;
-    double ss = 0.0;  // double: keeps the mean independent of summation order to ~1e-7
-    for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    // Squares are exact in double and their sum is good to ~1e-16, so the f32 mean is the same
+    // for practically any order; 16 partial sums (element i into i % 16, then a fixed tree) let
+    // the compiler vectorise what one serial double chain made latency-bound (~0.3 us per
+    // 256-wide row: 7% of a 16-token verification pass).
+    double part[16] = {};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+      for (int l = 0; l < 16; ++l) part[l] += static_cast<double>(xr[i + l]) * xr[i + l];
+    for (int l = 0; i < n; ++i, ++l) part[l] += static_cast<double>(xr[i]) * xr[i];
+    for (int w = 8; w >= 1; w /= 2)
+      for (int l = 0; l < w; ++l) part[l] += part[l + w];
+    const double ss = part[0];
     const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
     for (int64_t i = 0; i < n; ++i) yr[i] = w[i] * (xr[i] * inv);
   }

@@ -8,6 +8,7 @@
 #include "util/check.h"
 #include "util/half.h"
 
+#include "ops/bf16_dot.h"
 #include "ops/lanes.h"
 #include "ops/panel.h"
 #include "ops/quant.h"
@@ -178,6 +179,11 @@ void mat_row_to_f32(const MatView& w, int64_t r, float* out) {
   const int64_t n = w.cols;
   if (w.layout == MatLayout::kPanel16)  // ops/panel.h: element (r, c) at [r / 16, c, r % 16]
     return plain_to_f32(w.data, w.dtype, r / kPanelRows * n * kPanelRows + r % kPanelRows, kPanelRows, n, out);
+  if (w.layout == MatLayout::kPanel16Pairs) {  // ops/bf16_dot.h: (r, c) at [r / 16, c / 2, r % 16, c % 2]
+    const int64_t base = r / kPanelRows * ((n + 1) / 2) * 2 * kPanelRows + r % kPanelRows * 2;
+    for (int64_t c = 0; c < n; ++c) plain_to_f32(w.data, w.dtype, base + c / 2 * 2 * kPanelRows + c % 2, 1, 1, out + c);
+    return;
+  }
   if (dtype_block(w.dtype) == 1) return plain_to_f32(w.data, w.dtype, r * n, 1, n, out);
   // block-quantized: the reference dequantization (ops/quant.h)
   dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + r * row_bytes(w.dtype, n), n, out);
@@ -185,6 +191,7 @@ void mat_row_to_f32(const MatView& w, int64_t r, float* out) {
 
 void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
   if (w.layout == MatLayout::kPanel16) return matmul_panel(w, x, n_tok, y, bias, pool);
+  if (w.layout == MatLayout::kPanel16Pairs) return matmul_bf16_dot(w, x, n_tok, y, bias, pool);
   SWIFT_CHECK(w.cols % dtype_block(w.dtype) == 0, "{} matrix with {} columns", dtype_name(w.dtype), w.cols);
   switch (w.dtype) {
     case DType::kF32: matmul_typed<DType::kF32>(w, x, n_tok, y, bias, pool); break;

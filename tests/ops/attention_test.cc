@@ -211,4 +211,41 @@ TEST(Attention, TokensSharingAContextGiveTheSameBitsAsAlone) {
   }
 }
 
+TEST(Attention, HeadsSharingAKvHeadGiveTheSameBitsAsEachHeadAlone) {
+  // GQA groups of 2, 4 and 8 score blocks of 16 / G keys against all of the group's queries at
+  // once; each head must get exactly the bits it gets as the only head of its KV head (the
+  // per-head path), for lists with and without a partial key block and a 16-lane tail.
+  ThreadPool pool(2);
+  for (int64_t group : {2, 4, 8})
+    for (int64_t hd : {64, 40})
+      for (int64_t n_slots : {3, 37, 130}) {
+        const int64_t n_tok = 3;
+        auto q = test::random_floats(n_tok * group * hd, 41);
+        auto k = test::random_floats(n_slots * hd, 42);
+        auto v = test::random_floats(n_slots * hd, 43);
+        SlotLists vis;
+        vis.offsets.push_back(0);
+        for (int64_t i = 0; i < n_tok; ++i) {
+          for (int32_t s = 0; s < n_slots - i; ++s) vis.slots.push_back(s);
+          vis.offsets.push_back(static_cast<int64_t>(vis.slots.size()));
+        }
+        AttentionArgs a;
+        a.k = k.data(), a.v = v.data(), a.n_tok = n_tok, a.head_dim = hd, a.scale = 0.125f, a.visible = &vis;
+        a.q = q.data(), a.n_head = group, a.n_kv_head = 1;
+        std::vector<float> shared(n_tok * group * hd), alone(hd * n_tok);
+        a.out = shared.data();
+        attention(a, pool);
+        for (int64_t h = 0; h < group; ++h) {
+          std::vector<float> qh(n_tok * hd);
+          for (int64_t t = 0; t < n_tok; ++t) std::copy_n(q.data() + (t * group + h) * hd, hd, qh.data() + t * hd);
+          AttentionArgs b = a;
+          b.q = qh.data(), b.n_head = 1, b.out = alone.data();
+          attention(b, pool);
+          for (int64_t t = 0; t < n_tok; ++t)
+            ASSERT_EQ(0, std::memcmp(alone.data() + t * hd, shared.data() + (t * group + h) * hd, hd * sizeof(float)))
+                << "group " << group << " hd " << hd << " slots " << n_slots << " head " << h << " token " << t;
+        }
+      }
+}
+
 }  // namespace swift

@@ -1,0 +1,56 @@
+// BF16 x bf16 dot-product kernel (issue 6: prefill and verification are compute-bound).
+//
+// Why: a pass over 16+ tokens costs f32 multiply-adds, and the f32 panel kernel (ops/panel.h)
+// already runs at this CPU's FMA peak (2 x 16 multiply-adds per cycle per core). AVX-512 BF16's
+// vdpbf16ps does 32 per instruction at the same rate and needs no bf16 -> f32 widening of the
+// weights. The price is precision: activations are rounded to bf16 (8-bit significand, relative
+// error <= 2^-9) before each product, as llama.cpp does for BF16 weights. Results are therefore
+// not those of the float32 Hugging Face reference; `--math bf16` opts in, `--math f32` (the
+// default) keeps every product in f32. Measured effects are in README (Performance).
+//
+// Layout (MatLayout::kPanel16Pairs, BF16 only): panels of 16 rows stored by column pairs,
+// [ceil(rows / 16), ceil(cols / 2), 16, 2]: element (r, c) at [r / 16][c / 2][r % 16][c % 2]. One
+// 512-bit load is 16 rows x 2 adjacent columns, the operand vdpbf16ps pairs with a broadcast
+// pair of activations. An odd column count gets a zero column (and a zero activation).
+//
+// Numeric contract (batch invariance, as matmul.h requires for lossless decoding): with
+// x^ = bf16_round(x) (round to nearest even; f32 denormals become zero, as vcvtneps2bf16),
+//   y[t, r] = s_{cols/2} + bias[r] (or + 0), s_0 = +0,
+//   s_{j+1} = fma(W[r, 2j], x^[t, 2j], fma(W[r, 2j+1], x^[t, 2j+1], s_j))
+// i.e. the odd column of each pair first (vdpbf16ps's order, checked bit for bit by the tests);
+// both products are exact in f32 (8-bit by 8-bit significands), so each step rounds once.
+// vdpbf16ps also flushes denormal inputs and results to zero; the scalar form does the same.
+// None of this depends on the token count, tile shape, batch position or thread split.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/dtype.h"
+#include "util/thread_pool.h"
+
+namespace swift {
+
+// True when this build runs the kernel with AVX-512 BF16 instructions. Without them the kernel
+// is a scalar emulation: exact but ~20x slower, so the CLI refuses `--math bf16` there.
+bool bf16_dot_native();
+
+// x rounded to the nearest bf16, ties to even, f32 denormals to signed zero; NaN stays NaN.
+uint16_t bf16_round(float x);
+
+// One step of the contract above for one output: fma(w1, x1, s) then fma(w0, x0, .), with
+// vdpbf16ps's flushing of denormal inputs and results. Exposed for the tests' reference.
+float bf16_dot_step(float s, uint16_t w0, uint16_t x0, uint16_t w1, uint16_t x1);
+
+// Bytes of the kPanel16Pairs copy of a BF16 rows x cols matrix.
+size_t pairs_panel_bytes(int64_t rows, int64_t cols);
+
+// Packs row-major BF16 `src` into `dst` (pairs_panel_bytes, 64-byte aligned).
+MatView pairs_panel_pack(const MatView& src, void* dst);
+
+// y[t, r] for w.layout == kPanel16Pairs (shapes as matmul()).
+void matmul_bf16_dot(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
+
+// The contract in plain scalar code, for tests.
+void matmul_bf16_dot_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias);
+
+}  // namespace swift

@@ -1,0 +1,261 @@
+// BF16 dot-product panel kernel: contract and layout in ops/bf16_dot.h.
+//
+// Tiles as in the f32 panel kernel (ops/matmul_panel.cc): P panels x T tokens of register
+// accumulators; each column-pair step loads P panel vectors (16 rows x 2 columns of bf16) and
+// issues P x T vdpbf16ps against broadcast activation pairs. 1-2 tokens: 8 x 2; 3-4: 6 x 4;
+// more: 4 x 6 (24 accumulators; the f32 kernel's 4 x 4 re-read each panel vector once per 4
+// tokens, here once per 6). The tile shape never changes a result.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "ops/bf16_dot.h"
+#include "util/check.h"
+#include "util/half.h"
+
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#include <immintrin.h>
+#define SWIFT_BF16_DOT_NATIVE 1
+#endif
+
+namespace swift {
+
+namespace {
+
+constexpr int64_t kRows16 = 16;
+
+int64_t n_pairs(int64_t cols) { return (cols + 1) / 2; }
+int64_t n_panels(int64_t rows) { return (rows + kRows16 - 1) / kRows16; }
+
+float f32_bits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// vdpbf16ps's denormal handling: inputs and results with a zero exponent become signed zero.
+float flush(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return (u & 0x7f800000u) == 0 ? f32_bits(u & 0x80000000u) : f;
+}
+
+// Element (r, c) of a kPanel16Pairs matrix (0 for the padding column).
+uint16_t pairs_at(const MatView& w, int64_t r, int64_t c) {
+  const auto* p = static_cast<const uint16_t*>(w.data);
+  return p[((r / kRows16 * n_pairs(w.cols) + c / 2) * kRows16 + r % kRows16) * 2 + c % 2];
+}
+
+// x [n_tok, cols] -> bf16 [n_tok, 2 * pairs] (zero in an odd matrix's padding column). The
+// buffer belongs to the calling thread and only grows: no allocation per token in steady state.
+const uint32_t* round_activations(const float* x, int64_t n_tok, int64_t cols) {
+  thread_local std::vector<uint32_t> buf;
+  const int64_t pairs = n_pairs(cols);
+  if (static_cast<int64_t>(buf.size()) < n_tok * pairs) buf.resize(static_cast<size_t>(n_tok * pairs));
+  auto* out = reinterpret_cast<uint16_t*>(buf.data());
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const float* xr = x + t * cols;
+    uint16_t* o = out + t * 2 * pairs;
+    int64_t c = 0;
+#if defined(SWIFT_BF16_DOT_NATIVE)
+    for (; c + 16 <= cols; c += 16) {
+      const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(xr + c));
+      std::memcpy(o + c, &h, 32);
+    }
+#endif
+    for (; c < cols; ++c) o[c] = bf16_round(xr[c]);
+    if (cols % 2) o[cols] = 0;
+  }
+  return buf.data();
+}
+
+struct DotArgs {
+  const uint16_t* w;  // [n_panels, pairs, 16, 2]
+  int64_t rows, cols, pairs;
+  const uint32_t* x;  // [n_tok, pairs] bf16 pairs (low half: even column)
+  float* y;           // [n_tok, rows]
+  const float* bias;
+};
+
+#if defined(SWIFT_BF16_DOT_NATIVE)
+// Panels [p0, p0 + P) x tokens [t0, t0 + T).
+template <int P, int T>
+[[gnu::always_inline]] inline void dot_tile(const DotArgs& a, int64_t p0, int64_t t0) {
+  __m512 acc[P * T];
+#pragma GCC unroll 32
+  for (int i = 0; i < P * T; ++i) acc[i] = _mm512_setzero_ps();
+  const int64_t pairs = a.pairs;
+  const uint32_t* xt = a.x + t0 * pairs;
+  const uint16_t* w0 = a.w + p0 * pairs * 2 * kRows16;
+  for (int64_t j = 0; j < pairs; ++j) {
+    __m512bh wv[P];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p)
+      wv[p] = reinterpret_cast<__m512bh>(_mm512_load_si512(w0 + (p * pairs + j) * 2 * kRows16));
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      const __m512bh xb = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(xt[t * pairs + j])));
+#pragma GCC unroll 8
+      for (int p = 0; p < P; ++p) acc[p * T + t] = _mm512_dpbf16_ps(acc[p * T + t], wv[p], xb);
+    }
+  }
+#pragma GCC unroll 8
+  for (int p = 0; p < P; ++p) {
+    const int64_t row0 = (p0 + p) * kRows16;
+    const int64_t live = std::min<int64_t>(a.rows - row0, kRows16);  // >= 1: panels exist only for rows
+    const __mmask16 m = live >= kRows16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << live) - 1);
+    const __m512 b = a.bias ? _mm512_maskz_loadu_ps(m, a.bias + row0) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t)
+      _mm512_mask_storeu_ps(a.y + (t0 + t) * a.rows + row0, m, _mm512_add_ps(acc[p * T + t], b));
+  }
+}
+
+template <int P, int T>
+void dot_tokens(const DotArgs& a, int64_t p0, int64_t n_tok) {
+  int64_t t = 0;
+  for (; t + T <= n_tok; t += T) dot_tile<P, T>(a, p0, t);
+  switch (n_tok - t) {
+    case 1:
+      dot_tile<P, 1>(a, p0, t);
+      break;
+    case 2:
+      if constexpr (T > 2) dot_tile<P, 2>(a, p0, t);
+      break;
+    case 3:
+      if constexpr (T > 3) dot_tile<P, 3>(a, p0, t);
+      break;
+    case 4:
+      if constexpr (T > 4) dot_tile<P, 4>(a, p0, t);
+      break;
+    case 5:
+      if constexpr (T > 5) dot_tile<P, 5>(a, p0, t);
+      break;
+    default:
+      break;
+  }
+}
+
+template <int T, int PMAX>
+void dot_range(const DotArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
+  static_assert(PMAX * T + PMAX + 1 <= 32, "accumulators + weights + broadcast must fit 32 registers");
+  if constexpr (PMAX > 4)
+    for (; np >= PMAX; p0 += PMAX, np -= PMAX) dot_tokens<PMAX, T>(a, p0, n_tok);
+  for (; np >= 4; p0 += 4, np -= 4) dot_tokens<4, T>(a, p0, n_tok);
+  for (; np >= 2; p0 += 2, np -= 2) dot_tokens<2, T>(a, p0, n_tok);
+  for (; np >= 1; p0 += 1, np -= 1) dot_tokens<1, T>(a, p0, n_tok);
+}
+#endif
+
+// Scalar form of the contract for outputs of panels [p0, p0 + np): the tests' reference and the
+// kernel of builds without AVX-512 BF16.
+[[maybe_unused]] void dot_scalar(const DotArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
+  for (int64_t p = p0; p < p0 + np; ++p)
+    for (int64_t l = 0; l < kRows16 && p * kRows16 + l < a.rows; ++l) {
+      const int64_t r = p * kRows16 + l;
+      for (int64_t t = 0; t < n_tok; ++t) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < a.pairs; ++j) {
+          const uint16_t* wp = a.w + ((p * a.pairs + j) * kRows16 + l) * 2;
+          const uint32_t xp = a.x[t * a.pairs + j];
+          s = bf16_dot_step(s, wp[0], static_cast<uint16_t>(xp & 0xffff), wp[1], static_cast<uint16_t>(xp >> 16));
+        }
+        a.y[t * a.rows + r] = s + (a.bias ? a.bias[r] : 0.0f);
+      }
+    }
+}
+
+}  // namespace
+
+bool bf16_dot_native() {
+#if defined(SWIFT_BF16_DOT_NATIVE)
+  return true;
+#else
+  return false;
+#endif
+}
+
+uint16_t bf16_round(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if (std::isnan(x)) return static_cast<uint16_t>((u >> 16) | 0x40);  // quiet NaN, as the instruction
+  if ((u & 0x7f800000u) == 0) u &= 0x80000000u;                       // denormal -> signed zero
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+float bf16_dot_step(float s, uint16_t w0, uint16_t x0, uint16_t w1, uint16_t x1) {
+  const float a1 = flush(bf16_to_f32(w1)), b1 = flush(bf16_to_f32(x1));
+  const float a0 = flush(bf16_to_f32(w0)), b0 = flush(bf16_to_f32(x0));
+  s = flush(std::fma(a1, b1, s));
+  return flush(std::fma(a0, b0, s));
+}
+
+size_t pairs_panel_bytes(int64_t rows, int64_t cols) {
+  SWIFT_CHECK(rows >= 0 && cols >= 0);
+  return MatView{nullptr, DType::kBF16, rows, cols, MatLayout::kPanel16Pairs}.bytes();
+}
+
+MatView pairs_panel_pack(const MatView& src, void* dst) {
+  SWIFT_CHECK(src.layout == MatLayout::kRows && src.dtype == DType::kBF16, "{} matrix cannot be pair-packed",
+              dtype_name(src.dtype));
+  SWIFT_CHECK(reinterpret_cast<uintptr_t>(dst) % 64 == 0);
+  const auto* in = static_cast<const uint16_t*>(src.data);
+  auto* out = static_cast<uint16_t*>(dst);
+  const int64_t pairs = n_pairs(src.cols);
+  // Panel by panel, sequentially in the output (the 16 source rows are 16 sequential streams).
+  for (int64_t p = 0; p < n_panels(src.rows); ++p)
+    for (int64_t j = 0; j < pairs; ++j)
+      for (int64_t l = 0; l < kRows16; ++l)
+        for (int64_t e = 0; e < 2; ++e) {
+          const int64_t r = p * kRows16 + l, c = 2 * j + e;
+          *out++ = r < src.rows && c < src.cols ? in[r * src.cols + c] : uint16_t{0};
+        }
+  return MatView{dst, DType::kBF16, src.rows, src.cols, MatLayout::kPanel16Pairs};
+}
+
+void matmul_bf16_dot(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
+  SWIFT_CHECK(w.layout == MatLayout::kPanel16Pairs && w.dtype == DType::kBF16);
+  if (n_tok <= 0 || w.rows == 0) return;
+  const DotArgs a{static_cast<const uint16_t*>(w.data), w.rows, w.cols, n_pairs(w.cols),
+                  round_activations(x, n_tok, w.cols),  y,      bias};
+  const int64_t np = n_panels(w.rows);
+  const int kind = n_tok <= 2 ? 0 : n_tok <= 4 ? 1 : 2;
+  // Work unit of the thread split: `group` panels, smaller when a matrix has too few panels to
+  // give every thread two units (as the f32 panel kernel).
+  int64_t group = kind == 0 ? 8 : kind == 1 ? 6 : 4;
+  while (group > 1 && (np + group - 1) / group < 2 * pool.size()) group = group == 6 ? 4 : group / 2;
+  const int64_t n_groups = (np + group - 1) / group;
+  pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1, int) {
+    const int64_t p0 = g0 * group, count = std::min(g1 * group, np) - p0;
+#if defined(SWIFT_BF16_DOT_NATIVE)
+    if (kind == 0)
+      dot_range<2, 8>(a, p0, count, n_tok);
+    else if (kind == 1)
+      dot_range<4, 6>(a, p0, count, n_tok);
+    else
+      dot_range<6, 4>(a, p0, count, n_tok);
+#else
+    dot_scalar(a, p0, count, n_tok);
+#endif
+  });
+}
+
+void matmul_bf16_dot_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias) {
+  SWIFT_CHECK(w.dtype == DType::kBF16 && (w.layout == MatLayout::kPanel16Pairs || w.layout == MatLayout::kRows));
+  const int64_t pairs = n_pairs(w.cols);
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t t = 0; t < n_tok; ++t) {
+      auto weight = [&](int64_t c) -> uint16_t {
+        if (c >= w.cols) return 0;
+        return w.layout == MatLayout::kRows ? static_cast<const uint16_t*>(w.data)[r * w.cols + c] : pairs_at(w, r, c);
+      };
+      auto act = [&](int64_t c) -> uint16_t { return c < w.cols ? bf16_round(x[t * w.cols + c]) : uint16_t{0}; };
+      float s = 0.0f;
+      for (int64_t j = 0; j < pairs; ++j)
+        s = bf16_dot_step(s, weight(2 * j), act(2 * j), weight(2 * j + 1), act(2 * j + 1));
+      y[t * w.rows + r] = s + (bias ? bias[r] : 0.0f);
+    }
+}
+
+}  // namespace swift

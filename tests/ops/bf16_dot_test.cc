@@ -1,0 +1,152 @@
+// The bf16 dot-product kernel (ops/bf16_dot.h, `--math bf16`) against its scalar contract (bit
+// for bit, odd shapes, every tile shape, 1-3 threads, with and without bias), its batch
+// invariance, and its accuracy against the double-precision f32 product.
+#include "ops/bf16_dot.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "ops/matmul.h"
+#include "test_util.h"
+#include "util/half.h"
+
+namespace swift {
+
+namespace {
+
+float bits_f32(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+struct Bf16Matrix {
+  std::vector<uint16_t> rows;  // row-major source
+  std::vector<uint8_t> packed;
+  MatView src, view;
+};
+
+// Random bf16 weights, a few of them denormal (vdpbf16ps reads those as zero).
+Bf16Matrix make_matrix(int64_t rows, int64_t cols, uint64_t seed) {
+  Bf16Matrix m;
+  const auto f = test::random_floats(static_cast<size_t>(rows * cols), seed, 0.05f);
+  m.rows.resize(f.size());
+  for (size_t i = 0; i < f.size(); ++i) m.rows[i] = bf16_round(f[i]);
+  for (size_t i = 7; i < m.rows.size(); i += 97) m.rows[i] = static_cast<uint16_t>(0x0003 | (i % 2 ? 0x8000 : 0));
+  m.src = MatView{m.rows.data(), DType::kBF16, rows, cols, MatLayout::kRows};
+  m.packed.resize(pairs_panel_bytes(rows, cols) + 64);
+  void* dst = m.packed.data() + (64 - reinterpret_cast<uintptr_t>(m.packed.data()) % 64) % 64;
+  m.view = pairs_panel_pack(m.src, dst);
+  return m;
+}
+
+}  // namespace
+
+TEST(Bf16Dot, RoundsToNearestEvenAndFlushesDenormals) {
+  EXPECT_EQ(bf16_round(1.0f), 0x3f80);
+  EXPECT_EQ(bf16_round(1.0f + 1.0f / 256), 0x3f80);  // tie: to the even significand
+  EXPECT_EQ(bf16_round(1.0f + 3.0f / 256), 0x3f82);  // tie: to the even significand (up)
+  EXPECT_EQ(bf16_round(1.0f + 1.5f / 256), 0x3f81);  // above the tie
+  EXPECT_EQ(bf16_round(-2.0f), 0xc000);
+  EXPECT_EQ(bf16_round(1e-39f), 0x0000);  // f32 denormal -> +0
+  EXPECT_EQ(bf16_round(-1e-39f), 0x8000);
+  EXPECT_EQ(bf16_round(std::numeric_limits<float>::max()), 0x7f80);  // rounds up to +inf
+  EXPECT_EQ(bf16_round(-std::numeric_limits<float>::infinity()), 0xff80);
+  EXPECT_TRUE(std::isnan(bf16_to_f32(bf16_round(std::numeric_limits<float>::quiet_NaN()))));
+}
+
+TEST(Bf16Dot, StepTakesTheOddColumnFirstAndRoundsEachProduct) {
+  // s = 2^24, odd pair 1 x 1, even pair -2^24 x 1. Odd first: 2^24 + 1 rounds to 2^24 (tie to
+  // even), then - 2^24 = 0. Even first would give 0 + 1 = 1; one rounding of the exact sum, 1.
+  const uint16_t one = 0x3f80, neg_big = bf16_round(-16777216.0f);
+  EXPECT_EQ(bf16_dot_step(16777216.0f, neg_big, one, one, one), 0.0f);
+  // Denormal inputs read as zero; a denormal result is flushed to zero.
+  EXPECT_EQ(bf16_dot_step(1.0f, 0x0001, one, 0x0000, one), 1.0f);
+  const float tiny = bits_f32(0x00800000u);                                                // FLT_MIN
+  EXPECT_EQ(bf16_dot_step(tiny, bf16_round(-0.5f), bf16_round(tiny), 0x0000, one), 0.0f);  // FLT_MIN/2 -> 0
+}
+
+TEST(Bf16Dot, PackingKeepsEveryElement) {
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {15, 3}, {16, 16}, {17, 33}, {130, 7}}) {
+    Bf16Matrix m = make_matrix(rows, cols, static_cast<uint64_t>(rows * 31 + cols));
+    EXPECT_EQ(m.view.layout, MatLayout::kPanel16Pairs);
+    EXPECT_EQ(m.view.bytes(), static_cast<size_t>((rows + 15) / 16 * 16 * ((cols + 1) / 2 * 2)) * 2);
+    std::vector<float> a(cols), b(cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      mat_row_to_f32(m.src, r, a.data());
+      mat_row_to_f32(m.view, r, b.data());
+      ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << rows << "x" << cols << " row " << r;
+    }
+  }
+}
+
+TEST(Bf16Dot, MatchesItsContractOnOddShapesWithAnyBatchAndThreads) {
+  struct Shape {
+    int64_t rows, cols, n_tok;
+  };
+  // 1-2 tokens: 8-panel tiles; 3-4: 6 x 4; more: 4 x 6 with remainders of 1-5 tokens; leftover
+  // panels 4/2/1; odd column counts (padding column).
+  const Shape shapes[] = {{1, 1, 1},    {3, 17, 5},   {16, 16, 2},  {17, 33, 3},   {31, 64, 4},
+                          {129, 40, 7}, {200, 9, 1},  {255, 20, 2}, {70, 768, 13}, {33, 5, 20},
+                          {300, 16, 6}, {200, 24, 3}, {400, 12, 4}, {111, 10, 11}, {64, 255, 70}};
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (Shape s : shapes) {
+      Bf16Matrix m = make_matrix(s.rows, s.cols, static_cast<uint64_t>(s.rows * 13 + s.cols));
+      auto x = test::random_floats(static_cast<size_t>(s.n_tok * s.cols), 11);
+      x[0] = 1e-39f;  // a denormal activation (rounds to zero)
+      auto bias = test::random_floats(static_cast<size_t>(s.rows), 12);
+      for (const float* b : std::initializer_list<const float*>{nullptr, bias.data()}) {
+        std::vector<float> y(s.n_tok * s.rows), want(y.size()), want_rows(y.size()), pre(y.size());
+        matmul(m.view, x.data(), s.n_tok, y.data(), b, pool);
+        matmul_bf16_dot_reference(m.view, x.data(), s.n_tok, want.data(), b);
+        ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * sizeof(float)))
+            << "shape " << s.rows << "x" << s.cols << " n_tok " << s.n_tok << " threads " << threads
+            << (b ? " bias" : "");
+        matmul_bf16_dot_reference(m.src, x.data(), s.n_tok, want_rows.data(), b);  // packing changes nothing
+        ASSERT_EQ(0, std::memcmp(want.data(), want_rows.data(), y.size() * sizeof(float)));
+        matmul_prefill(m.view, x.data(), s.n_tok, pre.data(), b, pool);  // prefill shares the kernel
+        ASSERT_EQ(0, std::memcmp(y.data(), pre.data(), y.size() * sizeof(float)));
+        for (int64_t t = 0; t < s.n_tok; ++t) {
+          std::vector<float> single(s.rows);
+          matmul(m.view, x.data() + t * s.cols, 1, single.data(), b, pool);
+          ASSERT_EQ(0, std::memcmp(single.data(), y.data() + t * s.rows, s.rows * sizeof(float))) << "token " << t;
+        }
+      }
+    }
+  }
+}
+
+TEST(Bf16Dot, StaysWithinTheBf16RoundingBoundOfTheExactProduct) {
+  // Tolerance (stated): each activation is off by at most 2^-9 of itself after rounding, and
+  // the f32 sums add at most cols * 2^-24 relative error, so
+  //   |y - y_exact| <= (2^-9 + cols * 2^-24) * sum_c |W[r,c] x[t,c]| (+ 1e-6 absolute).
+  // The test also checks the error is really that of bf16 activations (above f32's), so a kernel
+  // that silently computed in f32 would not pass for this one.
+  ThreadPool pool(2);
+  const int64_t rows = 96, cols = 768, n_tok = 9;
+  Bf16Matrix m = make_matrix(rows, cols, 5);
+  const auto x = test::random_floats(static_cast<size_t>(n_tok * cols), 6);
+  std::vector<float> y(rows * n_tok), exact(rows * n_tok);
+  matmul(m.view, x.data(), n_tok, y.data(), nullptr, pool);
+  matmul_reference(m.src, x.data(), n_tok, exact.data(), nullptr);
+  double worst_rel = 0.0;
+  std::vector<float> w(cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    mat_row_to_f32(m.src, r, w.data());
+    for (int64_t t = 0; t < n_tok; ++t) {
+      double mag = 0.0;
+      for (int64_t c = 0; c < cols; ++c) mag += std::fabs(static_cast<double>(w[c]) * x[t * cols + c]);
+      const double err = std::fabs(static_cast<double>(y[t * rows + r]) - exact[t * rows + r]);
+      EXPECT_LE(err, (std::ldexp(1.0, -9) + cols * std::ldexp(1.0, -24)) * mag + 1e-6) << "row " << r << " tok " << t;
+      worst_rel = std::max(worst_rel, err / mag);
+    }
+  }
+  EXPECT_GT(worst_rel, 1e-5);  // f32 activations would stay near cols * 2^-24 / sqrt ~ 1e-6
+}
+
+}  // namespace swift
