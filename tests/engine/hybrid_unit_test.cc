@@ -6,6 +6,7 @@
 #include "engine/forward_cost.h"
 #include "engine/hybrid/acceptance_stats.h"
 #include "engine/hybrid/candidate_tree.h"
+#include "engine/hybrid/gain_ledger.h"
 #include "engine/lookup/ngram_index.h"
 #include "util/check.h"
 
@@ -170,6 +171,27 @@ TEST(HybridController, GrowsTheTreeWhenVerificationIsCheap) {
   EXPECT_LE(moderate, cheap);
   EXPECT_EQ(cheap, 9u);  // all 8 drafted tokens + root
   EXPECT_GT(controller_choice(0.95, 0.2).nodes.size(), moderate);  // and when drafts are good
+}
+
+TEST(GainLedger, RaisesTheBarWhileDraftsLoseAndLowersItWhenTheyPay) {
+  GainLedger g;
+  EXPECT_DOUBLE_EQ(g.min_gain(0.03), 0.03);
+  g.record(1, 0, 1.0, 1.0, 0.0);  // plain steps neither win nor lose
+  EXPECT_DOUBLE_EQ(g.balance(), 0.0);
+  for (int i = 0; i < 10; ++i) g.record(3, 0, 1.4, 1.0, 0.0);  // 10 rejected 3-node trees: -0.4 each
+  EXPECT_NEAR(g.balance(), -4.0, 1e-9);
+  EXPECT_NEAR(g.min_gain(0.03), 0.03 + 4.0 * GainLedger::kPenaltyPerPass, 1e-9);
+  // A controller asked for that gain now declines a tree it would have taken at 0.03.
+  CandidateTree t;
+  t.reset(0);
+  t.add(0, 5, 0.35, kLookup, -1);  // +0.35 tokens for +10% cost: 23% more tokens per ms
+  const auto cost = [](int n) { return 1.0 + 0.1 * (n - 1); };
+  EXPECT_EQ(t.choose(0.0, 8, cost, 0.03).nodes.size(), 2u);
+  EXPECT_EQ(t.choose(0.0, 8, cost, g.min_gain(0.03)).nodes.size(), 1u);
+  g.record(5, 4, 1.8, 1.0, 0.0);  // 4 accepted for 0.8 extra: +3.2
+  g.record(2, 1, 1.1, 1.0, 0.1);  // +1 - 0.1 - 0.1
+  EXPECT_NEAR(g.balance(), 0.0, 1e-9);
+  EXPECT_DOUBLE_EQ(g.min_gain(0.03), 0.03);
 }
 
 TEST(ForwardCost, LearnsTheOneTokenCostAndTheRatioCurveFromRealPasses) {

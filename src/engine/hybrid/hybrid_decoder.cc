@@ -181,7 +181,8 @@ void HybridDecoder::step(Sequence& seq, int64_t budget) {
   const double spent = max_depth > 0 ? draft(seq, max_depth) : 0.0;
   TreeChoice choice;
   if (opt_.controller) {
-    choice = cands_.choose(spent, opt_.max_tree, [&](int n) { return shared_.cost.ms(n); }, opt_.min_gain);
+    choice = cands_.choose(spent, opt_.max_tree, [&](int n) { return shared_.cost.ms(n); },
+                           ledger_.min_gain(opt_.min_gain));
   } else {
     choice.nodes.resize(cands_.size());
     std::iota(choice.nodes.begin(), choice.nodes.end(), 0);
@@ -194,6 +195,9 @@ void HybridDecoder::step(Sequence& seq, int64_t budget) {
   shared_.cost.observe(tree_.size(), t2 - t1);
   const Acceptance acc = accept_verified(tree_, logits_.data(), V, sampling_, seq.tokens, rng_);
   TokenTree::compact(seq.cache, n0, acc.path, tree_.nodes());
+  if (opt_.controller)
+    ledger_.record(tree_.size(), static_cast<int64_t>(acc.path.size()), shared_.cost.ms(tree_.size()),
+                   shared_.cost.ms(1), spent);
   seq.n_cached = n0 + 1 + static_cast<int64_t>(acc.path.size());
   std::vector<int32_t> realised;
   for (int32_t node : acc.path) {
@@ -242,6 +246,7 @@ void HybridDecoder::report(GenerateStats& s) const {
   s.extra["draft_ms"] = draft_ms_;
   s.extra["verify_ms"] = verify_ms_;
   s.extra["control_ms"] = control_ms_;
+  s.extra["draft_balance_passes"] = ledger_.balance();
   s.extra["cost_calibration_ms"] = shared_.cost.calibration_ms();
 }
 

@@ -11,7 +11,8 @@
 //     and a 24-layer model it usually declines, which is the right answer;
 //  3. tree choice (candidate_tree.h): the subset maximising expected tokens per ms under the
 //     measured cost of a pass over n tokens (forward_cost.h) -- possibly just the root, which is
-//     plain decoding;
+//     plain decoding; a request whose drafts have lost more than they won raises the bar
+//     (gain_ledger.h);
 //  4. one verification pass with the tree mask, greedy or exact speculative sampling
 //     (tree_acceptance.h; a lookup token is a deterministic proposal like a draft sibling), K/V
 //     compaction of the accepted path (no cache copies);
@@ -33,6 +34,7 @@
 #include "engine/generation.h"
 #include "engine/hybrid/acceptance_stats.h"
 #include "engine/hybrid/candidate_tree.h"
+#include "engine/hybrid/gain_ledger.h"
 #include "engine/lookup/ngram_index.h"
 #include "engine/swift/token_tree.h"
 
@@ -94,6 +96,7 @@ class HybridDecoder : public Decoder {
   NgramIndex index_;
   SkipPlan full_;
   CandidateTree cands_;
+  GainLedger ledger_;  // what this request's drafted trees really won or lost (gain_ledger.h)
   TokenTree tree_;
   std::vector<int32_t> chosen_;          // tree node -> candidate index
   std::vector<float> logits_, probs_;
