@@ -157,11 +157,19 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     if (gemm) matmul_prefill(w, in, n, o, bs, pool);
     else matmul(w, in, n, o, bs, pool);
   };
+  // h = RMSNorm(x) with weight w; x += out. Row-wise, split over the pool for large batches.
+  auto norm = [&](const std::vector<float>& w) {
+    for_rows(pool, n,
+             [&](int64_t r0, int64_t r1) { rmsnorm(x + r0 * H, w.data(), r1 - r0, H, cfg_.rms_eps, h + r0 * H); });
+  };
+  auto residual_add = [&] {
+    for_rows(pool, n, [&](int64_t r0, int64_t r1) { add_inplace(x + r0 * H, out + r0 * H, (r1 - r0) * H); });
+  };
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     const LayerWeights& L = w_.layers[l];
     if (!plan.skip_attn[l]) {
-      for_rows(pool, n, [&](int64_t r0, int64_t r1) { rmsnorm(x + r0 * H, L.attn_norm.data(), r1 - r0, H, cfg_.rms_eps, h + r0 * H); });
+      norm(L.attn_norm);
       if (L.wqkv.data) {  // one pass over the packed Q|K|V rows (weights.h), then split per token
         const int64_t w3 = qd + 2 * kvd;
         linear(L.wqkv, h, fused_, bias(L.bqkv));
@@ -190,10 +198,10 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
       a.visible = cfg_.sliding_window[l] > 0 ? &vis_window_ : &vis_full_;
       attention(a, pool);
       linear(L.wo, att, out, bias(L.bo));
-      for_rows(pool, n, [&](int64_t r0, int64_t r1) { add_inplace(x + r0 * H, out + r0 * H, (r1 - r0) * H); });
+      residual_add();
     }
     if (!plan.skip_mlp[l]) {
-      for_rows(pool, n, [&](int64_t r0, int64_t r1) { rmsnorm(x + r0 * H, L.mlp_norm.data(), r1 - r0, H, cfg_.rms_eps, h + r0 * H); });
+      norm(L.mlp_norm);
       if (L.w_gate_up.data) {  // one pass over the packed gate|up rows
         linear(L.w_gate_up, h, fused_, bias(L.b_gate_up));
         for_rows(pool, n, [&](int64_t r0, int64_t r1) {
@@ -205,7 +213,7 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
         silu_mul(g, u, n * I, g);
       }
       linear(L.w_down, g, out, bias(L.b_down));
-      for_rows(pool, n, [&](int64_t r0, int64_t r1) { add_inplace(x + r0 * H, out + r0 * H, (r1 - r0) * H); });
+      residual_add();
     }
   }
   const int64_t nr = static_cast<int64_t>(b.logit_rows.size());
