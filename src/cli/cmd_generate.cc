@@ -14,7 +14,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model;
-  std::string math;
+  std::string math = "f32";
   PromptOptions prompt;
   int64_t n = 128;
   float temp = -1.0f;  // -1: generation_config.json decides

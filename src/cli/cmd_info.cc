@@ -17,7 +17,7 @@ namespace {
 
 struct InfoArgs {
   std::string model;
-  std::string math;
+  std::string math = "f32";
   bool json = false;
 };
 
@@ -82,7 +82,7 @@ void run(const InfoArgs& a) {
   std::printf("model        %s\n", model->path.c_str());
   std::printf("architecture %s, %.1fM parameters, weights %s (%.1f MiB, memory-mapped), %s math\n", c.arch_name.c_str(),
               n_params / 1e6, w.dtype_summary.c_str(), w.total_bytes / 1048576.0,
-              model->transformer->math() == MatMath::kBf16 ? "bf16" : "f32");
+              math_name(model->transformer->math()));
   std::printf("layers       %lld, hidden %lld, mlp %lld, heads %lld (kv %lld, head_dim %lld)\n",
               static_cast<long long>(c.n_layer), static_cast<long long>(c.hidden_size),
               static_cast<long long>(c.intermediate_size), static_cast<long long>(c.n_head),

@@ -15,7 +15,7 @@ namespace {
 
 struct ScoreArgs {
   std::string model;
-  std::string math;
+  std::string math = "f32";
   PromptOptions prompt;
   int top = 5;
   int threads = 0;

@@ -17,7 +17,7 @@ namespace {
 
 struct ServeArgs {
   std::string model, api_key_file, chat_template, alias;
-  std::string math;
+  std::string math = "f32";
   int threads = 0;
   ServerOptions server;
   DecodeArgs decode;
@@ -87,7 +87,7 @@ void run(ServeArgs& a) {
                  "[serve] listening on http://%s:%d (OpenAI API at /v1)\n",
                  o.model_name.c_str(), static_cast<int>(model->config.n_layer),
                  static_cast<long long>(o.n_ctx > 0 ? o.n_ctx : model->config.max_positions), o.default_mode.c_str(),
-                 model->transformer->math() == MatMath::kBf16 ? "bf16" : "f32", o.parallel, pool.size(), tmpl ? tmpl->name().c_str() : "none",
+                 math_name(model->transformer->math()), o.parallel, pool.size(), tmpl ? tmpl->name().c_str() : "none",
                  o.api_key.empty() ? "" : ", API key required", o.host.c_str(), port);
     std::fflush(stderr);
   });

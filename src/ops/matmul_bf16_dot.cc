@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ops/bf16_dot.h"
+#include "ops/panel.h"
 #include "util/check.h"
 #include "util/half.h"
 
@@ -23,10 +24,8 @@ namespace swift {
 
 namespace {
 
-constexpr int64_t kRows16 = 16;
-
 int64_t n_pairs(int64_t cols) { return (cols + 1) / 2; }
-int64_t n_panels(int64_t rows) { return (rows + kRows16 - 1) / kRows16; }
+int64_t n_panels(int64_t rows) { return (rows + kPanelRows - 1) / kPanelRows; }
 
 float f32_bits(uint32_t u) {
   float f;
@@ -44,9 +43,10 @@ float flush(float f) {
 // Element (r, c) of a kPanel16Pairs matrix (0 for the padding column).
 uint16_t pairs_at(const MatView& w, int64_t r, int64_t c) {
   const auto* p = static_cast<const uint16_t*>(w.data);
-  return p[((r / kRows16 * n_pairs(w.cols) + c / 2) * kRows16 + r % kRows16) * 2 + c % 2];
+  return p[((r / kPanelRows * n_pairs(w.cols) + c / 2) * kPanelRows + r % kPanelRows) * 2 + c % 2];
 }
 
+#if defined(SWIFT_BF16_DOT_NATIVE)
 // x [n_tok, cols] -> bf16 [n_tok, 2 * pairs] (zero in an odd matrix's padding column). The
 // buffer belongs to the calling thread and only grows: no allocation per token in steady state.
 const uint32_t* round_activations(const float* x, int64_t n_tok, int64_t cols) {
@@ -58,12 +58,10 @@ const uint32_t* round_activations(const float* x, int64_t n_tok, int64_t cols) {
     const float* xr = x + t * cols;
     uint16_t* o = out + t * 2 * pairs;
     int64_t c = 0;
-#if defined(SWIFT_BF16_DOT_NATIVE)
     for (; c + 16 <= cols; c += 16) {
       const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(xr + c));
       std::memcpy(o + c, &h, 32);
     }
-#endif
     for (; c < cols; ++c) o[c] = bf16_round(xr[c]);
     if (cols % 2) o[cols] = 0;
   }
@@ -78,7 +76,6 @@ struct DotArgs {
   const float* bias;
 };
 
-#if defined(SWIFT_BF16_DOT_NATIVE)
 // Panels [p0, p0 + P) x tokens [t0, t0 + T).
 template <int P, int T>
 [[gnu::always_inline]] inline void dot_tile(const DotArgs& a, int64_t p0, int64_t t0) {
@@ -87,12 +84,12 @@ template <int P, int T>
   for (int i = 0; i < P * T; ++i) acc[i] = _mm512_setzero_ps();
   const int64_t pairs = a.pairs;
   const uint32_t* xt = a.x + t0 * pairs;
-  const uint16_t* w0 = a.w + p0 * pairs * 2 * kRows16;
+  const uint16_t* w0 = a.w + p0 * pairs * 2 * kPanelRows;
   for (int64_t j = 0; j < pairs; ++j) {
     __m512bh wv[P];
 #pragma GCC unroll 8
     for (int p = 0; p < P; ++p)
-      wv[p] = reinterpret_cast<__m512bh>(_mm512_load_si512(w0 + (p * pairs + j) * 2 * kRows16));
+      wv[p] = reinterpret_cast<__m512bh>(_mm512_load_si512(w0 + (p * pairs + j) * 2 * kPanelRows));
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       const __m512bh xb = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(xt[t * pairs + j])));
@@ -102,9 +99,9 @@ template <int P, int T>
   }
 #pragma GCC unroll 8
   for (int p = 0; p < P; ++p) {
-    const int64_t row0 = (p0 + p) * kRows16;
-    const int64_t live = std::min<int64_t>(a.rows - row0, kRows16);  // >= 1: panels exist only for rows
-    const __mmask16 m = live >= kRows16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << live) - 1);
+    const int64_t row0 = (p0 + p) * kPanelRows;
+    const int64_t live = std::min<int64_t>(a.rows - row0, kPanelRows);  // >= 1: panels exist only for rows
+    const __mmask16 m = live >= kPanelRows ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << live) - 1);
     const __m512 b = a.bias ? _mm512_maskz_loadu_ps(m, a.bias + row0) : _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t)
@@ -148,24 +145,6 @@ void dot_range(const DotArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
 }
 #endif
 
-// Scalar form of the contract for outputs of panels [p0, p0 + np): the tests' reference and the
-// kernel of builds without AVX-512 BF16.
-[[maybe_unused]] void dot_scalar(const DotArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
-  for (int64_t p = p0; p < p0 + np; ++p)
-    for (int64_t l = 0; l < kRows16 && p * kRows16 + l < a.rows; ++l) {
-      const int64_t r = p * kRows16 + l;
-      for (int64_t t = 0; t < n_tok; ++t) {
-        float s = 0.0f;
-        for (int64_t j = 0; j < a.pairs; ++j) {
-          const uint16_t* wp = a.w + ((p * a.pairs + j) * kRows16 + l) * 2;
-          const uint32_t xp = a.x[t * a.pairs + j];
-          s = bf16_dot_step(s, wp[0], static_cast<uint16_t>(xp & 0xffff), wp[1], static_cast<uint16_t>(xp >> 16));
-        }
-        a.y[t * a.rows + r] = s + (a.bias ? a.bias[r] : 0.0f);
-      }
-    }
-}
-
 }  // namespace
 
 bool bf16_dot_native() {
@@ -206,9 +185,9 @@ MatView pairs_panel_pack(const MatView& src, void* dst) {
   // Panel by panel, sequentially in the output (the 16 source rows are 16 sequential streams).
   for (int64_t p = 0; p < n_panels(src.rows); ++p)
     for (int64_t j = 0; j < pairs; ++j)
-      for (int64_t l = 0; l < kRows16; ++l)
+      for (int64_t l = 0; l < kPanelRows; ++l)
         for (int64_t e = 0; e < 2; ++e) {
-          const int64_t r = p * kRows16 + l, c = 2 * j + e;
+          const int64_t r = p * kPanelRows + l, c = 2 * j + e;
           *out++ = r < src.rows && c < src.cols ? in[r * src.cols + c] : uint16_t{0};
         }
   return MatView{dst, DType::kBF16, src.rows, src.cols, MatLayout::kPanel16Pairs};
@@ -217,28 +196,19 @@ MatView pairs_panel_pack(const MatView& src, void* dst) {
 void matmul_bf16_dot(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
   SWIFT_CHECK(w.layout == MatLayout::kPanel16Pairs && w.dtype == DType::kBF16);
   if (n_tok <= 0 || w.rows == 0) return;
+#if defined(SWIFT_BF16_DOT_NATIVE)
   const DotArgs a{static_cast<const uint16_t*>(w.data), w.rows, w.cols, n_pairs(w.cols),
                   round_activations(x, n_tok, w.cols),  y,      bias};
-  const int64_t np = n_panels(w.rows);
-  const int kind = n_tok <= 2 ? 0 : n_tok <= 4 ? 1 : 2;
-  // Work unit of the thread split: `group` panels, smaller when a matrix has too few panels to
-  // give every thread two units (as the f32 panel kernel).
-  int64_t group = kind == 0 ? 8 : kind == 1 ? 6 : 4;
-  while (group > 1 && (np + group - 1) / group < 2 * pool.size()) group = group == 6 ? 4 : group / 2;
-  const int64_t n_groups = (np + group - 1) / group;
-  pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1, int) {
-    const int64_t p0 = g0 * group, count = std::min(g1 * group, np) - p0;
-#if defined(SWIFT_BF16_DOT_NATIVE)
-    if (kind == 0)
-      dot_range<2, 8>(a, p0, count, n_tok);
-    else if (kind == 1)
-      dot_range<4, 6>(a, p0, count, n_tok);
-    else
-      dot_range<6, 4>(a, p0, count, n_tok);
-#else
-    dot_scalar(a, p0, count, n_tok);
-#endif
+  panel_parallel(n_panels(w.rows), n_tok, pool, [&](PanelTiles tiles, int64_t p0, int64_t np) {
+    if (tiles == kPanelTiles2) dot_range<2, 8>(a, p0, np, n_tok);
+    else if (tiles == kPanelTiles4) dot_range<4, 6>(a, p0, np, n_tok);
+    else dot_range<6, 4>(a, p0, np, n_tok);
   });
+#else
+  // Without AVX-512 BF16 (the CLI refuses the mode there): the scalar contract, for tests.
+  (void)pool;
+  matmul_bf16_dot_reference(w, x, n_tok, y, bias);
+#endif
 }
 
 void matmul_bf16_dot_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias) {

@@ -129,20 +129,9 @@ void panel_range(const PanelArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
 
 template <DType DT>
 void matmul_panel_typed(const PanelArgs& a, int64_t n_tok, ThreadPool& pool) {
-  const int64_t n_panels = (a.rows + kPanelRows - 1) / kPanelRows;
-  // 1-2 tokens: 8 panels x 2 tokens; 3-4 tokens: 6 x 4 (one pass over the weights where 8 x 2
-  // needed a second one from L2 for the third token); more: 4 x 4, whose panels stay in L1
-  // while the token tiles reuse them.
-  const int kind = n_tok <= 2 ? 0 : n_tok <= 4 ? 1 : 2;
-  // Work unit of the thread split: `group` panels; smaller groups when a matrix has too few
-  // panels to give every thread two units (the K/V projections of small models: 8 panels).
-  int64_t group = kind == 0 ? 8 : kind == 1 ? 6 : 4;
-  while (group > 1 && (n_panels + group - 1) / group < 2 * pool.size()) group = group == 6 ? 4 : group / 2;
-  const int64_t n_groups = (n_panels + group - 1) / group;
-  pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1, int) {
-    const int64_t p0 = g0 * group, np = std::min(g1 * group, n_panels) - p0;
-    if (kind == 0) panel_range<DT, 2, 8>(a, p0, np, n_tok);
-    else if (kind == 1) panel_range<DT, 4, 6>(a, p0, np, n_tok);
+  panel_parallel((a.rows + kPanelRows - 1) / kPanelRows, n_tok, pool, [&](PanelTiles tiles, int64_t p0, int64_t np) {
+    if (tiles == kPanelTiles2) panel_range<DT, 2, 8>(a, p0, np, n_tok);
+    else if (tiles == kPanelTiles4) panel_range<DT, 4, 6>(a, p0, np, n_tok);
     else panel_range<DT, 4, 4>(a, p0, np, n_tok);
   });
 }

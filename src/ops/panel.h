@@ -16,6 +16,7 @@
 // identically.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "ops/dtype.h"
@@ -32,6 +33,27 @@ size_t panel_bytes(DType t, int64_t rows, int64_t cols);
 // Packs row-major `src` (panel_supported dtype) into `dst` (panel_bytes, 64-byte aligned) and
 // returns the view of the copy. The values are the same bits; only their order changes.
 MatView panel_pack(const MatView& src, void* dst);
+
+// Tile kind of a batch for the panel kernels (this and ops/bf16_dot.h): kPanelTiles2 for 1-2
+// tokens (8 panels x 2 tokens), kPanelTiles4 for 3-4 (6 x 4: one pass over the weights where
+// 8 x 2 needed a second one from L2 for the third token), kPanelTilesMany beyond (4-panel tiles
+// whose weights stay in L1 while the token tiles reuse them).
+enum PanelTiles { kPanelTiles2, kPanelTiles4, kPanelTilesMany };
+
+// Splits n_panels over the pool for a batch of n_tok and calls fn(tiles, p0, np) on disjoint
+// ranges [p0, p0 + np). Work unit: a group of as many panels as the tile (8 / 6 / 4), smaller
+// when a matrix has too few panels to give every thread two units (the K/V projections of small
+// models: 8 panels). Each output row is computed by one call, so the split never changes a result.
+template <typename F>
+void panel_parallel(int64_t n_panels, int64_t n_tok, ThreadPool& pool, const F& fn) {
+  const PanelTiles tiles = n_tok <= 2 ? kPanelTiles2 : n_tok <= 4 ? kPanelTiles4 : kPanelTilesMany;
+  int64_t group = tiles == kPanelTiles2 ? 8 : tiles == kPanelTiles4 ? 6 : 4;
+  while (group > 1 && (n_panels + group - 1) / group < 2 * pool.size()) group = group == 6 ? 4 : group / 2;
+  pool.parallel_for((n_panels + group - 1) / group, [&](int64_t g0, int64_t g1, int) {
+    const int64_t p0 = g0 * group;
+    fn(tiles, p0, std::min(g1 * group, n_panels) - p0);
+  });
+}
 
 // y[t, r] for w.layout == kPanel16 (shapes as matmul()). Called by matmul and matmul_prefill.
 void matmul_panel(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
