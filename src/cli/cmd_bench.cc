@@ -76,6 +76,11 @@ struct Totals {
   int64_t tokens = 0, drafted = 0, accepted = 0, steps = 0, committed = 0, prompts = 0, mismatches = 0;
   double worst = 1e300;  // lowest per-prompt speed-up over ar
   std::string worst_prompt;
+  // Paired estimate (--repeat >= 2): per prompt, the median over repetitions of this mode's
+  // speed-up over the ar run next to it in time (paired_ratio()); per domain, ar's time over the
+  // time implied by those medians.
+  double paired_ar_ms = 0, paired_ms = 0, paired_worst = 1e300;
+  std::string paired_worst_prompt;
   double nodes = 0, plain = 0, from_lookup = 0, from_skip = 0, from_both = 0;  // hybrid/lookup only
   double kv_slot_passes = 0;  // sum over full-model passes of the cached slots each one reads
   double prefill_ms = 0;      // prompts after the first (the first pays a fresh process's page faults)
@@ -124,12 +129,33 @@ double triad_gbps(ThreadPool& pool) {
   return 3.0 * 4.0 * static_cast<double>(n) / (best * 1e6);
 }
 
+// Median over repetitions of mode_tps[r] / ar_tps[r]. Within a repetition the modes of a prompt
+// run back to back (~0.3 s each), so a pair shares the machine's current speed; this VM's speed
+// moves by up to 1.7x between phases lasting seconds, which the fastest-of-R per mode cannot
+// separate from a real difference when a phase change falls between one mode's repetitions and
+// the other's. The median drops a pair that a phase change split.
+double paired_ratio(const std::vector<double>& mode_tps, const std::vector<double>& ar_tps) {
+  SWIFT_CHECK(mode_tps.size() == ar_tps.size() && !mode_tps.empty());
+  std::vector<double> r;
+  for (size_t i = 0; i < mode_tps.size(); ++i) r.push_back(ar_tps[i] > 0 ? mode_tps[i] / ar_tps[i] : 0.0);
+  std::sort(r.begin(), r.end());
+  const size_t m = r.size() / 2;
+  return r.size() % 2 ? r[m] : 0.5 * (r[m - 1] + r[m]);
+}
+
+// "hybrid#2" runs mode "hybrid" under its own label: `--decode ar,ar#2` measures the noise floor
+// (two runs of one decoder, compared like any two modes).
+std::string base_mode(const std::string& label) { return label.substr(0, label.find('#')); }
+
 void run(const BenchArgs& a) {
   auto model = load_model(a.model, parse_math(a.math));
   std::vector<Prompt> prompts = read_prompts(a.prompts);
   if (a.limit > 0 && static_cast<int64_t>(prompts.size()) > a.limit) prompts.resize(a.limit);
   const auto modes = split(a.decode.mode);
   if (modes.empty()) fail("--decode needs at least one mode");
+  for (size_t i = 0; i < modes.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (modes[i] == modes[j]) fail("--decode lists mode '{}' twice (label a second run of it as '{}#2')", modes[i], modes[i]);
   if (a.repeat > 1 && !a.decode.layer_cache.empty())
     fail("--repeat with --layer-cache would let later repetitions reuse the plan the first one saved; use one of them");
   ThreadPool pool(a.threads > 0 ? a.threads : ThreadPool::default_threads());
@@ -157,6 +183,7 @@ void run(const BenchArgs& a) {
     std::vector<int32_t> reference;
     std::string line = fmt::format("[{}/{}] {} ({} prompt tokens):", pi + 1, prompts.size(), p.id, ids.size());
     std::map<std::string, GenerateResult> results;
+    std::map<std::string, std::vector<double>> rep_tps;  // mode -> decode tokens/s per repetition
     // --repeat: every mode runs the prompt `repeat` times, the order rotating each time, and the
     // fastest decode of each mode counts (this VM's speed swings by 10-20% between runs of one
     // prompt). Repetitions after the first start from a copy of the hybrid state from before the
@@ -169,7 +196,7 @@ void run(const BenchArgs& a) {
       if (rep > 0) rargs.hybrid_shared = std::make_shared<HybridShared>(*before);
       for (size_t k = 0; k < modes.size(); ++k) {
         const std::string& mode = modes[(pi + rep + k) % modes.size()];  // rotate the order prompt by prompt
-        DecoderRun dr(rargs, mode, *model, opt.sampling, pool);
+        DecoderRun dr(rargs, base_mode(mode), *model, opt.sampling, pool);
         GenerateResult r = generate(*model, dr.decoder(), ids, opt, pool);
         nlohmann::json extra = dr.finish(r.stats);
         nlohmann::json rec = {{"prompt", p.id},       {"domain", p.domain},
@@ -179,6 +206,7 @@ void run(const BenchArgs& a) {
         for (const auto& [key, v] : r.stats.extra) rec[key] = v;
         for (const auto& [key, v] : extra.items()) rec[key] = v;
         records.push_back(rec);
+        rep_tps[mode].push_back(r.stats.decode_tokens_per_s());
         auto it = results.find(mode);
         if (it == results.end()) {
           results.emplace(mode, std::move(r));
@@ -208,12 +236,20 @@ void run(const BenchArgs& a) {
       // Each full-model pass reads the KV cache of its context: ~prompt + half the output.
       const double passes = x("verify_steps") > 0 ? x("verify_steps") : static_cast<double>(r.stats.generated_tokens);
       t.kv_slot_passes += passes * (static_cast<double>(ids.size()) + 0.5 * static_cast<double>(r.stats.generated_tokens));
+      std::string paired;
       if (results.count("ar") && results["ar"].stats.decode_ms > 0 && r.stats.decode_ms > 0) {
         const double ratio = r.stats.decode_tokens_per_s() / results["ar"].stats.decode_tokens_per_s();
         if (ratio < t.worst) t.worst = ratio, t.worst_prompt = p.id;
+        if (a.repeat > 1) {
+          const double pr = paired_ratio(rep_tps[mode], rep_tps["ar"]);
+          t.paired_ar_ms += results["ar"].stats.decode_ms;
+          t.paired_ms += pr > 0 ? results["ar"].stats.decode_ms / pr : 0.0;
+          if (pr < t.paired_worst) t.paired_worst = pr, t.paired_worst_prompt = p.id;
+          if (mode != "ar") paired = fmt::format(" ({:.2f}x paired)", pr);
+        }
       }
       if (r.tokens != results[modes[0]].tokens || unsteady.count(mode)) t.mismatches += 1;
-      line += fmt::format(" {} {:.0f} tok/s;", mode, r.stats.decode_tokens_per_s());
+      line += fmt::format(" {} {:.0f} tok/s{};", mode, r.stats.decode_tokens_per_s(), paired);
     }
     std::fprintf(stderr, "%s\n", line.c_str());
   }
@@ -241,10 +277,17 @@ void run(const BenchArgs& a) {
                   spec ? fmt::format("{:.1f}", 100.0 * t.opt_ms / t.ms).c_str() : "-",
                   t.mismatches == 0 ? "yes" : fmt::format("NO ({})", t.mismatches).c_str());
     }
+    if (a.repeat > 1 && base)
+      for (const auto& mode : modes) {
+        const Totals& t = dt.at(mode);
+        if (mode == "ar" || t.paired_ms <= 0) continue;
+        std::printf("  %s paired with ar (median of %d back-to-back pairs per prompt): %.2fx, worst prompt %.2fx %s\n",
+                    mode.c_str(), a.repeat, t.paired_ar_ms / t.paired_ms, t.paired_worst, t.paired_worst_prompt.c_str());
+      }
     for (const auto& mode : modes) {  // where the accepted tokens of tree-choosing modes came from
       const Totals& t = dt.at(mode);
       const double acc = t.from_lookup + t.from_skip + t.from_both;
-      if (t.nodes <= 0 || (mode != "hybrid" && mode != "lookup")) continue;
+      if (t.nodes <= 0 || (base_mode(mode) != "hybrid" && base_mode(mode) != "lookup")) continue;
       std::printf("  %s: mean tree %.2f nodes, %.0f%% plain steps; accepted tokens from lookup %.0f%%, layer-skip %.0f%%, "
                   "both %.0f%%\n",
                   mode.c_str(), t.nodes / std::max<int64_t>(1, t.steps), 100.0 * t.plain / std::max<int64_t>(1, t.steps),
@@ -329,7 +372,8 @@ void add_bench(CLI::App& app) {
                "the fraction of the bandwidth limit reached, plus resident memory");
   c->add_option("--repeat", a->repeat,
                 "Run every prompt in every mode this many times (order rotating) and count each mode's fastest "
-                "decode: steadier per-prompt ratios on a noisy machine (default 1)")
+                "decode: steadier per-prompt ratios on a noisy machine; also prints each mode's speed-up as the "
+                "median over repetitions of its ratio to the ar run next to it (default 1)")
       ->check(CLI::Range(1, 100));
   c->add_flag("--verify-cost", a->verify_cost,
                "First print the cost of one pass over 1..64 tokens relative to one token (after the first prompt)");

@@ -23,7 +23,8 @@ std::vector<int64_t> layer_list(const std::string& s, const char* option) {
 void DecodeArgs::add_to(CLI::App& app, bool multi_mode) {
   app.add_option("--decode", mode,
                  multi_mode ? "Comma-separated modes to compare: ar, hybrid, lookup, swift, swift-notree, "
-                              "swift-noearly, swift-noopt, self-sd (default ar,hybrid,lookup,swift)"
+                              "swift-noearly, swift-noopt, self-sd (default ar,hybrid,lookup,swift); MODE#LABEL runs a mode again "
+                              "under another name (ar,ar#2 measures the noise floor)"
                             : "Decoding mode: hybrid (default: prompt lookup + layer-skip drafts in one tree, "
                               "sized by a cost-aware controller), lookup (prompt lookup, fixed drafts), ar "
                               "(plain), swift (SWIFT self-speculative, paper settings), self-sd (fixed "

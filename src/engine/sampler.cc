@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "ops/elementwise.h"
 #include "util/check.h"
 
 namespace swift {
@@ -28,12 +29,7 @@ void apply_repetition_penalty(float* logits, int64_t n_vocab, std::span<const in
   }
 }
 
-int32_t argmax(const float* x, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (x[i] > x[best]) best = i;
-  return static_cast<int32_t>(best);
-}
+int32_t argmax(const float* x, int64_t n) { return static_cast<int32_t>(argmax_first(x, n)); }
 
 void sampling_distribution(const float* logits, int64_t n, const SamplingParams& p, std::vector<float>& probs) {
   SWIFT_CHECK(!p.greedy());

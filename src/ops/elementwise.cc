@@ -55,4 +55,33 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+int64_t argmax_first(const float* x, int64_t n) {
+  using namespace lanes;
+  if (n <= 1 || std::isnan(x[0])) return 0;
+  // vmaxps(v, m) is m when v is NaN: starting from x[0] (not NaN), NaNs never enter the maximum.
+  // Masked-off tail lanes read x[0], which cannot change it. Four chains hide the max latency.
+  const Vec first = broadcast(x[0]);
+  Vec m[4] = {first, first, first, first};
+  int64_t i = 0;
+  for (; i + 4 * kLanes <= n; i += 4 * kLanes)
+    for (int k = 0; k < 4; ++k) m[k] = lanes::max(load(x + i + k * kLanes, mask_for(kLanes)), m[k]);
+  for (; i < n; i += kLanes) m[0] = lanes::max(load_or(x + i, mask_for(n - i), x[0]), m[0]);
+  float lane[kLanes];
+  store(lane, lanes::max(lanes::max(m[0], m[1]), lanes::max(m[2], m[3])), mask_for(kLanes));
+  float best = lane[0];
+  for (float v : lane) best = v > best ? v : best;
+  // The first element equal to the maximum (== also matches -0 against +0, as the scalar loop
+  // keeps the first of equal zeros). Blocks of 64 are tested without branches, then scanned.
+  constexpr int64_t kBlock = 64;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = b + kBlock < n ? b + kBlock : n;
+    bool any = false;
+    for (int64_t j = b; j < e; ++j) any |= x[j] == best;
+    if (!any) continue;
+    for (int64_t j = b; j < e; ++j)
+      if (x[j] == best) return j;
+  }
+  return 0;  // unreachable: the maximum is one of the elements
+}
+
 }  // namespace swift

@@ -18,4 +18,11 @@ void add_inplace(float* x, const float* y, int64_t n);
 // In-place softmax of n values (max-subtracted); returns nothing. n >= 1.
 void softmax(float* x, int64_t n);
 
+// The index the scalar loop `best = 0; for i: if (x[i] > x[best]) best = i;` returns: the first
+// largest element, NaNs never chosen unless x[0] is one (then 0). Two vector passes (maximum,
+// then the first element equal to it) instead of a compare chain: greedy decoding picks one per
+// verified token, and over an 8,000-entry vocabulary the chain took ~7 us (0.6% of a pass).
+// n >= 1.
+int64_t argmax_first(const float* x, int64_t n);
+
 }  // namespace swift

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -109,6 +110,35 @@ TEST(Cli, HybridIsTheDefaultAndLosslessWithSourceStats) {
   for (const char* k : {"acceptance_rate", "mean_accepted_per_step", "verify_steps", "plain_steps", "mean_tree_size",
                         "accepted_lookup", "accepted_layer_skip", "accepted_both", "draft_steps", "cost_calibration_ms"})
     EXPECT_TRUE(d["stats"].contains(k)) << k;
+}
+
+TEST(Cli, BenchPairsRepetitionsAndRunsLabelledCopiesOfAMode) {
+  char dir[] = "/tmp/swift_bench_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string prompts = std::string(dir) + "/p.jsonl", out = std::string(dir) + "/b.json";
+  FILE* f = fopen(prompts.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fputs("{\"id\": \"a\", \"domain\": \"code\", \"text\": \"def add(a, b):\\n    return a + b\\n\\ndef\"}\n", f);
+  fputs("{\"id\": \"b\", \"domain\": \"code\", \"text\": \"for i in range(10):\\n    print(i)\\n\"}\n", f);
+  fclose(f);
+  auto r = run("bench -m " + kModel + " --prompts " + prompts + " -n 12 -t 2 --decode ar,ar#2,hybrid --repeat 3 --json " + out);
+  ASSERT_EQ(r.status, 0) << r.out;
+  // One median-of-pairs line per mode other than ar, each prompt's paired ratio in its line.
+  EXPECT_NE(r.out.find("ar#2 paired with ar (median of 3 back-to-back pairs per prompt)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("hybrid paired with ar (median of 3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("x paired);"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("greedy outputs identical across modes"), std::string::npos) << r.out;
+  std::ifstream in(out);
+  const auto j = nlohmann::json::parse(in);
+  int copies = 0;
+  for (const auto& rec : j["runs"]) copies += rec["mode"] == "ar#2";
+  EXPECT_EQ(copies, 2 * 3);  // 2 prompts x 3 repetitions under its own label
+  auto dup = run("bench -m " + kModel + " --prompts " + prompts + " -n 4 --decode ar,hybrid,ar");
+  EXPECT_NE(dup.status, 0);
+  EXPECT_NE(dup.out.find("lists mode 'ar' twice (label a second run of it as 'ar#2')"), std::string::npos) << dup.out;
+  std::remove(prompts.c_str());
+  std::remove(out.c_str());
+  rmdir(dir);
 }
 
 TEST(Cli, ConvertToGgufThenGenerateFromIt) {

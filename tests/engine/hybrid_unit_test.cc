@@ -56,6 +56,66 @@ TEST(NgramIndex, ContinuationsStopAtTheEndOfHistoryAndSkipDuplicates) {
     }
 }
 
+// What lookup must return, by brute force: for n from the longest down, occurrences of the
+// query's n-token suffix in the history newest first (at most kMaxProbe per n), continuations
+// that are not a prefix of one already taken.
+std::vector<NgramMatch> lookup_reference(const std::vector<int32_t>& hist, const std::vector<int32_t>& q, int n_min,
+                                         int n_max, int max_len, int max_matches) {
+  std::vector<NgramMatch> out;
+  const int64_t Q = static_cast<int64_t>(q.size()), H = static_cast<int64_t>(hist.size());
+  for (int n = static_cast<int>(std::min<int64_t>(n_max, Q)); n >= n_min && static_cast<int>(out.size()) < max_matches; --n) {
+    int probed = 0;
+    for (int64_t p = H - 1; p >= n && probed < NgramIndex::kMaxProbe; --p) {
+      if (!std::equal(q.end() - n, q.end(), hist.begin() + (p - n))) continue;
+      ++probed;
+      std::vector<int32_t> cont(hist.begin() + p, hist.begin() + std::min<int64_t>(H, p + max_len));
+      bool redundant = false;
+      for (const auto& o : out)
+        redundant = redundant || (o.tokens.size() >= cont.size() && std::equal(cont.begin(), cont.end(), o.tokens.begin()));
+      if (redundant) continue;
+      out.push_back({n, p, cont});
+      if (static_cast<int>(out.size()) >= max_matches) break;
+    }
+  }
+  return out;
+}
+
+TEST(NgramIndex, HashChainsFindWhatABruteForceScanFindsThroughGrowth) {
+  std::mt19937 rng(11);
+  for (int vocab : {3, 12, 400}) {
+    NgramIndex idx(1, 4), cache(2, 4);
+    std::vector<int32_t> h, other;
+    for (int i = 0; i < 3000; ++i) {  // past several bucket doublings (1024 -> 8192)
+      // Mostly fresh tokens, sometimes a copied stretch (what prompt lookup lives on).
+      if (i > 50 && rng() % 10 == 0) {
+        const size_t from = rng() % (h.size() - 20);
+        for (int k = 0; k < 8; ++k) h.push_back(h[from + k]);
+      } else {
+        h.push_back(static_cast<int32_t>(rng() % vocab));
+      }
+      idx.sync(h);
+      if (i % 97 == 0 || i > 2980) {
+        const auto got = idx.lookup(h, 6, 3), want = lookup_reference(h, h, 1, 4, 6, 3);
+        ASSERT_EQ(got.size(), want.size()) << "vocab " << vocab << " step " << i;
+        for (size_t k = 0; k < got.size(); ++k) {
+          EXPECT_EQ(got[k].n, want[k].n);
+          EXPECT_EQ(got[k].pos, want[k].pos);
+          EXPECT_EQ(got[k].tokens, want[k].tokens);
+        }
+      }
+    }
+    // A cache indexes other texts and is queried with this one's suffix.
+    cache.append(std::vector<int32_t>(h.begin(), h.begin() + 1500));
+    cache.append(std::vector<int32_t>(h.begin() + 700, h.end()));
+    std::vector<int32_t> joined(h.begin(), h.begin() + 1500);
+    joined.insert(joined.end(), h.begin() + 700, h.end());
+    const std::vector<int32_t> q(h.end() - 5, h.end());
+    const auto got = cache.lookup(q, 6, 3), want = lookup_reference(joined, q, 2, 4, 6, 3);
+    ASSERT_EQ(got.size(), want.size()) << "vocab " << vocab;
+    for (size_t k = 0; k < got.size(); ++k) EXPECT_EQ(got[k].pos, want[k].pos);
+  }
+}
+
 TEST(NgramIndex, IncrementalSyncEqualsFreshIndexAndRebuildsOnRewrite) {
   std::mt19937 rng(3);
   std::vector<int32_t> h;

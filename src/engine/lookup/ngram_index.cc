@@ -1,6 +1,7 @@
 #include "engine/lookup/ngram_index.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "util/check.h"
 
@@ -18,7 +19,9 @@ bool same(const int32_t* a, const int32_t* b, int64_t n) {
 NgramIndex::NgramIndex(int n_min, int n_max) : n_min_(n_min), n_max_(n_max) {
   if (n_min < 1 || n_max < n_min || n_max > 16)
     fail("n-gram sizes must satisfy 1 <= min <= max <= 16, got {}..{}", n_min, n_max);
-  maps_.resize(static_cast<size_t>(n_max - n_min + 1));
+  head_.resize(static_cast<size_t>(n_max - n_min + 1));
+  prev_.resize(head_.size());
+  clear();
 }
 
 uint64_t NgramIndex::key(const int32_t* t, int n) {
@@ -31,33 +34,47 @@ uint64_t NgramIndex::key(const int32_t* t, int n) {
   return h;
 }
 
-void NgramIndex::index_position(const std::vector<int32_t>& tokens, int64_t p) {
-  // Position p (a continuation token exists at p) follows the n-grams ending at p - 1.
-  for (int n = n_min_; n <= n_max_ && n <= p; ++n)
-    maps_[n - n_min_][key(tokens.data() + p - n, n)].push_back(static_cast<int32_t>(p));
+void NgramIndex::index_position(int64_t p) {
+  for (int n = n_min_; n <= n_max_; ++n) {
+    auto& prev = prev_[n - n_min_];
+    prev.push_back(kNone);  // prev[p]; positions before the first whole n-gram stay unlinked
+    if (n > p) continue;
+    int32_t& head = head_[n - n_min_][key(seen_.data() + p - n, n) & bucket_mask_];
+    prev[p] = head;
+    head = static_cast<int32_t>(p);
+  }
+}
+
+void NgramIndex::rebuild(uint64_t buckets) {
+  bucket_mask_ = buckets - 1;
+  for (auto& h : head_) h.assign(buckets, kNone);
+  for (auto& p : prev_) p.assign(1, kNone);  // position 0: nothing precedes it
+  for (int64_t p = 1; p < static_cast<int64_t>(seen_.size()); ++p) index_position(p);
 }
 
 void NgramIndex::sync(const std::vector<int32_t>& tokens) {
-  const bool prefix_ok =
-      seen_.size() <= tokens.size() && same(seen_.data(), tokens.data(), static_cast<int64_t>(seen_.size()));
-  if (!prefix_ok) {
-    for (auto& m : maps_) m.clear();
-    seen_.clear();
-  }
-  for (int64_t p = std::max<int64_t>(1, static_cast<int64_t>(seen_.size())); p < static_cast<int64_t>(tokens.size()); ++p)
-    index_position(tokens, p);
-  seen_.assign(tokens.begin(), tokens.end());
+  // Called every decoding step with the whole history: the prefix check is one pass over ints,
+  // and only the appended tokens are copied and indexed.
+  if (seen_.size() > tokens.size() || !same(seen_.data(), tokens.data(), static_cast<int64_t>(seen_.size()))) clear();
+  append(std::vector<int32_t>(tokens.begin() + static_cast<std::ptrdiff_t>(seen_.size()), tokens.end()));
 }
 
 void NgramIndex::append(const std::vector<int32_t>& tokens) {
+  if (tokens.empty()) return;
+  // Positions are int32 (half the memory of the chains); checked before anything grows.
+  if (tokens.size() >= static_cast<size_t>(INT32_MAX) - seen_.size())
+    fail("n-gram index: a history of {} + {} tokens exceeds {}", seen_.size(), tokens.size(), INT32_MAX - 1);
   const int64_t start = static_cast<int64_t>(seen_.size());
   seen_.insert(seen_.end(), tokens.begin(), tokens.end());
-  for (int64_t p = std::max<int64_t>(1, start); p < static_cast<int64_t>(seen_.size()); ++p) index_position(seen_, p);
+  uint64_t buckets = bucket_mask_ + 1;
+  while (buckets < 2 * static_cast<uint64_t>(seen_.size())) buckets *= 2;  // load <= 1/2
+  if (buckets != bucket_mask_ + 1) return rebuild(buckets);
+  for (int64_t p = std::max<int64_t>(1, start); p < static_cast<int64_t>(seen_.size()); ++p) index_position(p);
 }
 
 void NgramIndex::clear() {
-  for (auto& m : maps_) m.clear();
   seen_.clear();
+  rebuild(kInitialBuckets);
 }
 
 std::vector<NgramMatch> NgramIndex::lookup(const std::vector<int32_t>& query, int max_len, int max_matches) const {
@@ -67,19 +84,18 @@ std::vector<NgramMatch> NgramIndex::lookup(const std::vector<int32_t>& query, in
   for (int n = static_cast<int>(std::min<int64_t>(n_max_, qsize)); n >= n_min_ && static_cast<int>(out.size()) < max_matches;
        --n) {
     const int32_t* suffix = query.data() + qsize - n;
-    const auto& m = maps_[n - n_min_];
-    const auto it = m.find(key(suffix, n));
-    if (it == m.end()) continue;
+    const auto& prev = prev_[n - n_min_];
     int probed = 0;
-    for (auto p = it->second.rbegin(); p != it->second.rend() && probed < kMaxProbe; ++p, ++probed) {
-      if (!same(suffix, seen_.data() + *p - n, n)) continue;  // hash collision
-      const int64_t len = std::min<int64_t>(max_len, size - *p);
-      std::vector<int32_t> cont(seen_.begin() + *p, seen_.begin() + *p + len);
+    for (int32_t p = head_[n - n_min_][key(suffix, n) & bucket_mask_]; p != kNone && probed < kMaxProbe;
+         p = prev[p], ++probed) {
+      if (!same(suffix, seen_.data() + p - n, n)) continue;  // another n-gram in this bucket
+      const int64_t len = std::min<int64_t>(max_len, size - p);
+      std::vector<int32_t> cont(seen_.begin() + p, seen_.begin() + p + len);
       const bool redundant = std::any_of(out.begin(), out.end(), [&](const NgramMatch& o) {
         return o.tokens.size() >= cont.size() && same(cont.data(), o.tokens.data(), static_cast<int64_t>(cont.size()));
       });
       if (redundant) continue;
-      out.push_back({n, *p, std::move(cont)});
+      out.push_back({n, p, std::move(cont)});
       if (static_cast<int>(out.size()) >= max_matches) break;
     }
   }

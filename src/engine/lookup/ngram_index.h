@@ -6,13 +6,18 @@
 // forward pass is spent on the proposal; verification decides.
 //
 // The index maps every n-gram (n_min <= n <= n_max) of the token history to the positions that
-// follow it. It is updated incrementally (O(n_max) hash inserts per new token) and rebuilt only
-// when the history shrinks or changes. Invariant: every indexed position p satisfies
-// p < tokens.size(), i.e. a continuation token exists.
+// follow it, as hash chains (the LZ77 / zlib match finder's layout): per n, head_[bucket] is the
+// newest position whose preceding n-gram hashes to the bucket and prev_[p] the next older one.
+// Indexing a token is two int writes per n, with no allocation; a chain is walked newest first
+// and every candidate is compared with the query (different n-grams may share a bucket). The
+// index is updated incrementally and rebuilt only when the history shrinks or changes, or
+// outgrows its buckets. The hybrid decoder syncs it every step right after a forward pass has
+// streamed tens of MB through the caches: the unordered_map of vectors it replaces cost ~4 us
+// per step in cache misses and allocations. Invariant: every indexed position p satisfies
+// 1 <= p < history size, i.e. a continuation token exists.
 #pragma once
 
 #include <cstdint>
-#include <unordered_map>
 #include <vector>
 
 namespace swift {
@@ -39,7 +44,8 @@ class NgramIndex {
   // Up to max_matches continuations, in the indexed history, of the suffix of `query` (the
   // indexed history itself after sync, or another text for a cache), longest n first, then
   // most recent occurrence first; a continuation that is a prefix of one already chosen is
-  // skipped. At most kMaxProbe occurrences are examined per n, so the cost is bounded.
+  // skipped. At most kMaxProbe chain entries (occurrences, and rare other n-grams sharing the
+  // bucket) are examined per n, so the cost is bounded.
   std::vector<NgramMatch> lookup(const std::vector<int32_t>& query, int max_len, int max_matches) const;
 
   int n_min() const { return n_min_; }
@@ -48,11 +54,20 @@ class NgramIndex {
 
  private:
   static uint64_t key(const int32_t* t, int n);
-  void index_position(const std::vector<int32_t>& tokens, int64_t p);
+  // Links position p (p >= 1, prev_ holding p entries) into the chains of the n-grams ending at
+  // p - 1.
+  void index_position(int64_t p);
+  // Sets `buckets` (a power of two) and relinks every position, oldest first (chains stay
+  // newest first).
+  void rebuild(uint64_t buckets);
 
+  static constexpr int32_t kNone = -1;
+  static constexpr uint64_t kInitialBuckets = 1024;
   int n_min_, n_max_;
-  std::vector<std::unordered_map<uint64_t, std::vector<int32_t>>> maps_;  // [n_max - n_min + 1]
-  std::vector<int32_t> seen_;  // the history indexed so far
+  uint64_t bucket_mask_ = 0;
+  std::vector<std::vector<int32_t>> head_;  // [n_max - n_min + 1][bucket_mask_ + 1] newest position or kNone
+  std::vector<std::vector<int32_t>> prev_;  // [n_max - n_min + 1][history size] next older position or kNone
+  std::vector<int32_t> seen_;               // [history size] the history indexed so far
 };
 
 }  // namespace swift
