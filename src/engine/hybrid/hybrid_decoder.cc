@@ -188,6 +188,7 @@ void HybridDecoder::step(Sequence& seq, int64_t budget) {
     std::iota(choice.nodes.begin(), choice.nodes.end(), 0);
   }
   cands_.to_token_tree(choice, tree_);
+  if (tree_.size() > 1) predicted_ += choice.expected_tokens - 1.0;
   const double t1 = now_ms();
 
   model_.transformer->forward(tree_.verify_batch(n0), seq.cache, full_, pool_, logits_);
@@ -245,6 +246,7 @@ void HybridDecoder::report(GenerateStats& s) const {
   s.extra["mean_tree_size"] = verify_steps_ ? static_cast<double>(tree_nodes_) / verify_steps_ : 0.0;
   s.extra["drafted_tokens"] = static_cast<double>(drafted_);
   s.extra["accepted_tokens"] = static_cast<double>(accepted_);
+  s.extra["predicted_accepted_tokens"] = predicted_;
   s.extra["accepted_lookup"] = static_cast<double>(accepted_lookup_);
   s.extra["accepted_layer_skip"] = static_cast<double>(accepted_skip_);
   s.extra["accepted_both"] = static_cast<double>(accepted_both_);

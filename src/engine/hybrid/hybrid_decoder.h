@@ -109,6 +109,9 @@ class HybridDecoder : public Decoder {
   int64_t verify_steps_ = 0, plain_steps_ = 0, tree_nodes_ = 0, drafted_ = 0, accepted_ = 0, committed_ = 0;
   int64_t draft_steps_ = 0, accepted_lookup_ = 0, accepted_skip_ = 0, accepted_both_ = 0;
   double draft_ms_ = 0, verify_ms_ = 0, control_ms_ = 0;
+  // Accepted drafted tokens the controller expected of the trees it sent (sum of their p_abs):
+  // against accepted_, how well the shared statistics fit this request.
+  double predicted_ = 0;
 };
 
 }  // namespace swift
