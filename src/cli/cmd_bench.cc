@@ -77,8 +77,8 @@ struct Totals {
   double worst = 1e300;  // lowest per-prompt speed-up over ar
   std::string worst_prompt;
   // Paired estimate (--repeat >= 2): per prompt, the median over repetitions of this mode's
-  // speed-up over the ar run next to it in time (paired_ratio()); per domain, ar's time over the
-  // time implied by those medians.
+  // speed-up over the ar run of the same repetition (paired_ratio()); per domain, ar's time over
+  // the time implied by those medians.
   double paired_ar_ms = 0, paired_ms = 0, paired_worst = 1e300;
   std::string paired_worst_prompt;
   double nodes = 0, plain = 0, from_lookup = 0, from_skip = 0, from_both = 0;  // hybrid/lookup only
@@ -130,7 +130,7 @@ double triad_gbps(ThreadPool& pool) {
 }
 
 // Median over repetitions of mode_tps[r] / ar_tps[r]. Within a repetition the modes of a prompt
-// run back to back (~0.3 s each), so a pair shares the machine's current speed; this VM's speed
+// run back to back (0.3-1.5 s each), so a pair shares the machine's current speed; this VM's speed
 // moves by up to 1.7x between phases lasting seconds, which the fastest-of-R per mode cannot
 // separate from a real difference when a phase change falls between one mode's repetitions and
 // the other's. The median drops a pair that a phase change split.
@@ -373,7 +373,7 @@ void add_bench(CLI::App& app) {
   c->add_option("--repeat", a->repeat,
                 "Run every prompt in every mode this many times (order rotating) and count each mode's fastest "
                 "decode: steadier per-prompt ratios on a noisy machine; also prints each mode's speed-up as the "
-                "median over repetitions of its ratio to the ar run next to it (default 1)")
+                "median over repetitions of its ratio to the ar run of the same repetition (default 1)")
       ->check(CLI::Range(1, 100));
   c->add_flag("--verify-cost", a->verify_cost,
                "First print the cost of one pass over 1..64 tokens relative to one token (after the first prompt)");
