@@ -81,14 +81,14 @@ double ForwardCost::ms(int n) const {
   return base_ * ratio_at(n);
 }
 
-void ForwardCost::observe(int n, double ms) {
-  if (!calibrated() || n < 1 || n > max_tokens() || !(ms > 0)) return;
+double ForwardCost::observe(int n, double ms) {
+  if (!calibrated() || n < 1 || n > max_tokens() || !(ms > 0)) return ms;
   // Slow drift (context growth, other load) is tracked; single outliers (preemption) are damped.
   const double predicted = this->ms(n);
   ms = std::clamp(ms, predicted / 3.0, 3.0 * predicted);
   if (n == 1) {
     base_ += kBaseRate * (ms - base_);
-    return;
+    return ms;
   }
   // Gradient step on the squared error of the interpolated ratio: the two measured sizes around
   // n move in proportion to their interpolation weights.
@@ -100,6 +100,7 @@ void ForwardCost::observe(int n, double ms) {
   if (f < 1.0) ratio_[i - 1] += kRatioRate * (1 - f) * err;  // ratio_[0] is reset below
   ratio_[0] = 1.0;
   for (size_t j = 1; j < ratio_.size(); ++j) ratio_[j] = std::max(ratio_[j], ratio_[j - 1]);
+  return ms;
 }
 
 }  // namespace swift

@@ -49,8 +49,10 @@ class ForwardCost {
   // Estimated milliseconds of one pass over n tokens (1 <= n <= max_tokens()).
   double ms(int n) const;
   int max_tokens() const { return sizes_.empty() ? 0 : sizes_.back(); }
-  // Learns from a real pass of n tokens that took `ms`.
-  void observe(int n, double ms);
+  // Learns from a real pass of n tokens that took `ms`; returns the time it learned from (ms
+  // clamped to [1/3, 3] x the estimate, so a stall counts as a slow pass, not as ten), or ms
+  // itself when n is outside the calibrated sizes.
+  double observe(int n, double ms);
 
   const std::vector<int>& sizes() const { return sizes_; }
   // Calibration results per size: median and fastest of the rounds (what the passes cost on

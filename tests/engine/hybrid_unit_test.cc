@@ -271,8 +271,9 @@ TEST(ForwardCost, LearnsTheOneTokenCostAndTheRatioCurveFromRealPasses) {
   for (size_t i = 1; i < c.ratios().size(); ++i) EXPECT_GE(c.ratios()[i], c.ratios()[i - 1]);
   // A single preempted pass (100x) moves the estimate by at most the clamp (3x) times the rate.
   const double before = c.ms(1);
-  c.observe(1, 100 * before);
+  EXPECT_DOUBLE_EQ(c.observe(1, 100 * before), 3 * before);  // what it learned from (the ledger's figure)
   EXPECT_LE(c.ms(1), before * (1 + 2 * ForwardCost::kBaseRate) + 1e-9);
+  EXPECT_DOUBLE_EQ(c.observe(1000, 5.0), 5.0);  // beyond the calibrated sizes: unchanged
   // Calibration results are kept for reporting.
   EXPECT_DOUBLE_EQ(c.median_ms()[3], 2.4);
   EXPECT_DOUBLE_EQ(c.best_ms()[3], 2.2);

@@ -26,7 +26,7 @@ class GainLedger {
   static constexpr double kPenaltyPerPass = 0.05;
 
   // One verification pass over `nodes` tokens (root included) that accepted `accepted` drafted
-  // tokens and took `pass_ms` (measured, outliers clamped by the caller), against the current
+  // tokens and took `pass_ms` (measured; stalls clamped by ForwardCost::observe), against the current
   // estimate of a one-token pass; `draft_ms` spent drafting for it. Measured rather than
   // estimated: the estimates of the sizes the controller picks run low (it picks a size when it
   // looks cheap; real 3- to 8-token passes measured 4-20% above their estimates on docs

@@ -193,18 +193,12 @@ void HybridDecoder::step(Sequence& seq, int64_t budget) {
 
   model_.transformer->forward(tree_.verify_batch(n0), seq.cache, full_, pool_, logits_);
   const double t2 = now_ms();
-  shared_.cost.observe(tree_.size(), t2 - t1);
+  const double pass_ms = shared_.cost.observe(tree_.size(), t2 - t1);  // stalls clamped
   const Acceptance acc = accept_verified(tree_, logits_.data(), V, sampling_, seq.tokens, rng_);
   TokenTree::compact(seq.cache, n0, acc.path, tree_.nodes());
-  // The ledger judges the pass by what it took, not by the cost model (whose estimates are
-  // biased low exactly where trees get chosen: a size looks cheap after a few fast passes, and
-  // then gets picked more often); single stalls are clamped as the cost model clamps them. The
-  // controller's trees fit the calibrated sizes (start()).
-  if (opt_.controller) {
-    const double predicted_ms = shared_.cost.ms(tree_.size());
-    ledger_.record(tree_.size(), static_cast<int64_t>(acc.path.size()),
-                   std::clamp(t2 - t1, predicted_ms / 3.0, 3.0 * predicted_ms), shared_.cost.ms(1), spent);
-  }
+  // The ledger judges the pass by what it took, not by the cost model's estimate (gain_ledger.h).
+  if (opt_.controller)
+    ledger_.record(tree_.size(), static_cast<int64_t>(acc.path.size()), pass_ms, shared_.cost.ms(1), spent);
   seq.n_cached = n0 + 1 + static_cast<int64_t>(acc.path.size());
   std::vector<int32_t> realised;
   for (int32_t node : acc.path) {

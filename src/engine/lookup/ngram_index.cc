@@ -56,16 +56,19 @@ void NgramIndex::sync(const std::vector<int32_t>& tokens) {
   // Called every decoding step with the whole history: the prefix check is one pass over ints,
   // and only the appended tokens are copied and indexed.
   if (seen_.size() > tokens.size() || !same(seen_.data(), tokens.data(), static_cast<int64_t>(seen_.size()))) clear();
-  append(std::vector<int32_t>(tokens.begin() + static_cast<std::ptrdiff_t>(seen_.size()), tokens.end()));
+  append_range(tokens.data() + seen_.size(), tokens.data() + tokens.size());
 }
 
-void NgramIndex::append(const std::vector<int32_t>& tokens) {
-  if (tokens.empty()) return;
+void NgramIndex::append(const std::vector<int32_t>& tokens) { append_range(tokens.data(), tokens.data() + tokens.size()); }
+
+void NgramIndex::append_range(const int32_t* begin, const int32_t* end) {
+  const size_t n_new = static_cast<size_t>(end - begin);
+  if (n_new == 0) return;
   // Positions are int32 (half the memory of the chains); checked before anything grows.
-  if (tokens.size() >= static_cast<size_t>(INT32_MAX) - seen_.size())
-    fail("n-gram index: a history of {} + {} tokens exceeds {}", seen_.size(), tokens.size(), INT32_MAX - 1);
+  if (n_new >= static_cast<size_t>(INT32_MAX) - seen_.size())
+    fail("n-gram index: a history of {} + {} tokens exceeds {}", seen_.size(), n_new, INT32_MAX - 1);
   const int64_t start = static_cast<int64_t>(seen_.size());
-  seen_.insert(seen_.end(), tokens.begin(), tokens.end());
+  seen_.insert(seen_.end(), begin, end);
   uint64_t buckets = bucket_mask_ + 1;
   while (buckets < 2 * static_cast<uint64_t>(seen_.size())) buckets *= 2;  // load <= 1/2
   if (buckets != bucket_mask_ + 1) return rebuild(buckets);

@@ -60,6 +60,8 @@ class NgramIndex {
   // Sets `buckets` (a power of two) and relinks every position, oldest first (chains stay
   // newest first).
   void rebuild(uint64_t buckets);
+  // Appends [begin, end) to the history and indexes it (append() and sync() share it).
+  void append_range(const int32_t* begin, const int32_t* end);
 
   static constexpr int32_t kNone = -1;
   static constexpr uint64_t kInitialBuckets = 1024;
