@@ -167,8 +167,8 @@ void run(const BenchArgs& a) {
   std::map<std::string, std::map<std::string, Totals>> totals;  // domain -> mode -> totals
   std::vector<std::string> domains;
   nlohmann::json records = nlohmann::json::array();
-  std::fprintf(stderr, "bench: %zu prompts x %zu modes, %lld new tokens, %d threads, greedy, %s math\n", prompts.size(),
-               modes.size(), static_cast<long long>(a.n), pool.size(), a.math.c_str());
+  std::fprintf(stderr, "bench: %zu prompts x %zu modes, %lld new tokens, %d threads, greedy, math %s\n", prompts.size(),
+               modes.size(), static_cast<long long>(a.n), pool.size(), model->transformer->math_description().c_str());
   // The triad is measured before, halfway and after the prompts: this shared machine's bandwidth
   // swings by a third within minutes, and the limit is the best of them.
   std::vector<double> triads;
@@ -344,7 +344,7 @@ void run(const BenchArgs& a) {
   if (!a.json_out.empty()) {
     std::ofstream out(a.json_out);
     out << nlohmann::json({{"model", a.model}, {"n", a.n}, {"threads", pool.size()}, {"modes", modes},
-                           {"math", a.math},
+                           {"math", a.math}, {"math_kernel", model->transformer->math_description()},
                            {"identical", all_identical}, {"runs", records}})
                .dump(1)
         << "\n";

@@ -80,9 +80,9 @@ void run(const InfoArgs& a) {
     return;
   }
   std::printf("model        %s\n", model->path.c_str());
-  std::printf("architecture %s, %.1fM parameters, weights %s (%.1f MiB, memory-mapped), %s math\n", c.arch_name.c_str(),
+  std::printf("architecture %s, %.1fM parameters, weights %s (%.1f MiB, memory-mapped), math %s\n", c.arch_name.c_str(),
               n_params / 1e6, w.dtype_summary.c_str(), w.total_bytes / 1048576.0,
-              math_name(model->transformer->math()));
+              model->transformer->math_description().c_str());
   std::printf("layers       %lld, hidden %lld, mlp %lld, heads %lld (kv %lld, head_dim %lld)\n",
               static_cast<long long>(c.n_layer), static_cast<long long>(c.hidden_size),
               static_cast<long long>(c.intermediate_size), static_cast<long long>(c.n_head),

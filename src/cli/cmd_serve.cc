@@ -83,11 +83,11 @@ void run(ServeArgs& a) {
   sig.detach();
   server.run([&](int port) {
     std::fprintf(stderr,
-                 "[serve] %s: %d layers, context %lld, decode %s, %s math, %d slots, %d threads, chat template %s%s\n"
+                 "[serve] %s: %d layers, context %lld, decode %s, math %s, %d slots, %d threads, chat template %s%s\n"
                  "[serve] listening on http://%s:%d (OpenAI API at /v1)\n",
                  o.model_name.c_str(), static_cast<int>(model->config.n_layer),
                  static_cast<long long>(o.n_ctx > 0 ? o.n_ctx : model->config.max_positions), o.default_mode.c_str(),
-                 math_name(model->transformer->math()), o.parallel, pool.size(), tmpl ? tmpl->name().c_str() : "none",
+                 model->transformer->math_description().c_str(), o.parallel, pool.size(), tmpl ? tmpl->name().c_str() : "none",
                  o.api_key.empty() ? "" : ", API key required", o.host.c_str(), port);
     std::fflush(stderr);
   });

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <iterator>
 
+#include "ops/bf16_amx.h"
 #include "ops/bf16_dot.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
@@ -43,6 +44,12 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath math)
            w_.dtype_summary);
   }
   inv_freq_ = rope_inv_freq(cfg_.rope, 0);
+}
+
+std::string Transformer::math_description() const {
+  if (math_ == MatMath::kF32) return "f32";
+  const MatView& m = w_.layers.empty() ? w_.lm_head : w_.layers[0].wo;
+  return bf16_amx_usable(m) ? "bf16 on AMX tiles" : "bf16 with AVX-512 BF16 dot products";
 }
 
 namespace {

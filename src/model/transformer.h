@@ -53,6 +53,9 @@ class Transformer {
 
   const ModelConfig& config() const { return cfg_; }
   MatMath math() const { return math_; }
+  // "f32", "bf16 on AMX tiles" or "bf16 with AVX-512 BF16 dot products": the math and, for bf16,
+  // the kernel the layers' matrices run (ops/bf16_amx.h: chosen by machine and matrix shape).
+  std::string math_description() const;
   const ModelWeights& weights() const { return w_; }
 
   // Runs the batch; logits gets [batch.logit_rows.size(), vocab]. Throws swift::Error for token

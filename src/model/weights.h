@@ -65,7 +65,6 @@ struct ModelWeights {
 //          (ops/bf16_dot.h): ~2x the multiply-adds per instruction, for compute-bound passes
 //          (prefill, verification trees); other dtypes are computed as with kF32.
 enum class MatMath : uint8_t { kF32, kBf16 };
-inline const char* math_name(MatMath m) { return m == MatMath::kBf16 ? "bf16" : "f32"; }
 
 // Repacks every F32/F16/BF16 projection matrix and the LM head into panel layout (a tied LM
 // head gets its own copy; the embedding rows stay in place) and releases their file pages.

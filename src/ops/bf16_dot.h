@@ -37,6 +37,11 @@ bool bf16_dot_native();
 // x rounded to the nearest bf16, ties to even, f32 denormals to signed zero; NaN stays NaN.
 uint16_t bf16_round(float x);
 
+// x [n_tok, cols] rounded with bf16_round, as [n_tok, 2 * ceil(cols / 2)] bf16 (an odd count gets a
+// zero padding column): the activation operand of both bf16 kernels. The buffer belongs to the
+// calling thread and stays valid until its next call.
+const uint16_t* bf16_round_rows(const float* x, int64_t n_tok, int64_t cols);
+
 // One step of the contract above for one output: fma(w1, x1, s) then fma(w0, x0, .), with
 // vdpbf16ps's flushing of denormal inputs and results. Exposed for the tests' reference.
 float bf16_dot_step(float s, uint16_t w0, uint16_t x0, uint16_t w1, uint16_t x1);

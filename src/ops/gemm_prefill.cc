@@ -18,6 +18,7 @@
 
 #include "ops/lanes.h"
 #include "ops/matmul.h"
+#include "ops/bf16_amx.h"
 #include "ops/bf16_dot.h"
 #include "ops/panel.h"
 #include "util/check.h"
@@ -90,7 +91,8 @@ void matmul_prefill(const MatView& w, const float* x, int64_t n_tok, float* y, c
   SWIFT_CHECK(n_tok >= 1);
   // Packed weights: the panel kernel already sums in this order, without the per-call packing.
   if (w.layout == MatLayout::kPanel16) return matmul_panel(w, x, n_tok, y, bias, pool);
-  if (w.layout == MatLayout::kPanel16Pairs) return matmul_bf16_dot(w, x, n_tok, y, bias, pool);
+  if (w.layout == MatLayout::kPanel16Pairs)
+    return bf16_amx_usable(w) ? matmul_bf16_amx(w, x, n_tok, y, bias, pool) : matmul_bf16_dot(w, x, n_tok, y, bias, pool);
   const int64_t n_panels = (w.rows + kPrefillPanelRows - 1) / kPrefillPanelRows;
   pool.parallel_for(n_panels, [&](int64_t begin, int64_t end, int) {
     thread_local std::vector<float> row, panel;

@@ -8,6 +8,7 @@
 #include "util/check.h"
 #include "util/half.h"
 
+#include "ops/bf16_amx.h"
 #include "ops/bf16_dot.h"
 #include "ops/lanes.h"
 #include "ops/panel.h"
@@ -191,7 +192,8 @@ void mat_row_to_f32(const MatView& w, int64_t r, float* out) {
 
 void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
   if (w.layout == MatLayout::kPanel16) return matmul_panel(w, x, n_tok, y, bias, pool);
-  if (w.layout == MatLayout::kPanel16Pairs) return matmul_bf16_dot(w, x, n_tok, y, bias, pool);
+  if (w.layout == MatLayout::kPanel16Pairs)
+    return bf16_amx_usable(w) ? matmul_bf16_amx(w, x, n_tok, y, bias, pool) : matmul_bf16_dot(w, x, n_tok, y, bias, pool);
   SWIFT_CHECK(w.cols % dtype_block(w.dtype) == 0, "{} matrix with {} columns", dtype_name(w.dtype), w.cols);
   switch (w.dtype) {
     case DType::kF32: matmul_typed<DType::kF32>(w, x, n_tok, y, bias, pool); break;

@@ -47,27 +47,6 @@ uint16_t pairs_at(const MatView& w, int64_t r, int64_t c) {
 }
 
 #if defined(SWIFT_BF16_DOT_NATIVE)
-// x [n_tok, cols] -> bf16 [n_tok, 2 * pairs] (zero in an odd matrix's padding column). The
-// buffer belongs to the calling thread and only grows: no allocation per token in steady state.
-const uint32_t* round_activations(const float* x, int64_t n_tok, int64_t cols) {
-  thread_local std::vector<uint32_t> buf;
-  const int64_t pairs = n_pairs(cols);
-  if (static_cast<int64_t>(buf.size()) < n_tok * pairs) buf.resize(static_cast<size_t>(n_tok * pairs));
-  auto* out = reinterpret_cast<uint16_t*>(buf.data());
-  for (int64_t t = 0; t < n_tok; ++t) {
-    const float* xr = x + t * cols;
-    uint16_t* o = out + t * 2 * pairs;
-    int64_t c = 0;
-    for (; c + 16 <= cols; c += 16) {
-      const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(xr + c));
-      std::memcpy(o + c, &h, 32);
-    }
-    for (; c < cols; ++c) o[c] = bf16_round(xr[c]);
-    if (cols % 2) o[cols] = 0;
-  }
-  return buf.data();
-}
-
 struct DotArgs {
   const uint16_t* w;  // [n_panels, pairs, 16, 2]
   int64_t rows, cols, pairs;
@@ -163,6 +142,29 @@ uint16_t bf16_round(float x) {
   return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+const uint16_t* bf16_round_rows(const float* x, int64_t n_tok, int64_t cols) {
+  // The buffer belongs to the calling thread and only grows: no allocation per token in steady
+  // state. Stored as pairs: the dot-product kernel broadcasts one 32-bit pair at a time.
+  thread_local std::vector<uint32_t> buf;
+  const int64_t width = 2 * n_pairs(cols);
+  if (static_cast<int64_t>(buf.size()) * 2 < n_tok * width) buf.resize(static_cast<size_t>(n_tok * width / 2));
+  auto* out = reinterpret_cast<uint16_t*>(buf.data());
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const float* xr = x + t * cols;
+    uint16_t* o = out + t * width;
+    int64_t c = 0;
+#if defined(SWIFT_BF16_DOT_NATIVE)
+    for (; c + 16 <= cols; c += 16) {
+      const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(xr + c));
+      std::memcpy(o + c, &h, 32);
+    }
+#endif
+    for (; c < cols; ++c) o[c] = bf16_round(xr[c]);
+    if (cols % 2) o[cols] = 0;
+  }
+  return out;
+}
+
 float bf16_dot_step(float s, uint16_t w0, uint16_t x0, uint16_t w1, uint16_t x1) {
   const float a1 = flush(bf16_to_f32(w1)), b1 = flush(bf16_to_f32(x1));
   const float a0 = flush(bf16_to_f32(w0)), b0 = flush(bf16_to_f32(x0));
@@ -198,7 +200,7 @@ void matmul_bf16_dot(const MatView& w, const float* x, int64_t n_tok, float* y, 
   if (n_tok <= 0 || w.rows == 0) return;
 #if defined(SWIFT_BF16_DOT_NATIVE)
   const DotArgs a{static_cast<const uint16_t*>(w.data), w.rows, w.cols, n_pairs(w.cols),
-                  round_activations(x, n_tok, w.cols),  y,      bias};
+                  reinterpret_cast<const uint32_t*>(bf16_round_rows(x, n_tok, w.cols)), y, bias};
   panel_parallel(n_panels(w.rows), n_tok, pool, [&](PanelTiles tiles, int64_t p0, int64_t np) {
     if (tiles == kPanelTiles2) dot_range<2, 8>(a, p0, np, n_tok);
     else if (tiles == kPanelTiles4) dot_range<4, 6>(a, p0, np, n_tok);

@@ -1,7 +1,10 @@
-// The bf16 dot-product kernel (ops/bf16_dot.h, `--math bf16`) against its scalar contract (bit
-// for bit, odd shapes, every tile shape, 1-3 threads, with and without bias), its batch
-// invariance, and its accuracy against the double-precision f32 product.
+// The bf16 kernels of `--math bf16`. The dot-product kernel (ops/bf16_dot.h) against its scalar
+// contract (bit for bit, odd shapes, every tile shape, 1-3 threads, with and without bias), its
+// batch invariance, and its accuracy against the double-precision f32 product; the AMX kernel
+// (ops/bf16_amx.h, where the CPU has it) for batch invariance bit for bit, dispatch, and accuracy.
 #include "ops/bf16_dot.h"
+
+#include <functional>
 
 #include <gtest/gtest.h>
 
@@ -10,6 +13,7 @@
 #include <limits>
 #include <vector>
 
+#include "ops/bf16_amx.h"
 #include "ops/matmul.h"
 #include "test_util.h"
 #include "util/half.h"
@@ -102,18 +106,22 @@ TEST(Bf16Dot, MatchesItsContractOnOddShapesWithAnyBatchAndThreads) {
       auto bias = test::random_floats(static_cast<size_t>(s.rows), 12);
       for (const float* b : std::initializer_list<const float*>{nullptr, bias.data()}) {
         std::vector<float> y(s.n_tok * s.rows), want(y.size()), want_rows(y.size()), pre(y.size());
-        matmul(m.view, x.data(), s.n_tok, y.data(), b, pool);
+        matmul_bf16_dot(m.view, x.data(), s.n_tok, y.data(), b, pool);
         matmul_bf16_dot_reference(m.view, x.data(), s.n_tok, want.data(), b);
         ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * sizeof(float)))
             << "shape " << s.rows << "x" << s.cols << " n_tok " << s.n_tok << " threads " << threads
             << (b ? " bias" : "");
         matmul_bf16_dot_reference(m.src, x.data(), s.n_tok, want_rows.data(), b);  // packing changes nothing
         ASSERT_EQ(0, std::memcmp(want.data(), want_rows.data(), y.size() * sizeof(float)));
-        matmul_prefill(m.view, x.data(), s.n_tok, pre.data(), b, pool);  // prefill shares the kernel
-        ASSERT_EQ(0, std::memcmp(y.data(), pre.data(), y.size() * sizeof(float)));
+        if (!bf16_amx_usable(m.view)) {  // matmul and prefill run this kernel (else the AMX tests below)
+          matmul(m.view, x.data(), s.n_tok, pre.data(), b, pool);
+          ASSERT_EQ(0, std::memcmp(y.data(), pre.data(), y.size() * sizeof(float)));
+          matmul_prefill(m.view, x.data(), s.n_tok, pre.data(), b, pool);
+          ASSERT_EQ(0, std::memcmp(y.data(), pre.data(), y.size() * sizeof(float)));
+        }
         for (int64_t t = 0; t < s.n_tok; ++t) {
           std::vector<float> single(s.rows);
-          matmul(m.view, x.data() + t * s.cols, 1, single.data(), b, pool);
+          matmul_bf16_dot(m.view, x.data() + t * s.cols, 1, single.data(), b, pool);
           ASSERT_EQ(0, std::memcmp(single.data(), y.data() + t * s.rows, s.rows * sizeof(float))) << "token " << t;
         }
       }
@@ -121,18 +129,19 @@ TEST(Bf16Dot, MatchesItsContractOnOddShapesWithAnyBatchAndThreads) {
   }
 }
 
-TEST(Bf16Dot, StaysWithinTheBf16RoundingBoundOfTheExactProduct) {
-  // Tolerance (stated): each activation is off by at most 2^-9 of itself after rounding, and
-  // the f32 sums add at most cols * 2^-24 relative error, so
-  //   |y - y_exact| <= (2^-9 + cols * 2^-24) * sum_c |W[r,c] x[t,c]| (+ 1e-6 absolute).
-  // The test also checks the error is really that of bf16 activations (above f32's), so a kernel
-  // that silently computed in f32 would not pass for this one.
+// Tolerance (stated): each activation is off by at most 2^-9 of itself after rounding, and the
+// f32 sums add at most `sum_rel` of sum_c |W[r,c] x[t,c]|, so
+//   |y - y_exact| <= (2^-9 + sum_rel) * sum_c |W[r,c] x[t,c]| (+ 1e-6 absolute).
+// The check also requires the error to be really that of bf16 activations (above f32's), so a
+// kernel that silently computed in f32 would not pass for this one.
+void expect_bf16_rounding_bound(
+    const std::function<void(const MatView&, const float*, int64_t, float*, ThreadPool&)>& kernel, double sum_rel) {
   ThreadPool pool(2);
   const int64_t rows = 96, cols = 768, n_tok = 9;
   Bf16Matrix m = make_matrix(rows, cols, 5);
   const auto x = test::random_floats(static_cast<size_t>(n_tok * cols), 6);
   std::vector<float> y(rows * n_tok), exact(rows * n_tok);
-  matmul(m.view, x.data(), n_tok, y.data(), nullptr, pool);
+  kernel(m.view, x.data(), n_tok, y.data(), pool);
   matmul_reference(m.src, x.data(), n_tok, exact.data(), nullptr);
   double worst_rel = 0.0;
   std::vector<float> w(cols);
@@ -142,11 +151,87 @@ TEST(Bf16Dot, StaysWithinTheBf16RoundingBoundOfTheExactProduct) {
       double mag = 0.0;
       for (int64_t c = 0; c < cols; ++c) mag += std::fabs(static_cast<double>(w[c]) * x[t * cols + c]);
       const double err = std::fabs(static_cast<double>(y[t * rows + r]) - exact[t * rows + r]);
-      EXPECT_LE(err, (std::ldexp(1.0, -9) + cols * std::ldexp(1.0, -24)) * mag + 1e-6) << "row " << r << " tok " << t;
+      EXPECT_LE(err, (std::ldexp(1.0, -9) + sum_rel) * mag + 1e-6) << "row " << r << " tok " << t;
       worst_rel = std::max(worst_rel, err / mag);
     }
   }
   EXPECT_GT(worst_rel, 1e-5);  // f32 activations would stay near cols * 2^-24 / sqrt ~ 1e-6
+}
+
+TEST(Bf16Dot, StaysWithinTheBf16RoundingBoundOfTheExactProduct) {
+  // One rounding per column pair: cols * 2^-24.
+  expect_bf16_rounding_bound([](const MatView& w, const float* x, int64_t n, float* y,
+                                ThreadPool& pool) { matmul_bf16_dot(w, x, n, y, nullptr, pool); },
+                             768 * std::ldexp(1.0, -24));
+}
+
+// --- The AMX kernel (ops/bf16_amx.h): same layout and activation rounding, the tile unit's sums.
+
+TEST(Bf16Amx, TakesOnlyWholeTileStepsOfPairPackedBf16) {
+  Bf16Matrix a = make_matrix(48, 64, 1), b = make_matrix(48, 40, 2);
+  EXPECT_FALSE(bf16_amx_usable(b.view));  // 40 columns: not whole 32-column steps
+  EXPECT_FALSE(bf16_amx_usable(a.src));   // row-major
+  EXPECT_EQ(bf16_amx_usable(a.view), bf16_amx_available());
+  // matmul() and matmul_prefill() run the dot-product kernel where the AMX one cannot run.
+  ThreadPool pool(2);
+  const auto x = test::random_floats(5 * 40, 3);
+  std::vector<float> y(5 * 48), want(y.size());
+  matmul(b.view, x.data(), 5, y.data(), nullptr, pool);
+  matmul_bf16_dot_reference(b.view, x.data(), 5, want.data(), nullptr);
+  EXPECT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * sizeof(float)));
+}
+
+TEST(Bf16Amx, IsBatchInvariantOnOddShapesWithAnyBatchAndThreads) {
+  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 tiles on this CPU or build";
+  struct Shape {
+    int64_t rows, cols, n_tok;
+  };
+  // Token tiles of 1-16 rows, one and two at a time (17-32), pairs then a remainder (33+);
+  // odd panel counts (a single-panel block), a partial last panel, 1-24 column steps.
+  const Shape shapes[] = {{1, 32, 1},    {16, 32, 2},   {17, 64, 16},   {33, 96, 17},  {40, 768, 3},
+                          {48, 256, 31}, {130, 32, 32}, {200, 160, 33}, {64, 256, 47}, {31, 512, 70}};
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (Shape s : shapes) {
+      Bf16Matrix m = make_matrix(s.rows, s.cols, static_cast<uint64_t>(s.rows * 7 + s.cols));
+      ASSERT_TRUE(bf16_amx_usable(m.view));
+      auto x = test::random_floats(static_cast<size_t>(s.n_tok * s.cols), 21);
+      x[0] = 1e-39f;  // a denormal activation (rounds to zero)
+      auto bias = test::random_floats(static_cast<size_t>(s.rows), 22);
+      for (const float* b : std::initializer_list<const float*>{nullptr, bias.data()}) {
+        SCOPED_TRACE(::testing::Message() << "shape " << s.rows << "x" << s.cols << " n_tok " << s.n_tok << " threads "
+                                          << threads << (b ? " bias" : ""));
+        std::vector<float> y(s.n_tok * s.rows), other(y.size()), near(y.size());
+        matmul_bf16_amx(m.view, x.data(), s.n_tok, y.data(), b, pool);
+        // matmul() and prefill dispatch here; both give the same bits.
+        matmul(m.view, x.data(), s.n_tok, other.data(), b, pool);
+        ASSERT_EQ(0, std::memcmp(y.data(), other.data(), y.size() * sizeof(float)));
+        matmul_prefill(m.view, x.data(), s.n_tok, other.data(), b, pool);
+        ASSERT_EQ(0, std::memcmp(y.data(), other.data(), y.size() * sizeof(float)));
+        // Each token alone, and the batch's suffix (other batch positions and tile rows).
+        for (int64_t t = 0; t < s.n_tok; ++t) {
+          std::vector<float> single(s.rows);
+          matmul_bf16_amx(m.view, x.data() + t * s.cols, 1, single.data(), b, pool);
+          ASSERT_EQ(0, std::memcmp(single.data(), y.data() + t * s.rows, s.rows * sizeof(float))) << "token " << t;
+        }
+        const int64_t skip = s.n_tok / 3;
+        matmul_bf16_amx(m.view, x.data() + skip * s.cols, s.n_tok - skip, other.data(), b, pool);
+        ASSERT_EQ(0, std::memcmp(other.data(), y.data() + skip * s.rows, (s.n_tok - skip) * s.rows * sizeof(float)));
+        // Close to the dot-product kernel's contract (same operands, another summation).
+        matmul_bf16_dot_reference(m.view, x.data(), s.n_tok, near.data(), b);
+        for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], near[i], 1e-4f * (1.0f + std::fabs(near[i]))) << i;
+      }
+    }
+  }
+}
+
+TEST(Bf16Amx, StaysWithinTheBf16RoundingBoundOfTheExactProduct) {
+  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 tiles on this CPU or build";
+  // The instruction's internal sums are the hardware's: allowed up to one rounding per product
+  // (32 per step), i.e. the dot-product kernel's bound doubled: 2 * cols * 2^-24.
+  expect_bf16_rounding_bound([](const MatView& w, const float* x, int64_t n, float* y,
+                                ThreadPool& pool) { matmul_bf16_amx(w, x, n, y, nullptr, pool); },
+                             2 * 768 * std::ldexp(1.0, -24));
 }
 
 }  // namespace swift

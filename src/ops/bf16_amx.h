@@ -1,0 +1,44 @@
+// BF16 matrix products on AMX tiles (Intel AMX-BF16: Sapphire Rapids and later), for `--math bf16`.
+//
+// Why: on 2 cores the AVX-512 kernels are compute-bound from ~4 tokens on: a pass over 16 tokens
+// cost 3.5x (f32 math) / 4.2x (bf16 dot products) one token on the Xeon these figures come from
+// (README, Performance). One TDPBF16PS multiplies a 16 x 32 bf16 tile by a 32 x 16 one (8,192
+// multiply-adds); the tile unit does ~16x the multiply-adds per cycle of AVX-512, so a pass over
+// up to 32 tokens costs little more than reading the weights once.
+//
+// Layout: the kPanel16Pairs panels of ops/bf16_dot.h are already AMX's "VNNI" B operand: 16 pair
+// rows of one panel ([c / 2][r % 16][c % 2], 64 bytes each) form a 16-pair x 16-output tile. The
+// activations, rounded to bf16 exactly as for the dot-product kernel, are the A operand (one
+// token per tile row), and a result tile is 16 tokens x 16 outputs of y. No repacking.
+//
+// Numeric contract (batch invariance, as matmul.h requires for lossless decoding): with x^ as in
+// ops/bf16_dot.h, y[t, r] = acc_{cols/32} + bias[r] (or + 0), acc_0 = +0 and
+//   acc_{k+1} = TDPBF16PS(acc_k; W[r, 32k .. 32k+31], x^[t, 32k .. 32k+31]),
+// one tile instruction per 32 columns in increasing order. How the instruction sums its 32
+// products into the accumulator is the hardware's (measured here: not a sequence of fma, not one
+// rounding of the exact sum), but it is a fixed function of one output's operands: nothing
+// depends on the token count, the batch position, the tile shape or the thread split. Results
+// therefore differ in the last bits from the AVX-512 kernel's; a given matrix always takes one of
+// the two (bf16_amx_usable), decided by its shape and the machine, never by the batch.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/dtype.h"
+#include "util/thread_pool.h"
+
+namespace swift {
+
+// True when this build has AMX-BF16 code and the kernel let this process use the tile registers
+// (Linux >= 5.16 grants them on request; asked once, on the first call).
+bool bf16_amx_available();
+
+// Whether matmul() runs this kernel for w: AMX available, w in kPanel16Pairs layout, and whole
+// 32-column tile steps (cols % 32 == 0: every LLaMA-family width). Other matrices keep the
+// AVX-512 dot-product kernel.
+bool bf16_amx_usable(const MatView& w);
+
+// y[t, r] for bf16_amx_usable(w) (shapes as matmul()).
+void matmul_bf16_amx(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
+
+}  // namespace swift

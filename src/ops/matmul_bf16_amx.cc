@@ -1,0 +1,251 @@
+// AMX-BF16 kernel for kPanel16Pairs matrices: contract and layout in ops/bf16_amx.h.
+//
+// Tiles (8 registers of 16 rows x 64 bytes): up to 16 tokens, result tiles 0-3 hold one token
+// tile x 4 panels (block1: per 32-column step 1 activation load and 4 weight loads for 4
+// TDPBF16PS); 17+ tokens, 2 token tiles x 2 panels (block2: A0/A1 and B0/B1, 4 loads for 4
+// TDPBF16PS, each weight tile used twice). Either way a block reads its weights once. Token tiles shorter than 16 rows
+// (the batch's remainder, or a single decoded token) are configured with fewer rows, which the tile unit processes in
+// proportionally less time; the weights' tile is always full.
+//
+// Cost: one LDTILECFG (~100 cycles) when a thread's tile shape changes — at most twice per call
+// (full token pairs, then the remainder); a decoding loop reuses one shape and loads it once.
+#include <algorithm>
+#include <cstring>
+
+#include "ops/bf16_amx.h"
+#include "ops/bf16_dot.h"
+#include "util/check.h"
+
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__linux__)
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define SWIFT_BF16_AMX 1
+#endif
+
+namespace swift {
+
+namespace {
+
+#if defined(SWIFT_BF16_AMX)
+constexpr int kArchReqXcompPerm = 0x1023;  // arch_prctl: request an XSAVE feature for this process
+constexpr int kXfeatureXtiledata = 18;     // the AMX tile data state
+
+// Tile register numbers. GCC's tile intrinsics paste their argument into the assembly text, so
+// the instructions below spell them as literals: C00 = 0, C01 = 1, C10 = 2, C11 = 3 (token tile
+// x panel), A0 = 4, A1 = 5 (token tiles), B0 = 6, B1 = 7 (panels).
+enum : int { kC00 = 0, kC01 = 1, kC10 = 2, kC11 = 3, kA0 = 4, kA1 = 5, kB0 = 6, kB1 = 7 };
+
+// Stores result tile `tile` (0..3) with the given row stride in bytes.
+void tile_store(int tile, void* dst, int64_t stride) {
+  switch (tile) {
+    case kC00:
+      _tile_stored(0, dst, stride);
+      break;
+    case kC01:
+      _tile_stored(1, dst, stride);
+      break;
+    case kC10:
+      _tile_stored(2, dst, stride);
+      break;
+    default:
+      _tile_stored(3, dst, stride);
+      break;
+  }
+}
+
+// LDTILECFG's 64-byte operand (palette 1).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Configures the tiles for token tiles of r0 and r1 rows, unless this thread's tiles already have
+// that shape. r1 > 0: 2 x 2 result tiles (C00, C01 of r0 rows; C10, C11 of r1). r1 = 0 (at most
+// 16 tokens): result tiles 0-3 are four panels of one token tile (block1).
+void configure(int r0, int r1) {
+  thread_local int loaded = -1;
+  const int key = r0 * 32 + r1;
+  if (key == loaded) return;
+  TileConfig c;
+  auto set = [&](int tile, int rows) {
+    c.rows[tile] = static_cast<uint8_t>(rows);
+    c.colsb[tile] = rows > 0 ? 64 : 0;
+  };
+  set(kC00, r0);
+  set(kC01, r0);
+  set(kA0, r0);
+  set(kC10, r1 > 0 ? r1 : r0);
+  set(kC11, r1 > 0 ? r1 : r0);
+  set(kA1, r1);
+  set(kB0, 16);
+  set(kB1, 16);
+  // Not _tile_loadconfig: GCC 12's macro gives the asm only the first 8 bytes of the operand as
+  // input, so the compiler may drop the stores of the row and column counts as dead.
+  asm volatile("ldtilecfg %0" : : "m"(c));
+  loaded = key;
+}
+
+struct AmxArgs {
+  const uint16_t* w;  // [n_panels, pairs, 16, 2]
+  int64_t rows, pairs;
+  const uint16_t* x;  // [n_tok, 2 * pairs] bf16
+  float* y;           // [n_tok, rows]
+  const float* bias;
+};
+
+// Writes result tile `tile` (n_rows tokens from t0, panel p) into y, adding the bias.
+void store(const AmxArgs& a, int tile, int64_t t0, int n_rows, int64_t p) {
+  const int64_t row0 = p * kPanelRows;
+  const int64_t live = std::min<int64_t>(a.rows - row0, kPanelRows);
+  float* out = a.y + t0 * a.rows + row0;
+  if (live == kPanelRows) {
+    tile_store(tile, out, a.rows * static_cast<int64_t>(sizeof(float)));
+  } else {  // the last panel of a matrix whose rows are not a multiple of 16: only the live columns
+    alignas(64) float tmp[kPanelRows * kPanelRows];
+    tile_store(tile, tmp, kPanelRows * static_cast<int64_t>(sizeof(float)));
+    for (int t = 0; t < n_rows; ++t) std::memcpy(out + t * a.rows, tmp + t * kPanelRows, live * sizeof(float));
+  }
+  if (a.bias)
+    for (int t = 0; t < n_rows; ++t)
+      for (int64_t r = 0; r < live; ++r) out[t * a.rows + r] += a.bias[row0 + r];
+}
+
+// Two token tiles (17+ tokens): panels [p, p + NP), NP <= 2, x token tiles at t0 (r0 rows) and
+// t0 + 16 (r1 rows), results in C00, C01 / C10, C11.
+template <int NP>
+void block2(const AmxArgs& a, int64_t p, int64_t t0, int r0, int r1) {
+  // GCC's tile-load macro declares no memory input: make every store to the operands visible.
+  asm volatile("" : : : "memory");
+  _tile_zero(0);
+  _tile_zero(2);
+  if constexpr (NP == 2) {
+    _tile_zero(1);
+    _tile_zero(3);
+  }
+  const int64_t x_stride = 2 * a.pairs * static_cast<int64_t>(sizeof(uint16_t));
+  const uint16_t* x0 = a.x + t0 * 2 * a.pairs;
+  const uint16_t* w0 = a.w + p * a.pairs * 2 * kPanelRows;
+  for (int64_t j = 0; j < a.pairs; j += 16) {  // 16 pairs = 32 columns per step
+    _tile_loadd(4, x0 + 2 * j, x_stride);
+    _tile_loadd(6, w0 + j * 2 * kPanelRows, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_loadd(5, x0 + kPanelRows * 2 * a.pairs + 2 * j, x_stride);
+    _tile_dpbf16ps(2, 5, 6);
+    if constexpr (NP == 2) {
+      _tile_loadd(7, w0 + (a.pairs + j) * 2 * kPanelRows, 64);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  store(a, kC00, t0, r0, p);
+  store(a, kC10, t0 + kPanelRows, r1, p);
+  if constexpr (NP == 2) {
+    store(a, kC01, t0, r0, p + 1);
+    store(a, kC11, t0 + kPanelRows, r1, p + 1);
+  }
+}
+
+// One token tile (r0 <= 16 rows at t0): panels [p, p + NP), NP <= 4, in result tiles 0..NP-1. Each
+// step loads the activations once for NP panels (a 16-token tile is as many bytes as a weight
+// tile: sharing it over 4 panels instead of 2 saves a fifth of the loads), weight tiles
+// alternating between B0 and B1.
+template <int NP>
+void block1(const AmxArgs& a, int64_t p, int64_t t0, int r0) {
+  asm volatile("" : : : "memory");  // as in block2()
+  _tile_zero(0);
+  if constexpr (NP >= 2) _tile_zero(1);
+  if constexpr (NP >= 3) _tile_zero(2);
+  if constexpr (NP >= 4) _tile_zero(3);
+  const int64_t x_stride = 2 * a.pairs * static_cast<int64_t>(sizeof(uint16_t));
+  const int64_t panel = a.pairs * 2 * kPanelRows;  // elements per panel
+  const uint16_t* x0 = a.x + t0 * 2 * a.pairs;
+  const uint16_t* w0 = a.w + p * panel;
+  for (int64_t j = 0; j < a.pairs; j += 16) {
+    const uint16_t* wj = w0 + j * 2 * kPanelRows;
+    _tile_loadd(4, x0 + 2 * j, x_stride);
+    _tile_loadd(6, wj, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (NP >= 2) {
+      _tile_loadd(7, wj + panel, 64);
+      _tile_dpbf16ps(1, 4, 7);
+    }
+    if constexpr (NP >= 3) {
+      _tile_loadd(6, wj + 2 * panel, 64);
+      _tile_dpbf16ps(2, 4, 6);
+    }
+    if constexpr (NP >= 4) {
+      _tile_loadd(7, wj + 3 * panel, 64);
+      _tile_dpbf16ps(3, 4, 7);
+    }
+  }
+  store(a, 0, t0, r0, p);
+  if constexpr (NP >= 2) store(a, 1, t0, r0, p + 1);
+  if constexpr (NP >= 3) store(a, 2, t0, r0, p + 2);
+  if constexpr (NP >= 4) store(a, 3, t0, r0, p + 3);
+}
+
+// Panels [p0, p1) for all tokens: token pairs outer (one tile shape per pair; the thread's
+// panels stay in L2 between pairs), panel pairs inner.
+void amx_range(const AmxArgs& a, int64_t p0, int64_t p1, int64_t n_tok) {
+  for (int64_t t0 = 0; t0 < n_tok; t0 += 2 * kPanelRows) {
+    const int r0 = static_cast<int>(std::min<int64_t>(kPanelRows, n_tok - t0));
+    const int r1 = static_cast<int>(std::clamp<int64_t>(n_tok - t0 - kPanelRows, 0, kPanelRows));
+    configure(r0, r1);
+    int64_t p = p0;
+    if (r1 > 0) {
+      for (; p + 2 <= p1; p += 2) block2<2>(a, p, t0, r0, r1);
+      if (p < p1) block2<1>(a, p, t0, r0, r1);
+    } else {  // one token tile: the whole batch (<= 16 tokens) or the remainder after pairs
+      for (; p + 4 <= p1; p += 4) block1<4>(a, p, t0, r0);
+      switch (p1 - p) {
+        case 3:
+          block1<3>(a, p, t0, r0);
+          break;
+        case 2:
+          block1<2>(a, p, t0, r0);
+          break;
+        case 1:
+          block1<1>(a, p, t0, r0);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+}
+#endif
+
+}  // namespace
+
+bool bf16_amx_available() {
+#if defined(SWIFT_BF16_AMX)
+  static const bool granted = syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  return granted;
+#else
+  return false;
+#endif
+}
+
+bool bf16_amx_usable(const MatView& w) {
+  return w.layout == MatLayout::kPanel16Pairs && w.dtype == DType::kBF16 && w.cols % 32 == 0 && bf16_amx_available();
+}
+
+void matmul_bf16_amx(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
+  SWIFT_CHECK(bf16_amx_usable(w), "AMX kernel called for a {}x{} matrix it cannot run", w.rows, w.cols);
+  if (n_tok <= 0 || w.rows == 0) return;
+#if defined(SWIFT_BF16_AMX)
+  const AmxArgs a{static_cast<const uint16_t*>(w.data), w.rows, w.cols / 2, bf16_round_rows(x, n_tok, w.cols), y, bias};
+  // Work unit: a pair of panels (the block's width), so each output is computed by one thread.
+  const int64_t n_panels = (w.rows + kPanelRows - 1) / kPanelRows;
+  pool.parallel_for((n_panels + 1) / 2,
+                    [&](int64_t u0, int64_t u1, int) { amx_range(a, 2 * u0, std::min(2 * u1, n_panels), n_tok); });
+#else
+  (void)x, (void)y, (void)bias, (void)pool;
+#endif
+}
+
+}  // namespace swift
