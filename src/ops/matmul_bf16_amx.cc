@@ -3,12 +3,14 @@
 // Tiles (8 registers of 16 rows x 64 bytes): up to 16 tokens, result tiles 0-3 hold one token
 // tile x 4 panels (block1: per 32-column step 1 activation load and 4 weight loads for 4
 // TDPBF16PS); 17+ tokens, 2 token tiles x 2 panels (block2: A0/A1 and B0/B1, 4 loads for 4
-// TDPBF16PS, each weight tile used twice). Either way a block reads its weights once. Token tiles shorter than 16 rows
-// (the batch's remainder, or a single decoded token) are configured with fewer rows, which the tile unit processes in
-// proportionally less time; the weights' tile is always full.
+// TDPBF16PS, each weight tile used twice). Either way a block reads its weights once. Token tiles
+// shorter than 16 rows (the batch's remainder, or a single decoded token) are configured with
+// fewer rows; the weights' tile is always full.
 //
-// Cost: one LDTILECFG (~100 cycles) when a thread's tile shape changes — at most twice per call
-// (full token pairs, then the remainder); a decoding loop reuses one shape and loads it once.
+// Cost (measured on a 2-core Xeon VM, warm in L2): a TDPBF16PS ~4.9 ns whatever its rows, a
+// 1 KB tile load ~9 ns, so weight streaming bounds the kernel. LDTILECFG runs only when a
+// thread's tile shape changes: at most twice per call (full token pairs, then the remainder);
+// a decoding loop reuses one shape.
 #include <algorithm>
 #include <cstring>
 
