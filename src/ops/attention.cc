@@ -1,10 +1,15 @@
 // Attention over explicit slot lists (ops/attention.h).
 //
-// Work unit: one query token and one KV head, with all query heads that share that KV head
-// (GQA). The group's heads score the same keys while their rows are in L1 and their weighted
-// sums advance together, so independent FMA chains hide the FMA latency that one head's
-// sequential sum over keys would expose (the sum runs in list order for every element, which is
-// what makes a token's output independent of its batch). Per head:
+// Work unit: one KV head and a chunk of up to 16 query tokens, with all query heads that share
+// that KV head (GQA). The group's heads score the same keys while their rows are in L1 and their
+// weighted sums advance together, so independent FMA chains hide the FMA latency that one
+// head's sequential sum over keys would expose (the sum runs in list order for every element,
+// which is what makes a token's output independent of its batch). The context a chunk's tokens
+// share (verification: the committed slots; prefill: the earlier prompt) is taken in blocks of
+// 64 keys that every token of the chunk uses while the rows are in L1, the weighted sums
+// carried from block to block; each token's own remainder follows. Measured on a Xeon, 16
+// tokens after 300: attention alone 1.29 -> 1.24 ms, the whole pass 3.04 -> 2.92 ms (medians of
+// 6); one token unchanged. Per head:
 //   scores_j = (q . k_j) * scale          lane-contract dot products, 16 keys reduced together
 //   w_j      = exp(scores_j - max)        lanes::exp, 16 at a time
 //   sum      = sum_j w_j                  in double, 16 fixed partial sums, fixed tree
@@ -15,6 +20,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 
 #include "ops/lanes.h"
 #include "util/check.h"
@@ -46,11 +53,11 @@ inline void prefetch_row(const float* row, int64_t n_floats) {
 // (independent FMA chains) and reduced together (lanes::reduce16); the tail uses the plain dot.
 // Both give reduce(dot lanes) bit for bit, so a key's score does not depend on its index.
 void group_scores(const float* q, int64_t n_q, const float* k, const int32_t* sl, int64_t n, int64_t kv_stride,
-                  int64_t hd, float scale, float* scores, int64_t stride) {
+                  int64_t hd, float scale, float* scores, int64_t stride, bool prefetch) {
   const Vec sv = broadcast(scale);
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
-    if (j + kKeysAhead + 16 <= n)
+    if (prefetch && j + kKeysAhead + 16 <= n)
       for (int i = 0; i < 16; ++i) prefetch_row(k + static_cast<int64_t>(sl[j + kKeysAhead + i]) * kv_stride, hd);
     const float* row[16];
 #pragma GCC unroll 16
@@ -82,13 +89,13 @@ void group_scores(const float* q, int64_t n_q, const float* k, const int32_t* sl
 // per-key lane chains and reduce16, so the same bits.
 template <int G>
 void group_scores_shared(const float* q, const float* k, const int32_t* sl, int64_t n, int64_t kv_stride, int64_t hd,
-                         float scale, float* scores, int64_t stride) {
+                         float scale, float* scores, int64_t stride, bool prefetch) {
   constexpr int KB = 16 / G;
   static_assert(KB * G == 16);
   const Vec sv = broadcast(scale);
   int64_t j = 0;
   for (; j + KB <= n; j += KB) {
-    if (j + kKeysAhead + KB <= n)
+    if (prefetch && j + kKeysAhead + KB <= n)
       for (int i = 0; i < KB; ++i) prefetch_row(k + static_cast<int64_t>(sl[j + kKeysAhead + i]) * kv_stride, hd);
     const float* row[KB];
 #pragma GCC unroll 16
@@ -144,11 +151,16 @@ float softmax_weights(float* s, int64_t n) {
   return static_cast<float>(1.0 / ((s4[0] + s4[2]) + (s4[1] + s4[3])));
 }
 
-// out_h[d0 + 16b ...] = inv_h * sum_j w_h[j] * v[sl[j]][d], keys in list order, for H heads and
-// NB blocks of 16 dimensions: H * NB independent FMA chains.
+// Running weighted sums acc_h[d] += w_h[j] * v[sl[j]][d] over keys sl[0, n) in list order, for H
+// heads and NB blocks of 16 dimensions from d0: H * NB independent FMA chains. A list may be
+// summed in segments: the chains start at zero when `first` and otherwise continue from
+// state[h * hd + d] (where the previous segment left them); when `last` the result
+// out_h[d] = acc_h[d] * inv_h is stored instead of the state. Segmenting never changes a bit:
+// each chain runs the same fmas in the same order.
 template <int H, int NB>
 void weighted_sum(const float* w, int64_t w_stride, const float* v, const int32_t* sl, int64_t n, int64_t kv_stride,
-                  int64_t d0, int64_t hd, const float* inv, float* out) {
+                  int64_t d0, int64_t hd, const float* inv, float* out, float* state, bool first, bool last,
+                  bool prefetch) {
   Vec acc[H][NB];
   Mask m[NB];
 #pragma GCC unroll 8
@@ -156,10 +168,11 @@ void weighted_sum(const float* w, int64_t w_stride, const float* v, const int32_
 #pragma GCC unroll 8
   for (int h = 0; h < H; ++h)
 #pragma GCC unroll 8
-    for (int b = 0; b < NB; ++b) acc[h][b] = zero();
+    for (int b = 0; b < NB; ++b) acc[h][b] = first ? zero() : load(state + h * hd + d0 + b * kLanes, m[b]);
   const int64_t width = std::min<int64_t>(hd - d0, NB * kLanes);
   for (int64_t j = 0; j < n; ++j) {
-    if (j + kKeysAhead < n) prefetch_row(v + static_cast<int64_t>(sl[j + kKeysAhead]) * kv_stride + d0, width);
+    if (prefetch && j + kKeysAhead < n)
+      prefetch_row(v + static_cast<int64_t>(sl[j + kKeysAhead]) * kv_stride + d0, width);
     const float* row = v + static_cast<int64_t>(sl[j]) * kv_stride + d0;
     Vec vv[NB];
 #pragma GCC unroll 8
@@ -174,19 +187,76 @@ void weighted_sum(const float* w, int64_t w_stride, const float* v, const int32_
 #pragma GCC unroll 8
   for (int h = 0; h < H; ++h)
 #pragma GCC unroll 8
-    for (int b = 0; b < NB; ++b)
-      store(out + h * hd + d0 + b * kLanes, fma(acc[h][b], broadcast(inv[h]), zero()), m[b]);
+    for (int b = 0; b < NB; ++b) {
+      if (last) store(out + h * hd + d0 + b * kLanes, fma(acc[h][b], broadcast(inv[h]), zero()), m[b]);
+      else store(state + h * hd + d0 + b * kLanes, acc[h][b], m[b]);
+    }
 }
 
-// Heads per pass so that H * NB <= 16 accumulators (NB <= 8): 4 or 2 at a time, then 1.
+// One segment of the weighted sums of a query's n_q heads (all dimensions): heads 4 or 2 at a
+// time, then 1, so that H * NB <= 16 accumulators (NB <= 8).
+struct SumSegment {
+  const float* w;  // [n_q, w_stride] softmax weights; this segment's keys start at w[0]
+  int64_t w_stride;
+  const int32_t* sl;  // the segment's slots
+  int64_t n;
+  const float* inv;  // [n_q]
+  float* out;        // [n_q, hd]
+  float* state;      // [n_q, hd]
+  bool first, last, prefetch;
+};
+
 template <int NB>
-void weighted_sums(const float* w, int64_t w_stride, const float* v, const int32_t* sl, int64_t n, int64_t kv_stride,
-                   int64_t d0, int64_t hd, const float* inv, int64_t n_q, float* out) {
+void weighted_sums(const SumSegment& g, const float* v, int64_t kv_stride, int64_t d0, int64_t hd, int64_t n_q) {
   int64_t h = 0;
+  auto one = [&](auto heads) {
+    constexpr int kH = decltype(heads)::value;
+    weighted_sum<kH, NB>(g.w + h * g.w_stride, g.w_stride, v, g.sl, g.n, kv_stride, d0, hd, g.inv + h, g.out + h * hd,
+                         g.state + h * hd, g.first, g.last, g.prefetch && h == 0);
+  };
   if constexpr (NB <= 4)
-    for (; h + 4 <= n_q; h += 4) weighted_sum<4, NB>(w + h * w_stride, w_stride, v, sl, n, kv_stride, d0, hd, inv + h, out + h * hd);
-  for (; h + 2 <= n_q; h += 2) weighted_sum<2, NB>(w + h * w_stride, w_stride, v, sl, n, kv_stride, d0, hd, inv + h, out + h * hd);
-  for (; h < n_q; ++h) weighted_sum<1, NB>(w + h * w_stride, w_stride, v, sl, n, kv_stride, d0, hd, inv + h, out + h * hd);
+    for (; h + 4 <= n_q; h += 4) one(std::integral_constant<int, 4>{});
+  for (; h + 2 <= n_q; h += 2) one(std::integral_constant<int, 2>{});
+  for (; h < n_q; ++h) one(std::integral_constant<int, 1>{});
+}
+
+void weighted_sums_all(const SumSegment& g, const float* v, int64_t kv_stride, int64_t hd, int64_t n_q) {
+  for (int64_t d0 = 0; d0 < hd; d0 += 8 * kLanes) {
+    switch (std::min<int64_t>(8, (hd - d0 + kLanes - 1) / kLanes)) {
+      case 1: weighted_sums<1>(g, v, kv_stride, d0, hd, n_q); break;
+      case 2: weighted_sums<2>(g, v, kv_stride, d0, hd, n_q); break;
+      case 3: weighted_sums<3>(g, v, kv_stride, d0, hd, n_q); break;
+      case 4: weighted_sums<4>(g, v, kv_stride, d0, hd, n_q); break;
+      case 5: weighted_sums<5>(g, v, kv_stride, d0, hd, n_q); break;
+      case 6: weighted_sums<6>(g, v, kv_stride, d0, hd, n_q); break;
+      case 7: weighted_sums<7>(g, v, kv_stride, d0, hd, n_q); break;
+      default: weighted_sums<8>(g, v, kv_stride, d0, hd, n_q); break;
+    }
+  }
+}
+
+void scores_all(const float* q, int64_t group, const float* kh, const int32_t* sl, int64_t n, int64_t kv_stride,
+                int64_t hd, float scale, float* scores, int64_t stride, bool prefetch) {
+  switch (group) {
+    case 2: group_scores_shared<2>(q, kh, sl, n, kv_stride, hd, scale, scores, stride, prefetch); break;
+    case 4: group_scores_shared<4>(q, kh, sl, n, kv_stride, hd, scale, scores, stride, prefetch); break;
+    case 8: group_scores_shared<8>(q, kh, sl, n, kv_stride, hd, scale, scores, stride, prefetch); break;
+    default: group_scores(q, group, kh, sl, n, kv_stride, hd, scale, scores, stride, prefetch); break;
+  }
+}
+
+// Tokens per work unit: enough units for every thread (KV heads x token chunks), at most
+// kChunkMax, and at most what keeps the chunk's running sums within ~16 KB.
+constexpr int64_t kChunkMax = 16;
+// Keys per block when a chunk's tokens share a context: 64 K or V rows of 64 floats are 16 KB,
+// which stay in L1 while every token of the chunk uses them.
+constexpr int64_t kKeyBlock = 64;
+
+int64_t chunk_tokens(int64_t n_tok, int64_t n_kv_head, int64_t group, int64_t hd, int threads) {
+  const int64_t per_head = std::max<int64_t>(1, (threads + n_kv_head - 1) / n_kv_head);  // chunks per KV head
+  int64_t c = (n_tok + per_head - 1) / per_head;
+  c = std::min(c, std::max<int64_t>(1, 4096 / (group * hd)));
+  return std::clamp<int64_t>(c, 1, kChunkMax);
 }
 
 }  // namespace
@@ -200,43 +270,64 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t kv_stride = a.kv_row_stride > 0 ? a.kv_row_stride : a.n_kv_head * hd;
   const int64_t head_stride = a.kv_head_stride > 0 ? a.kv_head_stride : hd;
   const int64_t max_len = a.visible->max_len();
-  pool.parallel_for(a.n_tok * a.n_kv_head, [&](int64_t i0, int64_t i1, int) {
-    thread_local std::vector<float> scores, inv;  // [group, max_len], [group]
-    if (static_cast<int64_t>(scores.size()) < group * max_len) scores.resize(group * max_len);
-    if (static_cast<int64_t>(inv.size()) < group) inv.resize(group);
+  const int64_t chunk = chunk_tokens(a.n_tok, a.n_kv_head, group, hd, pool.size());
+  const int64_t n_chunks = (a.n_tok + chunk - 1) / chunk;
+  const SlotLists& vis = *a.visible;
+  pool.parallel_for(n_chunks * a.n_kv_head, [&](int64_t i0, int64_t i1, int) {
+    // [chunk, group, max_len] scores then weights, [chunk, group] 1/sum, [chunk, group, hd] sums
+    thread_local std::vector<float> scores, inv, state;
+    if (static_cast<int64_t>(scores.size()) < chunk * group * max_len) scores.resize(chunk * group * max_len);
+    if (static_cast<int64_t>(inv.size()) < chunk * group) inv.resize(chunk * group);
+    if (static_cast<int64_t>(state.size()) < chunk * group * hd) state.resize(chunk * group * hd);
     for (int64_t i = i0; i < i1; ++i) {
       // Units run head by head: a thread streams its heads' cached rows (head-major cache,
-      // model/kv_cache.h) once, and the batch's other tokens find them in L2.
-      const int64_t kvh = i / a.n_tok, t = i % a.n_tok;
-      const float* q = a.q + t * q_stride + kvh * group * hd;  // the group's heads are adjacent
-      float* out = a.out + t * q_stride + kvh * group * hd;
-      const int64_t b = a.visible->offsets[t], n = a.visible->offsets[t + 1] - b;
-      if (n == 0) {  // cannot happen for a well-formed mask (a token sees itself); stay defined
-        std::fill_n(out, group * hd, 0.0f);
-        continue;
-      }
-      const int32_t* sl = a.visible->slots.data() + b;
+      // model/kv_cache.h) once, and the batch's other tokens find them in L1/L2.
+      const int64_t kvh = i / n_chunks, t0 = i % n_chunks * chunk, t1 = std::min(a.n_tok, t0 + chunk);
       const float* kh = a.k + kvh * head_stride;
-      switch (group) {
-        case 2: group_scores_shared<2>(q, kh, sl, n, kv_stride, hd, a.scale, scores.data(), max_len); break;
-        case 4: group_scores_shared<4>(q, kh, sl, n, kv_stride, hd, a.scale, scores.data(), max_len); break;
-        case 8: group_scores_shared<8>(q, kh, sl, n, kv_stride, hd, a.scale, scores.data(), max_len); break;
-        default: group_scores(q, group, kh, sl, n, kv_stride, hd, a.scale, scores.data(), max_len); break;
+      const float* vh = a.v + kvh * head_stride;
+      auto list = [&](int64_t t) { return vis.slots.data() + vis.offsets[t]; };
+      auto len = [&](int64_t t) { return vis.offsets[t + 1] - vis.offsets[t]; };
+      // The chunk's shared context: the longest list prefix common to all its tokens (verification:
+      // the committed slots and the tree root; prefill: the earlier prompt). Its keys are taken in
+      // blocks that every token uses while they are in L1; the rest of each list runs per token.
+      int64_t shared = len(t0);
+      for (int64_t t = t0 + 1; t < t1 && shared > 0; ++t) {
+        shared = std::min(shared, len(t));
+        if (std::memcmp(list(t0), list(t), static_cast<size_t>(shared) * sizeof(int32_t)) != 0)
+          shared = std::mismatch(list(t0), list(t0) + shared, list(t)).first - list(t0);
       }
-      for (int64_t h = 0; h < group; ++h) inv[h] = softmax_weights(scores.data() + h * max_len, n);
-      const float* vbase = a.v + kvh * head_stride;
-      for (int64_t d0 = 0; d0 < hd; d0 += 8 * kLanes) {
-        const float* w = scores.data();
-        switch (std::min<int64_t>(8, (hd - d0 + kLanes - 1) / kLanes)) {
-          case 1: weighted_sums<1>(w, max_len, vbase, sl, n, kv_stride, d0, hd, inv.data(), group, out); break;
-          case 2: weighted_sums<2>(w, max_len, vbase, sl, n, kv_stride, d0, hd, inv.data(), group, out); break;
-          case 3: weighted_sums<3>(w, max_len, vbase, sl, n, kv_stride, d0, hd, inv.data(), group, out); break;
-          case 4: weighted_sums<4>(w, max_len, vbase, sl, n, kv_stride, d0, hd, inv.data(), group, out); break;
-          case 5: weighted_sums<5>(w, max_len, vbase, sl, n, kv_stride, d0, hd, inv.data(), group, out); break;
-          case 6: weighted_sums<6>(w, max_len, vbase, sl, n, kv_stride, d0, hd, inv.data(), group, out); break;
-          case 7: weighted_sums<7>(w, max_len, vbase, sl, n, kv_stride, d0, hd, inv.data(), group, out); break;
-          default: weighted_sums<8>(w, max_len, vbase, sl, n, kv_stride, d0, hd, inv.data(), group, out); break;
+      const int64_t block = t1 - t0 > 1 ? kKeyBlock : std::max<int64_t>(shared, 1);
+      auto q_of = [&](int64_t t) { return a.q + t * q_stride + kvh * group * hd; };  // the group's heads are adjacent
+      auto sc_of = [&](int64_t t) { return scores.data() + (t - t0) * group * max_len; };
+      for (int64_t j0 = 0; j0 < shared; j0 += block)
+        for (int64_t t = t0; t < t1; ++t)
+          scores_all(q_of(t), group, kh, list(t0) + j0, std::min(block, shared - j0), kv_stride, hd, a.scale,
+                     sc_of(t) + j0, max_len, t == t0);
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t n = len(t);
+        if (n > shared)
+          scores_all(q_of(t), group, kh, list(t) + shared, n - shared, kv_stride, hd, a.scale, sc_of(t) + shared,
+                     max_len, true);
+        for (int64_t h = 0; h < group; ++h)
+          inv[(t - t0) * group + h] = n > 0 ? softmax_weights(sc_of(t) + h * max_len, n) : 0.0f;
+      }
+      auto segment = [&](int64_t t, int64_t j0, int64_t n, bool last, bool prefetch) {
+        return SumSegment{sc_of(t) + j0, max_len,   list(t) + j0, n,       inv.data() + (t - t0) * group,
+                          a.out + t * q_stride + kvh * group * hd,   state.data() + (t - t0) * group * hd,
+                          j0 == 0,      last,      prefetch};
+      };
+      for (int64_t j0 = 0; j0 < shared; j0 += block)
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t n = std::min(block, shared - j0);
+          weighted_sums_all(segment(t, j0, n, j0 + n == len(t), t == t0), vh, kv_stride, hd, group);
         }
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t n = len(t);
+        if (n == 0) {  // cannot happen for a well-formed mask (a token sees itself); stay defined
+          std::fill_n(a.out + t * q_stride + kvh * group * hd, group * hd, 0.0f);
+          continue;
+        }
+        if (n > shared) weighted_sums_all(segment(t, shared, n - shared, true, true), vh, kv_stride, hd, group);
       }
     }
   });

@@ -173,11 +173,17 @@ namespace swift {
 
 TEST(Attention, TokensSharingAContextGiveTheSameBitsAsAlone) {
   // Verification and prefill batches: every token's output must be bit-identical to computing
-  // it alone, with a shared context shorter and longer than the 16-key score groups (or none),
-  // tree-shaped tails, head dims with and without a 16-lane tail, on two threads.
-  for (int64_t hd : {64, 136}) {
-    for (int32_t prefix : {0, 5, 37, 150}) {
-      const int64_t n_head = 4, n_kv = 2, n_tok = 9, n_slots = prefix + n_tok + 3;
+  // it alone, with a shared context shorter and longer than the 16-key score groups and the
+  // 64-key blocks a chunk of tokens shares (or none), tree-shaped tails, head dims with and
+  // without a 16-lane tail, one or two KV heads (chunks of up to 16 tokens, or fewer so every
+  // thread has work), on 1-3 threads.
+  struct Case {
+    int64_t hd, n_kv, n_tok;
+    int threads;
+  };
+  for (Case c : {Case{64, 2, 9, 2}, Case{136, 2, 9, 2}, Case{64, 2, 20, 2}, Case{64, 1, 20, 3}, Case{64, 2, 35, 1}}) {
+    for (int32_t prefix : {0, 5, 37, 150, 300}) {
+      const int64_t hd = c.hd, n_head = 4, n_kv = c.n_kv, n_tok = c.n_tok, n_slots = prefix + n_tok + 3;
       auto q = test::random_floats(n_tok * n_head * hd, 31);
       auto k = test::random_floats(n_slots * n_kv * hd, 32);
       auto v = test::random_floats(n_slots * n_kv * hd, 33);
@@ -194,7 +200,7 @@ TEST(Attention, TokensSharingAContextGiveTheSameBitsAsAlone) {
       a.head_dim = hd, a.scale = 0.125f, a.visible = &vis;
       std::vector<float> batch(n_tok * n_head * hd);
       a.out = batch.data();
-      ThreadPool pool(2);
+      ThreadPool pool(c.threads);
       attention(a, pool);
       for (int64_t i = 0; i < n_tok; ++i) {
         SlotLists one;
@@ -205,7 +211,8 @@ TEST(Attention, TokensSharingAContextGiveTheSameBitsAsAlone) {
         b.q = q.data() + i * n_head * hd, b.n_tok = 1, b.visible = &one, b.out = alone.data();
         attention(b, pool);
         EXPECT_EQ(0, std::memcmp(alone.data(), batch.data() + i * n_head * hd, alone.size() * sizeof(float)))
-            << "hd " << hd << " prefix " << prefix << " token " << i;
+            << "hd " << hd << " kv heads " << n_kv << " tokens " << n_tok << " threads " << c.threads << " prefix "
+            << prefix << " token " << i;
       }
     }
   }
