@@ -84,7 +84,12 @@ Generation::Generation(const Model& model, Decoder& decoder, std::vector<int32_t
     finished_ = true;
     return;
   }
-  seq_ = std::make_unique<Sequence>(model, n_ctx, kScratchSlots);
+  // The cache holds what this generation can commit, rounded up to kCacheSlotStep so that
+  // requests of similar length reuse each other's recycled blocks (util/page_buffer.h), not the
+  // model's whole context: a fresh cache is zeroed page by page on first touch, and with the
+  // head-major layout (model/kv_cache.h) a prefill touches every huge page of it.
+  const int64_t n_cache = std::min(n_ctx, (n_prompt + opt_.max_tokens + kCacheSlotStep - 1) / kCacheSlotStep * kCacheSlotStep);
+  seq_ = std::make_unique<Sequence>(model, n_cache, kScratchSlots);
   seq_->tokens = prompt_;
   seq_->n_prompt = n_prompt;
   if (tok) stream_ = std::make_unique<StreamDecoder>(*tok);

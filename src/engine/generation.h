@@ -104,5 +104,8 @@ GenerateResult generate(const Model& model, Decoder& decoder, const std::vector<
 
 // Scratch slots every sequence reserves beyond the context for drafts and trees.
 constexpr int64_t kScratchSlots = 320;
+// A generation's KV cache holds prompt + max tokens rounded up to a multiple of this (at most the
+// context length), plus kScratchSlots.
+constexpr int64_t kCacheSlotStep = 256;
 
 }  // namespace swift
