@@ -88,7 +88,8 @@ Generation::Generation(const Model& model, Decoder& decoder, std::vector<int32_t
   // requests of similar length reuse each other's recycled blocks (util/page_buffer.h), not the
   // model's whole context: a fresh cache is zeroed page by page on first touch, and with the
   // head-major layout (model/kv_cache.h) a prefill touches every huge page of it.
-  const int64_t n_cache = std::min(n_ctx, (n_prompt + opt_.max_tokens + kCacheSlotStep - 1) / kCacheSlotStep * kCacheSlotStep);
+  const int64_t n_need = n_prompt + opt_.max_tokens;
+  const int64_t n_cache = std::min(n_ctx, (n_need + kCacheSlotStep - 1) / kCacheSlotStep * kCacheSlotStep);
   seq_ = std::make_unique<Sequence>(model, n_cache, kScratchSlots);
   seq_->tokens = prompt_;
   seq_->n_prompt = n_prompt;

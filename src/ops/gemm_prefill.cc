@@ -1,7 +1,8 @@
 // Prompt-prefill GEMM (ops/matmul.h: matmul_prefill).
 //
-// Panel-packed weights (F32/F16/BF16 as the model loads them) go straight to matmul_panel, which
-// already sums in this order; what follows serves row-major matrices (block-quantized types,
+// Packed weights (F32/F16/BF16 panels as the model loads them, BF16 pair panels for --math bf16)
+// go straight to matmul(), whose f32 panel kernel already sums in this order; what follows serves
+// row-major matrices (block-quantized types,
 // views built in place). Their matmul() is a dot-product kernel: lanes run along the columns and every output ends with a
 // horizontal reduction. That is what makes it batch-invariant, but with the short rows of small
 // models (256 columns = 16 vector steps) the reductions and per-tile set-up cost as much as the
@@ -18,9 +19,6 @@
 
 #include "ops/lanes.h"
 #include "ops/matmul.h"
-#include "ops/bf16_amx.h"
-#include "ops/bf16_dot.h"
-#include "ops/panel.h"
 #include "util/check.h"
 
 namespace swift {
@@ -89,10 +87,9 @@ void panel_rows(const float* panel, int64_t cols, const float* x, int64_t n_tok,
 
 void matmul_prefill(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
   SWIFT_CHECK(n_tok >= 1);
-  // Packed weights: the panel kernel already sums in this order, without the per-call packing.
-  if (w.layout == MatLayout::kPanel16) return matmul_panel(w, x, n_tok, y, bias, pool);
-  if (w.layout == MatLayout::kPanel16Pairs)
-    return bf16_amx_usable(w) ? matmul_bf16_amx(w, x, n_tok, y, bias, pool) : matmul_bf16_dot(w, x, n_tok, y, bias, pool);
+  // Packed weights: matmul()'s kernels already read them without per-call packing (the f32 panel
+  // kernel sums in this order; the bf16 ones have their own contracts).
+  if (w.layout != MatLayout::kRows) return matmul(w, x, n_tok, y, bias, pool);
   const int64_t n_panels = (w.rows + kPrefillPanelRows - 1) / kPrefillPanelRows;
   pool.parallel_for(n_panels, [&](int64_t begin, int64_t end, int) {
     thread_local std::vector<float> row, panel;

@@ -48,6 +48,29 @@ Bf16Matrix make_matrix(int64_t rows, int64_t cols, uint64_t seed) {
   return m;
 }
 
+// A bf16 kernel with matmul()'s signature (matmul_bf16_dot, matmul_bf16_amx).
+using Kernel = void (*)(const MatView&, const float*, int64_t, float*, const float*, ThreadPool&);
+
+// Batch invariance: each token of x computed alone gives the bits of its row in y = kernel(batch).
+void expect_tokens_alone_match(Kernel kernel, const MatView& w, const std::vector<float>& x, int64_t n_tok,
+                               const std::vector<float>& y, const float* bias, ThreadPool& pool) {
+  std::vector<float> single(static_cast<size_t>(w.rows));
+  for (int64_t t = 0; t < n_tok; ++t) {
+    kernel(w, x.data() + t * w.cols, 1, single.data(), bias, pool);
+    ASSERT_EQ(0, std::memcmp(single.data(), y.data() + t * w.rows, w.rows * sizeof(float))) << "token " << t;
+  }
+}
+
+// matmul() and matmul_prefill() dispatch w to the kernel that gave y: the same bits.
+void expect_dispatch_matches(const MatView& w, const std::vector<float>& x, int64_t n_tok, const std::vector<float>& y,
+                             const float* bias, ThreadPool& pool) {
+  std::vector<float> other(y.size());
+  matmul(w, x.data(), n_tok, other.data(), bias, pool);
+  ASSERT_EQ(0, std::memcmp(y.data(), other.data(), y.size() * sizeof(float))) << "matmul";
+  matmul_prefill(w, x.data(), n_tok, other.data(), bias, pool);
+  ASSERT_EQ(0, std::memcmp(y.data(), other.data(), y.size() * sizeof(float))) << "matmul_prefill";
+}
+
 }  // namespace
 
 TEST(Bf16Dot, RoundsToNearestEvenAndFlushesDenormals) {
@@ -105,7 +128,7 @@ TEST(Bf16Dot, MatchesItsContractOnOddShapesWithAnyBatchAndThreads) {
       x[0] = 1e-39f;  // a denormal activation (rounds to zero)
       auto bias = test::random_floats(static_cast<size_t>(s.rows), 12);
       for (const float* b : std::initializer_list<const float*>{nullptr, bias.data()}) {
-        std::vector<float> y(s.n_tok * s.rows), want(y.size()), want_rows(y.size()), pre(y.size());
+        std::vector<float> y(s.n_tok * s.rows), want(y.size()), want_rows(y.size());
         matmul_bf16_dot(m.view, x.data(), s.n_tok, y.data(), b, pool);
         matmul_bf16_dot_reference(m.view, x.data(), s.n_tok, want.data(), b);
         ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * sizeof(float)))
@@ -113,17 +136,9 @@ TEST(Bf16Dot, MatchesItsContractOnOddShapesWithAnyBatchAndThreads) {
             << (b ? " bias" : "");
         matmul_bf16_dot_reference(m.src, x.data(), s.n_tok, want_rows.data(), b);  // packing changes nothing
         ASSERT_EQ(0, std::memcmp(want.data(), want_rows.data(), y.size() * sizeof(float)));
-        if (!bf16_amx_usable(m.view)) {  // matmul and prefill run this kernel (else the AMX tests below)
-          matmul(m.view, x.data(), s.n_tok, pre.data(), b, pool);
-          ASSERT_EQ(0, std::memcmp(y.data(), pre.data(), y.size() * sizeof(float)));
-          matmul_prefill(m.view, x.data(), s.n_tok, pre.data(), b, pool);
-          ASSERT_EQ(0, std::memcmp(y.data(), pre.data(), y.size() * sizeof(float)));
-        }
-        for (int64_t t = 0; t < s.n_tok; ++t) {
-          std::vector<float> single(s.rows);
-          matmul_bf16_dot(m.view, x.data() + t * s.cols, 1, single.data(), b, pool);
-          ASSERT_EQ(0, std::memcmp(single.data(), y.data() + t * s.rows, s.rows * sizeof(float))) << "token " << t;
-        }
+        // matmul and prefill run this kernel (else the AMX tests below)
+        if (!bf16_amx_usable(m.view)) expect_dispatch_matches(m.view, x, s.n_tok, y, b, pool);
+        expect_tokens_alone_match(matmul_bf16_dot, m.view, x, s.n_tok, y, b, pool);
       }
     }
   }
@@ -203,17 +218,9 @@ TEST(Bf16Amx, IsBatchInvariantOnOddShapesWithAnyBatchAndThreads) {
                                           << threads << (b ? " bias" : ""));
         std::vector<float> y(s.n_tok * s.rows), other(y.size()), near(y.size());
         matmul_bf16_amx(m.view, x.data(), s.n_tok, y.data(), b, pool);
-        // matmul() and prefill dispatch here; both give the same bits.
-        matmul(m.view, x.data(), s.n_tok, other.data(), b, pool);
-        ASSERT_EQ(0, std::memcmp(y.data(), other.data(), y.size() * sizeof(float)));
-        matmul_prefill(m.view, x.data(), s.n_tok, other.data(), b, pool);
-        ASSERT_EQ(0, std::memcmp(y.data(), other.data(), y.size() * sizeof(float)));
+        expect_dispatch_matches(m.view, x, s.n_tok, y, b, pool);  // matmul() and prefill dispatch here
         // Each token alone, and the batch's suffix (other batch positions and tile rows).
-        for (int64_t t = 0; t < s.n_tok; ++t) {
-          std::vector<float> single(s.rows);
-          matmul_bf16_amx(m.view, x.data() + t * s.cols, 1, single.data(), b, pool);
-          ASSERT_EQ(0, std::memcmp(single.data(), y.data() + t * s.rows, s.rows * sizeof(float))) << "token " << t;
-        }
+        expect_tokens_alone_match(matmul_bf16_amx, m.view, x, s.n_tok, y, b, pool);
         const int64_t skip = s.n_tok / 3;
         matmul_bf16_amx(m.view, x.data() + skip * s.cols, s.n_tok - skip, other.data(), b, pool);
         ASSERT_EQ(0, std::memcmp(other.data(), y.data() + skip * s.rows, (s.n_tok - skip) * s.rows * sizeof(float)));
