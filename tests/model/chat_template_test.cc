@@ -110,6 +110,12 @@ TEST(Jinja, RenderIsBounded) {
   lim.max_output = 1000;
   EXPECT_THROW(Template("{% for i in range(1000) %}xx{% endfor %}").render({}, lim), TemplateError);
   EXPECT_THROW(render("{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}{% endfor %}"), TemplateError);
+  // A namespace that contains itself (found by the fuzzer: printing it overflowed the stack).
+  EXPECT_THROW(render("{% set ns = namespace(c=0) %}{% set ns.c = ns %}{{ ns }}"), TemplateError);
+  EXPECT_THROW(render("{% set ns = namespace(c=0) %}{% set ns.c = ns %}{{ [ns] }}"), TemplateError);
+  EXPECT_THROW(render("{% set ns = namespace(c=0) %}{% set ns.c = ns %}{{ ns | tojson }}"), TemplateError);
+  // Deep but finite nesting still prints.
+  EXPECT_EQ(render("{{ [[[[1]]]] }}"), "[[[[1]]]]");
 }
 
 TEST(ChatPrompt, SpecialTokenTextBecomesTokensAndBosIsNotDoubled) {

@@ -72,8 +72,28 @@ Value Value::get(const std::string& key) const {
   return Value();
 }
 
+namespace {
+// Whether v is, or holds within `depth` levels, the object `target` (shared_ptr cycles would
+// never be freed, and printing them would never end).
+bool holds(const Value& v, const void* target, int depth) {
+  if (v.kind() == Value::Kind::kObject) {
+    if (&v.obj() == target) return true;
+    if (depth <= 0) return true;  // too deep to tell: treat as a cycle
+    for (const auto& kv : v.obj())
+      if (holds(kv.second, target, depth - 1)) return true;
+  } else if (v.kind() == Value::Kind::kArray) {
+    if (depth <= 0) return true;
+    for (const Value& e : v.arr())
+      if (holds(e, target, depth - 1)) return true;
+  }
+  return false;
+}
+}  // namespace
+
 void Value::set(const std::string& key, Value v) const {
   SWIFT_CHECK(kind_ == Kind::kObject, "set on a {}", type_name());
+  if (holds(v, o_.get(), kMaxPrintDepth))
+    throw TemplateError(fmt::format("cannot set '{}' to a value that contains the object itself", key));
   for (auto& [k, old] : *o_)
     if (k == key) {
       old = std::move(v);
@@ -141,18 +161,31 @@ std::string Value::to_string() const {
   }
 }
 
-std::string Value::repr() const {
+std::string Value::repr() const { return repr_at(0); }
+
+namespace {
+void check_print_depth(int depth, int limit) {
+  if (depth > limit)
+    throw TemplateError(fmt::format("cannot print a value nested more than {} levels deep (a namespace or dict that "
+                                    "contains itself?)",
+                                    limit));
+}
+}  // namespace
+
+std::string Value::repr_at(int depth) const {
   switch (kind_) {
     case Kind::kString: return quote_py(*s_);
     case Kind::kArray: {
+      check_print_depth(depth, kMaxPrintDepth);
       std::string out = "[";
-      for (size_t i = 0; i < a_->size(); ++i) out += (i ? ", " : "") + (*a_)[i].repr();
+      for (size_t i = 0; i < a_->size(); ++i) out += (i ? ", " : "") + (*a_)[i].repr_at(depth + 1);
       return out + "]";
     }
     case Kind::kObject: {
+      check_print_depth(depth, kMaxPrintDepth);
       std::string out = "{";
       for (size_t i = 0; i < o_->size(); ++i)
-        out += (i ? ", " : "") + quote_py((*o_)[i].first) + ": " + (*o_)[i].second.repr();
+        out += (i ? ", " : "") + quote_py((*o_)[i].first) + ": " + (*o_)[i].second.repr_at(depth + 1);
       return out + "}";
     }
     case Kind::kFunction: return "<function>";
@@ -175,6 +208,7 @@ void Value::dump_json(std::string& out, int indent, int depth) const {
     case Kind::kString: json_string(out, *s_); return;
     case Kind::kFunction: throw TemplateError("tojson: a function cannot be serialised");
     case Kind::kArray:
+      check_print_depth(depth, kMaxPrintDepth);
       out += '[';
       for (size_t i = 0; i < a_->size(); ++i) {
         if (i) out += indent < 0 ? ", " : ",";
@@ -185,6 +219,7 @@ void Value::dump_json(std::string& out, int indent, int depth) const {
       out += ']';
       return;
     case Kind::kObject:
+      check_print_depth(depth, kMaxPrintDepth);
       out += '{';
       for (size_t i = 0; i < o_->size(); ++i) {
         if (i) out += indent < 0 ? ", " : ",";

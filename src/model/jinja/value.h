@@ -81,6 +81,10 @@ class Value {
  private:
   explicit Value(Kind k) : kind_(k) {}
   void dump_json(std::string& out, int indent, int depth) const;
+  std::string repr_at(int depth) const;
+  // Printing deeper than this throws TemplateError: a namespace or dict can be made to contain
+  // itself (`{% set ns.x = ns %}`), and printing it would recurse until the stack overflows.
+  static constexpr int kMaxPrintDepth = 64;
 
   Kind kind_ = Kind::kUndefined;
   bool b_ = false;
