@@ -2,22 +2,48 @@
 
 #include <algorithm>
 
+#include "ops/attention.h"
 #include "util/check.h"
 
 namespace swift {
 
 KvCache::KvCache(const ModelConfig& cfg, int64_t n_slots)
-    : n_layer_(cfg.n_layer), n_slots_(n_slots), kv_dim_(cfg.kv_dim()), head_dim_(cfg.head_dim), n_kv_head_(cfg.n_kv_head) {
+    : n_layer_(cfg.n_layer),
+      n_slots_(n_slots),
+      kv_dim_(cfg.kv_dim()),
+      head_dim_(cfg.head_dim),
+      n_kv_head_(cfg.n_kv_head) {
   SWIFT_CHECK(n_slots > 0 && n_kv_head_ * head_dim_ == kv_dim_);
   const size_t n = static_cast<size_t>(n_layer_ * n_slots_ * kv_dim_);
   kbuf_ = PageBuffer::take(n * sizeof(float));
   vbuf_ = PageBuffer::take(n * sizeof(float));
   pos_.assign(n_slots_, -1);
+  n_slots16_ = (n_slots_ + 31) / 32 * 32;
+}
+
+void KvCache::enable_bf16_copy() {
+  if (has_bf16_copy()) return;
+  const size_t n = static_cast<size_t>(n_layer_ * n_slots16_ * kv_dim_);
+  k16buf_ = PageBuffer::take(n * sizeof(uint16_t));
+  v16buf_ = PageBuffer::take(n * sizeof(uint16_t));
+  // Every slot, written or not (unwritten ones are never read before a store rewrites them).
+  for (int64_t l = 0; l < n_layer_; ++l)
+    for (int64_t s = 0; s < n_slots_; ++s) copy_slot(l, s);
+}
+
+void KvCache::copy_slot(int64_t layer, int64_t slot) {
+  for (int64_t h = 0; h < n_kv_head_; ++h) {
+    const int64_t at = h * head_stride() + slot * head_dim_;
+    kv_bf16_store(k(layer) + at, v(layer) + at, head_dim_, slot, copy_base(k16buf_, layer) + h * head_stride16(),
+                  copy_base(v16buf_, layer) + h * head_stride16());
+  }
 }
 
 KvCache::~KvCache() {
   PageBuffer::recycle(std::move(kbuf_));
   PageBuffer::recycle(std::move(vbuf_));
+  if (k16buf_) PageBuffer::recycle(std::move(k16buf_));
+  if (v16buf_) PageBuffer::recycle(std::move(v16buf_));
 }
 
 void KvCache::move_slot(int64_t from, int64_t to) {
@@ -28,6 +54,9 @@ void KvCache::move_slot(int64_t from, int64_t to) {
       const int64_t base = h * head_stride();
       std::copy_n(k(l) + base + from * head_dim_, head_dim_, k(l) + base + to * head_dim_);
       std::copy_n(v(l) + base + from * head_dim_, head_dim_, v(l) + base + to * head_dim_);
+      if (has_bf16_copy())
+        kv_bf16_move(from, to, head_dim_, copy_base(k16buf_, l) + h * head_stride16(),
+                     copy_base(v16buf_, l) + h * head_stride16());
     }
   pos_[to] = pos_[from];
 }
@@ -39,6 +68,7 @@ void KvCache::store(int64_t layer, int64_t slot, const float* k_row, const float
     std::copy_n(k_row + h * head_dim_, head_dim_, k(layer) + at);
     std::copy_n(v_row + h * head_dim_, head_dim_, v(layer) + at);
   }
+  if (has_bf16_copy()) copy_slot(layer, slot);
 }
 
 }  // namespace swift

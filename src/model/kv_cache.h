@@ -40,7 +40,20 @@ class KvCache {
   // Copies slot `from` to slot `to` in every layer (compaction of accepted tree nodes).
   void move_slot(int64_t from, int64_t to);
 
-  uint64_t bytes() const { return 2 * static_cast<uint64_t>(n_layer_ * n_slots_ * kv_dim_) * sizeof(float); }
+  // A bf16 copy of the cache for AMX attention (ops/attention.h: kv_bf16_store has the layout),
+  // made on the first call (every slot converted once, ~1 ms per 1,000 slots of the demo model)
+  // and kept in step by store() and move_slot() from then on. Costs half the f32 cache's memory.
+  void enable_bf16_copy();
+  bool has_bf16_copy() const { return k16buf_ != nullptr; }
+  // One layer of the copy: KV head h at k16(l) + h * head_stride16().
+  const uint16_t* k16(int64_t layer) const { return copy_base(k16buf_, layer); }
+  const uint16_t* v16(int64_t layer) const { return copy_base(v16buf_, layer); }
+  int64_t head_stride16() const { return n_slots16_ * head_dim_; }
+
+  uint64_t bytes() const {
+    const uint64_t f32 = 2 * static_cast<uint64_t>(n_layer_ * n_slots_ * kv_dim_) * sizeof(float);
+    return f32 + (has_bf16_copy() ? 2 * static_cast<uint64_t>(n_layer_ * n_slots16_ * kv_dim_) * 2 : 0);
+  }
 
  private:
   int64_t n_layer_, n_slots_, kv_dim_, head_dim_, n_kv_head_;
@@ -54,7 +67,16 @@ class KvCache {
   // removes both costs from every later generation of the process (bench, server).
   std::unique_ptr<PageBuffer> kbuf_;  // f32 [n_layer, n_kv_head, n_slots, head_dim]
   std::unique_ptr<PageBuffer> vbuf_;  // f32 [n_layer, n_kv_head, n_slots, head_dim]
-  std::vector<int32_t> pos_;  // [n_slots] position of the token in each slot
+  std::vector<int32_t> pos_;          // [n_slots] position of the token in each slot
+  // The bf16 copy (null until enable_bf16_copy), n_slots16_ = n_slots rounded up to 32:
+  std::unique_ptr<PageBuffer> k16buf_;  // bf16 [n_layer, n_kv_head, n_slots16, head_dim]
+  std::unique_ptr<PageBuffer> v16buf_;  // bf16 [n_layer, n_kv_head, n_slots16 / 32, head_dim / 16, 16, 32]
+  int64_t n_slots16_ = 0;
+
+  uint16_t* copy_base(const std::unique_ptr<PageBuffer>& b, int64_t layer) const {
+    return reinterpret_cast<uint16_t*>(b->data()) + layer * n_slots16_ * kv_dim_;
+  }
+  void copy_slot(int64_t layer, int64_t slot);
 };
 
 }  // namespace swift

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <iterator>
 
+#include "ops/attention.h"
 #include "ops/bf16_amx.h"
 #include "ops/bf16_dot.h"
 #include "ops/elementwise.h"
@@ -39,17 +40,22 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath math)
     bool any = false;
     for (const LayerWeights& L : w_.layers) any = any || L.wq.layout == MatLayout::kPanel16Pairs;
     if (!any)
-      fail("bf16 math (--math bf16) applies to BF16 weight matrices, and this model's are {}; use --math f32 or "
-           "convert the model with `swiftllm convert MODEL OUT --type bf16`",
-           w_.dtype_summary);
+      fail(
+          "bf16 math (--math bf16) applies to BF16 weight matrices, and this model's are {}; use --math f32 or "
+          "convert the model with `swiftllm convert MODEL OUT --type bf16`",
+          w_.dtype_summary);
   }
   inv_freq_ = rope_inv_freq(cfg_.rope, 0);
+  amx_attention_ = math == MatMath::kBf16 && attention_amx_usable(cfg_.n_head, cfg_.n_kv_head, cfg_.head_dim);
+  amx_rounded_ = math == MatMath::kBf16 && bf16_amx_available();
 }
 
 std::string Transformer::math_description() const {
   if (math_ == MatMath::kF32) return "f32";
   const MatView& m = w_.layers.empty() ? w_.lm_head : w_.layers[0].wo;
-  return bf16_amx_usable(m) ? "bf16 on AMX tiles" : "bf16 with AVX-512 BF16 dot products";
+  std::string d = bf16_amx_usable(m) ? "bf16 on AMX tiles" : "bf16 with AVX-512 BF16 dot products";
+  if (amx_attention_) d += ", attention on AMX tiles";
+  return d;
 }
 
 namespace {
@@ -94,7 +100,20 @@ void Transformer::reserve_workspace(int64_t n) {
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, qd = cfg_.q_dim(), kvd = cfg_.kv_dim();
   // Floats per token of each array, rounded up to 16 (64-byte aligned rows for every array).
   auto up16 = [](int64_t f) { return (f + 15) / 16 * 16; };
-  const int64_t per_tok[] = {H, H, qd, kvd, kvd, qd, I, I, H, std::max(qd + 2 * kvd, 2 * I)};
+  // The last three: bf16 copies (two per float, widths even as bf16_round_rows_into writes them).
+  const int64_t per_tok[] = {H,
+                             H,
+                             qd,
+                             kvd,
+                             kvd,
+                             qd,
+                             I,
+                             I,
+                             H,
+                             std::max(qd + 2 * kvd, 2 * I),
+                             (H + 1) / 2 + 1,
+                             (qd + 1) / 2 + 1,
+                             (I + 1) / 2 + 1};
   int64_t tok_floats = 0;
   for (int64_t f : per_tok) tok_floats += up16(f);
   // At least one whole huge page (smaller blocks get 4 KiB pages), as many tokens as fit.
@@ -103,9 +122,14 @@ void Transformer::reserve_workspace(int64_t n) {
   work_ = std::make_unique<PageBuffer>(static_cast<size_t>(std::max(work_tokens_ * tok_floats * 4, kHugePage)));
   float* p = reinterpret_cast<float*>(work_->data());
   float** arrays[] = {&x_, &h_, &q_, &k_, &v_, &att_, &g_, &u_, &out_, &fused_};
-  for (size_t i = 0; i < std::size(arrays); ++i) {
+  size_t i = 0;
+  for (; i < std::size(arrays); ++i) {
     *arrays[i] = p;
     p += up16(per_tok[i]) * work_tokens_;
+  }
+  for (uint16_t** a : {&h16_, &att16_, &g16_}) {
+    *a = reinterpret_cast<uint16_t*>(p);
+    p += up16(per_tok[i++]) * work_tokens_;
   }
 }
 
@@ -113,8 +137,10 @@ void Transformer::build_visibility(const ForwardBatch& b, const KvCache& cache) 
   bool any_full = false;
   int64_t window = 0;
   for (int64_t w : cfg_.sliding_window) {
-    if (w == 0) any_full = true;
-    else window = w;  // all sliding layers of one model share one window size
+    if (w == 0)
+      any_full = true;
+    else
+      window = w;  // all sliding layers of one model share one window size
   }
   if (any_full) fill_lists(b, cache, 0, vis_full_);
   if (window > 0) fill_lists(b, cache, window, vis_window_);
@@ -150,6 +176,7 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
 
   rope_table(b.positions.data(), n, *inv_freq, rope_);
   for (int64_t i = 0; i < n; ++i) cache.set_slot_pos(b.slots[i], b.positions[i]);
+  if (amx_attention_) cache.enable_bf16_copy();  // once per cache, before this batch's stores
   build_visibility(b, cache);
 
   reserve_workspace(n);
@@ -160,14 +187,25 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
 
   auto bias = [](const std::vector<float>& bv) { return bv.empty() ? nullptr : bv.data(); };
   const bool gemm = b.prefill && n >= ForwardBatch::kPrefillGemmMin;
-  auto linear = [&](const MatView& w, const float* in, float* o, const float* bs) {
-    if (gemm) matmul_prefill(w, in, n, o, bs, pool);
-    else matmul(w, in, n, o, bs, pool);
+  // in16: in rounded to bf16 by its producer (amx_rounded_), or null.
+  auto linear = [&](const MatView& w, const float* in, const uint16_t* in16, float* o, const float* bs) {
+    if (in16 && bf16_amx_usable(w))
+      matmul_bf16_amx_rounded(w, in16, n, o, bs, pool);
+    else if (gemm)
+      matmul_prefill(w, in, n, o, bs, pool);
+    else
+      matmul(w, in, n, o, bs, pool);
   };
+  uint16_t* h16 = amx_rounded_ ? h16_ : nullptr;
+  uint16_t* att16 = amx_rounded_ ? att16_ : nullptr;
+  uint16_t* g16 = amx_rounded_ ? g16_ : nullptr;
+  const int64_t w_h = (H + 1) / 2 * 2, w_i = (I + 1) / 2 * 2;  // bf16 row widths
   // h = RMSNorm(x) with weight w; x += out. Row-wise, split over the pool for large batches.
   auto norm = [&](const std::vector<float>& w) {
-    for_rows(pool, n,
-             [&](int64_t r0, int64_t r1) { rmsnorm(x + r0 * H, w.data(), r1 - r0, H, cfg_.rms_eps, h + r0 * H); });
+    for_rows(pool, n, [&](int64_t r0, int64_t r1) {
+      rmsnorm(x + r0 * H, w.data(), r1 - r0, H, cfg_.rms_eps, h + r0 * H);
+      if (h16) bf16_round_rows_into(h + r0 * H, r1 - r0, H, h16 + r0 * w_h);
+    });
   };
   auto residual_add = [&] {
     for_rows(pool, n, [&](int64_t r0, int64_t r1) { add_inplace(x + r0 * H, out + r0 * H, (r1 - r0) * H); });
@@ -179,7 +217,7 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
       norm(L.attn_norm);
       if (L.wqkv.data) {  // one pass over the packed Q|K|V rows (weights.h), then split per token
         const int64_t w3 = qd + 2 * kvd;
-        linear(L.wqkv, h, fused_, bias(L.bqkv));
+        linear(L.wqkv, h, h16, fused_, bias(L.bqkv));
         for (int64_t i = 0; i < n; ++i) {
           const float* r = fused_ + i * w3;
           std::copy_n(r, qd, q + i * qd);
@@ -187,9 +225,9 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
           std::copy_n(r + qd + kvd, kvd, v + i * kvd);
         }
       } else {
-        linear(L.wq, h, q, bias(L.bq));
-        linear(L.wk, h, k, bias(L.bk));
-        linear(L.wv, h, v, bias(L.bv));
+        linear(L.wq, h, h16, q, bias(L.bq));
+        linear(L.wk, h, h16, k, bias(L.bk));
+        linear(L.wv, h, h16, v, bias(L.bv));
       }
       if (cfg_.qk_norm) {  // Qwen3: RMSNorm over each head before rotary
         rmsnorm(q, L.q_norm.data(), n * cfg_.n_head, hd, cfg_.rms_eps, q);
@@ -203,28 +241,39 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
       a.kv_row_stride = hd, a.kv_head_stride = cache.head_stride();
       a.head_dim = hd, a.scale = scale, a.out = att;
       a.visible = cfg_.sliding_window[l] > 0 ? &vis_window_ : &vis_full_;
-      attention(a, pool);
-      linear(L.wo, att, out, bias(L.bo));
+      const uint16_t* att_in16 = nullptr;
+      if (amx_attention_) {
+        a.k16 = cache.k16(l), a.v16 = cache.v16(l), a.kv16_head_stride = cache.head_stride16();
+        a.out16 = att16;
+        att_in16 = att16;  // qd is a multiple of 64 here: rows need no pad column
+        attention_bf16_amx(a, pool);
+      } else {
+        attention(a, pool);
+      }
+      linear(L.wo, att, att_in16, out, bias(L.bo));
       residual_add();
     }
     if (!plan.skip_mlp[l]) {
       norm(L.mlp_norm);
       if (L.w_gate_up.data) {  // one pass over the packed gate|up rows
-        linear(L.w_gate_up, h, fused_, bias(L.b_gate_up));
+        linear(L.w_gate_up, h, h16, fused_, bias(L.b_gate_up));
         for_rows(pool, n, [&](int64_t r0, int64_t r1) {
           for (int64_t i = r0; i < r1; ++i) silu_mul(fused_ + i * 2 * I, fused_ + i * 2 * I + I, I, g + i * I);
+          if (g16) bf16_round_rows_into(g + r0 * I, r1 - r0, I, g16 + r0 * w_i);
         });
       } else {
-        linear(L.w_gate, h, g, bias(L.b_gate));
-        linear(L.w_up, h, u, bias(L.b_up));
+        linear(L.w_gate, h, h16, g, bias(L.b_gate));
+        linear(L.w_up, h, h16, u, bias(L.b_up));
         silu_mul(g, u, n * I, g);
+        if (g16) bf16_round_rows_into(g, n, I, g16);
       }
-      linear(L.w_down, g, out, bias(L.b_down));
+      linear(L.w_down, g, g16, out, bias(L.b_down));
       residual_add();
     }
   }
   const int64_t nr = static_cast<int64_t>(b.logit_rows.size());
-  for (int64_t r = 0; r < nr; ++r) rmsnorm(x + b.logit_rows[r] * H, w_.final_norm.data(), 1, H, cfg_.rms_eps, h + r * H);
+  for (int64_t r = 0; r < nr; ++r)
+    rmsnorm(x + b.logit_rows[r] * H, w_.final_norm.data(), 1, H, cfg_.rms_eps, h + r * H);
   matmul(w_.lm_head, h, nr, logits.data(), nullptr, pool);
 }
 

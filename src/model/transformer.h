@@ -54,7 +54,8 @@ class Transformer {
   const ModelConfig& config() const { return cfg_; }
   MatMath math() const { return math_; }
   // "f32", "bf16 on AMX tiles" or "bf16 with AVX-512 BF16 dot products": the math and, for bf16,
-  // the kernel the layers' matrices run (ops/bf16_amx.h: chosen by machine and matrix shape).
+  // the kernel the layers' matrices run (ops/bf16_amx.h: chosen by machine and matrix shape),
+  // with ", attention on AMX tiles" when attention runs there too.
   std::string math_description() const;
   const ModelWeights& weights() const { return w_; }
 
@@ -71,6 +72,12 @@ class Transformer {
   ModelConfig cfg_;
   ModelWeights w_;
   MatMath math_;
+  // Attention on AMX tiles (ops/attention.h: attention_bf16_amx) with a bf16 copy of the cache:
+  // bf16 math on a machine with AMX-BF16 and a head shape it takes.
+  bool amx_attention_ = false;
+  // bf16 math with AMX matrices: activations are rounded to bf16 by the op that produces them
+  // (norms, SwiGLU, attention) for the AMX kernel (ops/bf16_amx.h: matmul_bf16_amx_rounded).
+  bool amx_rounded_ = false;
   std::vector<float> inv_freq_;  // [head_dim/2] for non-dynamic rope
 
   // Workspace: one huge-page arena (util/page_buffer.h), grown on demand in steps of 64 tokens
@@ -89,6 +96,10 @@ class Transformer {
   float* u_ = nullptr;       // [n, intermediate] SwiGLU up (unfused matrices only)
   float* out_ = nullptr;     // [n, hidden] sublayer output
   float* fused_ = nullptr;   // [n, max(q_dim + 2 kv_dim, 2 intermediate)] output of fused matrices
+  // bf16 copies for matmul_bf16_amx_rounded (amx_rounded_ only):
+  uint16_t* h16_ = nullptr;    // [n, hidden] of h_
+  uint16_t* att16_ = nullptr;  // [n, q_dim] of att_
+  uint16_t* g16_ = nullptr;    // [n, intermediate] of g_
   SlotLists vis_full_, vis_window_;
   RopeTable rope_;
 };

@@ -23,22 +23,48 @@ struct SlotLists {
 };
 
 struct AttentionArgs {
-  const float* q = nullptr;        // [n_tok, n_head * head_dim]
+  const float* q = nullptr;  // [n_tok, n_head * head_dim]
   // One layer of the cache. Row r of KV head h starts at k + h * kv_head_stride + r * kv_row_stride
   // (the defaults, 0, mean [n_slots, n_kv_head * head_dim]: heads adjacent within a row).
   const float* k = nullptr;
   const float* v = nullptr;
-  int64_t kv_row_stride = 0;       // floats between the rows of consecutive slots
-  int64_t kv_head_stride = 0;      // floats between the first rows of consecutive KV heads
+  int64_t kv_row_stride = 0;   // floats between the rows of consecutive slots
+  int64_t kv_head_stride = 0;  // floats between the first rows of consecutive KV heads
   int64_t n_tok = 0;
   int64_t n_head = 0;
   int64_t n_kv_head = 0;
   int64_t head_dim = 0;
-  float scale = 1.0f;              // usually 1/sqrt(head_dim)
+  float scale = 1.0f;  // usually 1/sqrt(head_dim)
   const SlotLists* visible = nullptr;
-  float* out = nullptr;            // [n_tok, n_head * head_dim]
+  float* out = nullptr;  // [n_tok, n_head * head_dim]
+  // Optional, attention_bf16_amx only: the layer's bf16 copy kept by kv_bf16_store (layout there),
+  // KV head h at k16 / v16 + h * kv16_head_stride. Read for the part of a list that runs 0, 1, 2,
+  // ... from its start (the committed context), in place of converting those rows on every call.
+  const uint16_t* k16 = nullptr;
+  const uint16_t* v16 = nullptr;
+  int64_t kv16_head_stride = 0;  // elements
+  // Optional, attention_bf16_amx only: out rounded to bf16 as well ([n_tok, n_head * head_dim], the
+  // rounding of bf16_round_rows_into), the next matrix product's operand made where out is written.
+  uint16_t* out16 = nullptr;
 };
 
 void attention(const AttentionArgs& a, ThreadPool& pool);
+
+// Attention on AMX tiles for `--math bf16` (contract in ops/attention_bf16_amx.cc): q, keys, values
+// and softmax weights rounded to bf16, products summed by the tile unit; the same determinism as
+// attention() (a query's output depends only on its q and its visible keys in list order), but
+// not the same bits. Usable with AMX-BF16, at most 16 query heads per KV head, and head_dim a
+// multiple of 64 (every LLaMA-family model: 64 or 128).
+bool attention_amx_usable(int64_t n_head, int64_t n_kv_head, int64_t head_dim);
+void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool);
+
+// The bf16 copy of one KV head's cache that attention_bf16_amx reads (the same conversion and
+// layout it packs other rows into, so either source gives the same bits): keys as bf16 rows
+// [n_slots, hd]; values in pair layout, per block of 32 slots and 16 dimensions one tile
+// [16 slot pairs][16 dims][2]: [n_slots / 32, hd / 16, 16, 32]. n_slots must be a multiple of 32.
+// Stores one slot's K and V (hd floats each).
+void kv_bf16_store(const float* k_row, const float* v_row, int64_t hd, int64_t slot, uint16_t* k16, uint16_t* v16);
+// Copies slot `from` to slot `to`.
+void kv_bf16_move(int64_t from, int64_t to, int64_t hd, uint16_t* k16, uint16_t* v16);
 
 }  // namespace swift

@@ -41,6 +41,8 @@ uint16_t bf16_round(float x);
 // zero padding column): the activation operand of both bf16 kernels. The buffer belongs to the
 // calling thread and stays valid until its next call.
 const uint16_t* bf16_round_rows(const float* x, int64_t n_tok, int64_t cols);
+// The same rounding into out ([n_tok, cols rounded up to even] bf16; a pad column is zero).
+void bf16_round_rows_into(const float* x, int64_t n_tok, int64_t cols, uint16_t* out);
 
 // One step of the contract above for one output: fma(w1, x1, s) then fma(w0, x0, .), with
 // vdpbf16ps's flushing of denormal inputs and results. Exposed for the tests' reference.

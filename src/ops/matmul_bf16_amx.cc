@@ -18,11 +18,10 @@
 #include "ops/bf16_dot.h"
 #include "util/check.h"
 
-#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__linux__)
+#if defined(SWIFT_BF16_AMX)
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#define SWIFT_BF16_AMX 1
 #endif
 
 namespace swift {
@@ -56,23 +55,11 @@ void tile_store(int tile, void* dst, int64_t stride) {
   }
 }
 
-// LDTILECFG's 64-byte operand (palette 1).
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-// Configures the tiles for token tiles of r0 and r1 rows, unless this thread's tiles already have
-// that shape. r1 > 0: 2 x 2 result tiles (C00, C01 of r0 rows; C10, C11 of r1). r1 = 0 (at most
-// 16 tokens): result tiles 0-3 are four panels of one token tile (block1).
+// Configures the tiles for token tiles of r0 and r1 rows (a no-op when this thread's tiles already
+// have that shape). r1 > 0: 2 x 2 result tiles (C00, C01 of r0 rows; C10, C11 of r1). r1 = 0 (at
+// most 16 tokens): result tiles 0-3 are four panels of one token tile (block1).
 void configure(int r0, int r1) {
-  thread_local int loaded = -1;
-  const int key = r0 * 32 + r1;
-  if (key == loaded) return;
-  TileConfig c;
+  AmxTileConfig c;
   auto set = [&](int tile, int rows) {
     c.rows[tile] = static_cast<uint8_t>(rows);
     c.colsb[tile] = rows > 0 ? 64 : 0;
@@ -85,10 +72,7 @@ void configure(int r0, int r1) {
   set(kA1, r1);
   set(kB0, 16);
   set(kB1, 16);
-  // Not _tile_loadconfig: GCC 12's macro gives the asm only the first 8 bytes of the operand as
-  // input, so the compiler may drop the stores of the row and column counts as dead.
-  asm volatile("ldtilecfg %0" : : "m"(c));
-  loaded = key;
+  amx_load_config(r0 * 32 + r1, c);
 }
 
 struct AmxArgs {
@@ -232,21 +216,40 @@ bool bf16_amx_available() {
 #endif
 }
 
+void amx_load_config(int key, const AmxTileConfig& c) {
+  thread_local int loaded = -1;
+  if (key == loaded) return;
+#if defined(SWIFT_BF16_AMX)
+  // Not _tile_loadconfig: GCC 12's macro gives the asm only the first 8 bytes of the operand as
+  // input, so the compiler may drop the stores of the row and column counts as dead.
+  asm volatile("ldtilecfg %0" : : "m"(c));
+#else
+  SWIFT_CHECK(false, "AMX tile configuration in a build without AMX");
+#endif
+  loaded = key;
+}
+
 bool bf16_amx_usable(const MatView& w) {
   return w.layout == MatLayout::kPanel16Pairs && w.dtype == DType::kBF16 && w.cols % 32 == 0 && bf16_amx_available();
 }
 
 void matmul_bf16_amx(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
+  if (n_tok <= 0 || w.rows == 0) return;
+  matmul_bf16_amx_rounded(w, bf16_round_rows(x, n_tok, w.cols), n_tok, y, bias, pool);
+}
+
+void matmul_bf16_amx_rounded(const MatView& w, const uint16_t* x16, int64_t n_tok, float* y, const float* bias,
+                             ThreadPool& pool) {
   SWIFT_CHECK(bf16_amx_usable(w), "AMX kernel called for a {}x{} matrix it cannot run", w.rows, w.cols);
   if (n_tok <= 0 || w.rows == 0) return;
 #if defined(SWIFT_BF16_AMX)
-  const AmxArgs a{static_cast<const uint16_t*>(w.data), w.rows, w.cols / 2, bf16_round_rows(x, n_tok, w.cols), y, bias};
+  const AmxArgs a{static_cast<const uint16_t*>(w.data), w.rows, w.cols / 2, x16, y, bias};
   // Work unit: a pair of panels (the block's width), so each output is computed by one thread.
   const int64_t n_panels = (w.rows + kPanelRows - 1) / kPanelRows;
   pool.parallel_for((n_panels + 1) / 2,
                     [&](int64_t u0, int64_t u1, int) { amx_range(a, 2 * u0, std::min(2 * u1, n_panels), n_tok); });
 #else
-  (void)x, (void)y, (void)bias, (void)pool;
+  (void)x16, (void)y, (void)bias, (void)pool;
 #endif
 }
 

@@ -142,13 +142,8 @@ uint16_t bf16_round(float x) {
   return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-const uint16_t* bf16_round_rows(const float* x, int64_t n_tok, int64_t cols) {
-  // The buffer belongs to the calling thread and only grows: no allocation per token in steady
-  // state. Stored as pairs: the dot-product kernel broadcasts one 32-bit pair at a time.
-  thread_local std::vector<uint32_t> buf;
+void bf16_round_rows_into(const float* x, int64_t n_tok, int64_t cols, uint16_t* out) {
   const int64_t width = 2 * n_pairs(cols);
-  if (static_cast<int64_t>(buf.size()) * 2 < n_tok * width) buf.resize(static_cast<size_t>(n_tok * width / 2));
-  auto* out = reinterpret_cast<uint16_t*>(buf.data());
   for (int64_t t = 0; t < n_tok; ++t) {
     const float* xr = x + t * cols;
     uint16_t* o = out + t * width;
@@ -162,6 +157,16 @@ const uint16_t* bf16_round_rows(const float* x, int64_t n_tok, int64_t cols) {
     for (; c < cols; ++c) o[c] = bf16_round(xr[c]);
     if (cols % 2) o[cols] = 0;
   }
+}
+
+const uint16_t* bf16_round_rows(const float* x, int64_t n_tok, int64_t cols) {
+  // The buffer belongs to the calling thread and only grows: no allocation per token in steady
+  // state. Stored as pairs: the dot-product kernel broadcasts one 32-bit pair at a time.
+  thread_local std::vector<uint32_t> buf;
+  const int64_t width = 2 * n_pairs(cols);
+  if (static_cast<int64_t>(buf.size()) * 2 < n_tok * width) buf.resize(static_cast<size_t>(n_tok * width / 2));
+  auto* out = reinterpret_cast<uint16_t*>(buf.data());
+  bf16_round_rows_into(x, n_tok, cols, out);
   return out;
 }
 

@@ -1,0 +1,464 @@
+// Attention on AMX tiles for `--math bf16` (ops/attention.h: attention_bf16_amx).
+//
+// Why: with the matrix products on AMX (ops/bf16_amx.h), f32 attention was the largest cost of a
+// verification pass: 16 tokens after 300 cost 1.1-1.2 ms of a ~2.6 ms pass on the 2-core Xeon
+// this was measured on, bound by multiply-adds and lane reductions. The tile unit does a
+// 16 x 32 x 16 product per instruction.
+//
+// Numbers: q, the cached keys and values and the softmax weights are rounded to bf16 (round to
+// nearest even, as the activations of the matrix products); scores, softmax and sums stay f32.
+// Per work unit (a KV head and a chunk of tokens, as in attention.cc), query rows are
+// (token, head) pairs of the group sharing the KV head:
+//   scores^T = K Q^T    A = 16 keys x 32 dims (K rows as bf16, the list's keys in order),
+//                       B = Q^T in pair layout (16 dim pairs x up to 16 query rows);
+//   softmax  per query row over its list (ops/softmax_weights.h), weights rounded to bf16;
+//   out      = P V      A = 16 query rows x 32 keys, B = V in pair layout (16 key pairs x 16 dims),
+//                       accumulated over the list in blocks of 32 keys in list order, then x 1/sum.
+// Keys are packed by their index in the query's list (key j: score tile row j % 16, value block
+// j / 32), and a last partial block is padded with zero keys and zero weights, so every tile
+// instruction sees the same operands at the same positions whether the token is alone or in a
+// batch. The context the chunk's tokens share (verification: committed slots; prefill: the earlier
+// prompt) is packed once and multiplied for all their rows at once (up to 16 rows per tile); each
+// token's own remainder follows with its rows alone. A row's result thus depends on its position
+// in a tile only through the hardware's per-element computation, which is a fixed function of
+// that element's operands (the matrix kernel's contract, ops/bf16_amx.h; tested here for rows and
+// columns by tokens alone vs in batches, tests/ops/attention_test.cc).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "ops/attention.h"
+#include "ops/bf16_amx.h"
+#include "ops/bf16_dot.h"
+#include "ops/softmax_weights.h"
+#include "util/check.h"
+#include "util/half.h"
+
+#if defined(SWIFT_BF16_AMX)
+#include <immintrin.h>
+#endif
+
+namespace swift {
+
+bool attention_amx_usable(int64_t n_head, int64_t n_kv_head, int64_t head_dim) {
+  return bf16_amx_available() && n_kv_head > 0 && n_head % n_kv_head == 0 && n_head / n_kv_head <= 16 && head_dim > 0 &&
+         head_dim % 64 == 0 && head_dim <= 512;
+}
+
+#if defined(SWIFT_BF16_AMX)
+
+namespace {
+
+constexpr int kTile = 16;   // rows of a tile; keys per score tile; query rows per tile
+constexpr int kBlock = 32;  // keys per value block (one tile instruction's k dimension)
+constexpr int kConfigKey = 1 << 20;
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// Cached rows come from L3 or DRAM through a slot list the hardware prefetcher cannot follow:
+// they are requested this many keys ahead (as in attention.cc).
+constexpr int64_t kKeysAhead = 24;
+
+inline void prefetch_row(const float* row, int64_t n_floats) {
+  const char* r = reinterpret_cast<const char*>(row);
+  for (int64_t b = 0; b < n_floats * 4; b += 64) __builtin_prefetch(r + b, 0, 3);
+}
+
+// All eight tiles 16 rows x 64 bytes. Score tiles: C = 0, A = 4, B = 6. Sums: C = 0..3 (64
+// dimensions), A = 4, B = 6.
+void configure() {
+  AmxTileConfig c;
+  for (int t = 0; t < 8; ++t) {
+    c.rows[t] = kTile;
+    c.colsb[t] = 64;
+  }
+  amx_load_config(kConfigKey, c);
+}
+
+// One row of hd floats as bf16 (round to nearest even), the conversion of every packed operand.
+inline void convert_row(const float* row, int64_t hd, uint16_t* dst) {
+  for (int64_t c = 0; c < hd; c += 32) {
+    const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + c + 16), _mm512_loadu_ps(row + c));
+    _mm512_storeu_si512(dst + c, reinterpret_cast<const __m512i&>(b));
+  }
+}
+
+// K rows of keys sl[0, n) as bf16, [round_up(n, 16), hd]; padding rows zero.
+void pack_keys(const float* k, int64_t kv_stride, const int32_t* sl, int64_t n, int64_t hd, uint16_t* dst) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (i + kKeysAhead < n) prefetch_row(k + static_cast<int64_t>(sl[i + kKeysAhead]) * kv_stride, hd);
+    convert_row(k + static_cast<int64_t>(sl[i]) * kv_stride, hd, dst + i * hd);
+  }
+  std::fill(dst + n * hd, dst + round_up(n, kTile) * hd, uint16_t{0});
+}
+
+// V rows of keys sl[0, n) in pair layout: per block of 32 keys and 16 dimensions one tile
+// [16 key pairs][16 dims][2], blocks [ceil(n / 32)][hd / 16]; keys past n are zero.
+void pack_values(const float* v, int64_t kv_stride, const int32_t* sl, int64_t n, int64_t hd, uint16_t* dst) {
+  // Interleaves [a0..a15 | b0..b15] into [a0 b0 a1 b1 ...].
+  alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i idx = _mm512_load_si512(kInterleave);
+  const int64_t n_dt = hd / kTile;
+  for (int64_t b = 0; b * kBlock < n; ++b)
+    for (int r = 0; r < kTile; ++r) {
+      const int64_t ka = b * kBlock + 2 * r, kb = ka + 1;
+      if (kb + kKeysAhead < n) {
+        prefetch_row(v + static_cast<int64_t>(sl[ka + kKeysAhead]) * kv_stride, hd);
+        prefetch_row(v + static_cast<int64_t>(sl[kb + kKeysAhead]) * kv_stride, hd);
+      }
+      if (ka >= n) {  // the rest of the last block: zero keys
+        for (int64_t dt = 0; dt < n_dt; ++dt)
+          _mm512_storeu_si512(dst + ((b * n_dt + dt) * kTile + r) * 32, _mm512_setzero_si512());
+        continue;
+      }
+      const float* ra = v + static_cast<int64_t>(sl[ka]) * kv_stride;
+      const float* rb = kb < n ? v + static_cast<int64_t>(sl[kb]) * kv_stride : nullptr;
+      for (int64_t dt = 0; dt < n_dt; ++dt) {
+        const __m512 xa = _mm512_loadu_ps(ra + dt * kTile);
+        const __m512 xb = rb ? _mm512_loadu_ps(rb + dt * kTile) : _mm512_setzero_ps();
+        const __m512bh ab = _mm512_cvtne2ps_pbh(xb, xa);
+        const __m512i pairs = _mm512_permutexvar_epi16(idx, reinterpret_cast<const __m512i&>(ab));
+        _mm512_storeu_si512(dst + ((b * n_dt + dt) * kTile + r) * 32, pairs);
+      }
+    }
+}
+
+// Q^T of up to 16 query rows (rows[c] for column c < n_cols; later columns zero) in pair layout,
+// one tile per 32 dimensions: [hd / 32][16 dim pairs][16 columns][2] (as 32-bit pairs:
+// [hd / 32][16][16]).
+void pack_queries(const float* const* rows, int n_cols, int64_t hd, uint16_t* dst) {
+  uint32_t* d32 = reinterpret_cast<uint32_t*>(dst);
+  std::fill_n(d32, hd / 32 * kTile * kTile, 0u);
+  const __m512i stride = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32(kTile));
+  for (int c = 0; c < n_cols; ++c)
+    for (int64_t s = 0; s < hd / 32; ++s) {
+      const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(rows[c] + s * 32 + 16), _mm512_loadu_ps(rows[c] + s * 32));
+      _mm512_i32scatter_epi32(d32 + s * kTile * kTile + c, stride, reinterpret_cast<const __m512i&>(b), 4);
+    }
+}
+
+// 16 x 16 transpose of floats in registers (unpack, 64-bit unpack, two 128-bit shuffles).
+void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_maskz_unpacklo_ps(0xffff, r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_maskz_unpackhi_ps(0xffff, r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(0xff, a, c));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(0xff, a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(0xff, b, d));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(0xff, b, d));
+  }
+  // r[4i + e]: rows 4i..4i+3 of elements e, 4 + e, 8 + e, 12 + e (one per 128-bit lane).
+  for (int e = 0; e < 4; ++e) {
+    t[e] = _mm512_maskz_shuffle_f32x4(0xffff, r[e], r[4 + e], 0x88);      // rows 0-7: elements e, 8 + e
+    t[4 + e] = _mm512_maskz_shuffle_f32x4(0xffff, r[e], r[4 + e], 0xdd);  // rows 0-7: elements 4 + e, 12 + e
+    t[8 + e] = _mm512_maskz_shuffle_f32x4(0xffff, r[8 + e], r[12 + e], 0x88);
+    t[12 + e] = _mm512_maskz_shuffle_f32x4(0xffff, r[8 + e], r[12 + e], 0xdd);
+  }
+  for (int e = 0; e < 4; ++e) {
+    r[e] = _mm512_maskz_shuffle_f32x4(0xffff, t[e], t[8 + e], 0x88);            // element e
+    r[8 + e] = _mm512_maskz_shuffle_f32x4(0xffff, t[e], t[8 + e], 0xdd);        // element 8 + e
+    r[4 + e] = _mm512_maskz_shuffle_f32x4(0xffff, t[4 + e], t[12 + e], 0x88);   // element 4 + e
+    r[12 + e] = _mm512_maskz_shuffle_f32x4(0xffff, t[4 + e], t[12 + e], 0xdd);  // element 12 + e
+  }
+}
+
+// Moves a score tile c[key][column] (16 keys, `keys` of them real) to scores[column * stride + j]
+// times scale, for the n_cols used columns.
+void scatter_scores(const float* c, int64_t keys, int n_cols, float scale, float* scores, int64_t stride) {
+  if (n_cols <= 4) {
+    for (int col = 0; col < n_cols; ++col)
+      for (int64_t j = 0; j < keys; ++j) scores[col * stride + j] = c[j * kTile + col] * scale;
+    return;
+  }
+  __m512 r[16];
+  for (int j = 0; j < kTile; ++j) r[j] = _mm512_load_ps(c + j * kTile);
+  transpose16(r);
+  const __m512 sv = _mm512_set1_ps(scale);
+  const __mmask16 m = lanes::mask_for(keys);
+  for (int col = 0; col < n_cols; ++col) _mm512_mask_storeu_ps(scores + col * stride, m, _mm512_mul_ps(r[col], sv));
+}
+
+// Scores of packed keys [0, n) (ceil(n / 16) tiles of kp) against packed queries qt:
+// scores[c * stride + j] = (q_c . k_j) * scale for the n_cols used columns. Four key tiles at a
+// time in C0..C3 (independent accumulations); with hd = 64 the two query tiles stay in B0, B1.
+void score_tiles(const uint16_t* kp, int64_t n, int64_t hd, const uint16_t* qt, int n_cols, float scale, float* scores,
+                 int64_t stride) {
+  alignas(64) float c[4][kTile * kTile];
+  asm volatile("" : : : "memory");  // the tile-load macro declares no memory input
+  const int64_t n_ks = hd / 32, a_stride = hd * 2;
+  const bool resident = n_ks == 2;
+  if (resident) {
+    _tile_loadd(6, qt, 64);
+    _tile_loadd(7, qt + kTile * kTile * 2, 64);
+  }
+  for (int64_t g0 = 0; g0 * kTile < n; g0 += 4) {
+    const int ng = static_cast<int>(std::min<int64_t>(4, (n - g0 * kTile + kTile - 1) / kTile));
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    const uint16_t* k0 = kp + g0 * kTile * hd;
+    for (int64_t s = 0; s < n_ks; ++s) {
+      const uint16_t* ks = k0 + s * 32;
+      if (resident && s == 1) {  // the second query tile is already in B1
+        _tile_loadd(4, ks, a_stride);
+        _tile_dpbf16ps(0, 4, 7);
+        if (ng > 1) {
+          _tile_loadd(5, ks + kTile * hd, a_stride);
+          _tile_dpbf16ps(1, 5, 7);
+        }
+        if (ng > 2) {
+          _tile_loadd(4, ks + 2 * kTile * hd, a_stride);
+          _tile_dpbf16ps(2, 4, 7);
+        }
+        if (ng > 3) {
+          _tile_loadd(5, ks + 3 * kTile * hd, a_stride);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+        continue;
+      }
+      if (!resident) _tile_loadd(6, qt + s * kTile * kTile * 2, 64);
+      _tile_loadd(4, ks, a_stride);
+      _tile_dpbf16ps(0, 4, 6);
+      if (ng > 1) {
+        _tile_loadd(5, ks + kTile * hd, a_stride);
+        _tile_dpbf16ps(1, 5, 6);
+      }
+      if (ng > 2) {
+        _tile_loadd(4, ks + 2 * kTile * hd, a_stride);
+        _tile_dpbf16ps(2, 4, 6);
+      }
+      if (ng > 3) {
+        _tile_loadd(5, ks + 3 * kTile * hd, a_stride);
+        _tile_dpbf16ps(3, 5, 6);
+      }
+    }
+    _tile_stored(0, c[0], 64);
+    if (ng > 1) _tile_stored(1, c[1], 64);
+    if (ng > 2) _tile_stored(2, c[2], 64);
+    if (ng > 3) _tile_stored(3, c[3], 64);
+    for (int g = 0; g < ng; ++g) {
+      const int64_t j = (g0 + g) * kTile;
+      scatter_scores(c[g], std::min<int64_t>(kTile, n - j), n_cols, scale, scores + j, stride);
+    }
+  }
+}
+
+// Runs value blocks [0, n_blocks) of vp (pair layout, hd / 16 tiles each) against weight rows
+// p (bf16, row stride p_stride elements, block b at column 32 b), 64 dimensions at a time, into
+// the 16 x hd sums at acc (f32, row stride hd): from zero when `first`, else continuing.
+void sum_blocks(const uint16_t* p, int64_t p_stride, const uint16_t* vp, int64_t n_blocks, int64_t hd, float* acc,
+                bool first) {
+  if (!first && n_blocks == 0) return;
+  asm volatile("" : : : "memory");
+  const int64_t n_dt = hd / kTile, acc_stride = hd * 4;
+  for (int64_t d0 = 0; d0 < n_dt; d0 += 4) {
+    float* a0 = acc + d0 * kTile;
+    if (first) {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+    } else {
+      _tile_loadd(0, a0, acc_stride);
+      _tile_loadd(1, a0 + kTile, acc_stride);
+      _tile_loadd(2, a0 + 2 * kTile, acc_stride);
+      _tile_loadd(3, a0 + 3 * kTile, acc_stride);
+    }
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint16_t* vb = vp + (b * n_dt + d0) * kTile * 32;
+      _tile_loadd(4, p + b * kBlock, p_stride * 2);
+      _tile_loadd(6, vb, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_loadd(6, vb + kTile * 32, 64);
+      _tile_dpbf16ps(1, 4, 6);
+      _tile_loadd(6, vb + 2 * kTile * 32, 64);
+      _tile_dpbf16ps(2, 4, 6);
+      _tile_loadd(6, vb + 3 * kTile * 32, 64);
+      _tile_dpbf16ps(3, 4, 6);
+    }
+    _tile_stored(0, a0, acc_stride);
+    _tile_stored(1, a0 + kTile, acc_stride);
+    _tile_stored(2, a0 + 2 * kTile, acc_stride);
+    _tile_stored(3, a0 + 3 * kTile, acc_stride);
+  }
+}
+
+// Index of (slot, dimension d) in the pair layout of values (pack_values, kv_bf16_store).
+inline int64_t v_pair_index(int64_t slot, int64_t d, int64_t hd) {
+  return ((slot / kBlock * (hd / kTile) + d / kTile) * kTile + slot % kBlock / 2) * 32 + d % kTile * 2 + slot % 2;
+}
+
+// Per-thread buffers, grown on demand (never on the per-token path once warm).
+struct Scratch {
+  std::vector<uint16_t> k_shared, v_shared, k_own, v_own, qt;
+  std::vector<float> scores, acc;  // [rows, l_pad] f32; [rows + 16, hd] f32
+  std::vector<uint16_t> p;         // [rows + 16, l_pad] bf16
+  std::vector<float> inv;          // [rows]
+};
+
+template <typename T>
+T* sized(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(n);
+  return v.data();
+}
+
+}  // namespace
+
+void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
+  SWIFT_CHECK(attention_amx_usable(a.n_head, a.n_kv_head, a.head_dim),
+              "AMX attention called for {} heads, {} KV heads, head dim {}", a.n_head, a.n_kv_head, a.head_dim);
+  SWIFT_CHECK(static_cast<int64_t>(a.visible->offsets.size()) == a.n_tok + 1);
+  if (a.n_tok <= 0) return;
+  const int64_t G = a.n_head / a.n_kv_head, hd = a.head_dim;
+  const int64_t q_stride = a.n_head * hd;
+  const int64_t kv_stride = a.kv_row_stride > 0 ? a.kv_row_stride : a.n_kv_head * hd;
+  const int64_t head_stride = a.kv_head_stride > 0 ? a.kv_head_stride : hd;
+  const int64_t l_pad = round_up(std::max<int64_t>(a.visible->max_len(), 1), kBlock);
+  // Tokens per unit: enough units for every thread, at most 16 tokens (a unit's rows then fill
+  // whole tiles for G = 1, 2, 4, 8, 16).
+  const int64_t per_head = std::max<int64_t>(1, (pool.size() + a.n_kv_head - 1) / a.n_kv_head);
+  const int64_t chunk = std::clamp<int64_t>((a.n_tok + per_head - 1) / per_head, 1, 16);
+  const int64_t n_chunks = (a.n_tok + chunk - 1) / chunk;
+  const SlotLists& vis = *a.visible;
+  pool.parallel_for(n_chunks * a.n_kv_head, [&](int64_t i0, int64_t i1, int) {
+    thread_local Scratch w;
+    configure();
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t kvh = i / n_chunks, t0 = i % n_chunks * chunk, t1 = std::min(a.n_tok, t0 + chunk);
+      const int64_t rows = (t1 - t0) * G;
+      const float* kh = a.k + kvh * head_stride;
+      const float* vh = a.v + kvh * head_stride;
+      auto list = [&](int64_t t) { return vis.slots.data() + vis.offsets[t]; };
+      auto len = [&](int64_t t) { return vis.offsets[t + 1] - vis.offsets[t]; };
+      auto q_row = [&](int64_t r) { return a.q + (t0 + r / G) * q_stride + (kvh * G + r % G) * hd; };
+      // Shared context: the longest list prefix common to the chunk's tokens, in whole value blocks.
+      int64_t shared = len(t0);
+      for (int64_t t = t0 + 1; t < t1 && shared > 0; ++t) {
+        shared = std::min(shared, len(t));
+        if (std::memcmp(list(t0), list(t), static_cast<size_t>(shared) * sizeof(int32_t)) != 0)
+          shared = std::mismatch(list(t0), list(t0) + shared, list(t)).first - list(t0);
+      }
+      shared = shared / kBlock * kBlock;
+      // Of it, the part listed as slots 0, 1, 2, ... is read from the bf16 copy when there is one.
+      int64_t m = 0;
+      if (a.k16) {
+        const int32_t* l0 = list(t0);
+        while (m < shared && l0[m] == m) ++m;  // ~200 compares: small next to the packing it saves
+        m = m / kBlock * kBlock;
+      }
+      const uint16_t* k_copy = a.k16 ? a.k16 + kvh * a.kv16_head_stride : nullptr;
+      const uint16_t* v_copy = a.v16 ? a.v16 + kvh * a.kv16_head_stride : nullptr;
+      float* scores = sized(w.scores, rows * l_pad);
+      uint16_t* p = sized(w.p, (rows + kTile) * l_pad);
+      float* acc = sized(w.acc, (rows + kTile) * hd);
+      float* inv = sized(w.inv, rows);
+      uint16_t* qt = sized(w.qt, hd / 32 * kTile * kTile * 2);
+      uint16_t* ks = sized(w.k_shared, std::max<int64_t>(shared - m, 1) * hd);
+      uint16_t* vs = sized(w.v_shared, std::max<int64_t>(shared - m, 1) * hd);
+      pack_keys(kh, kv_stride, list(t0) + m, shared - m, hd, ks);
+      pack_values(vh, kv_stride, list(t0) + m, shared - m, hd, vs);
+      const float* qrows[kTile];
+      // Scores over the shared context: up to 16 query rows per tile, columns r - r0.
+      for (int64_t r0 = 0; r0 < rows && shared > 0; r0 += kTile) {
+        const int cols = static_cast<int>(std::min<int64_t>(kTile, rows - r0));
+        for (int c = 0; c < cols; ++c) qrows[c] = q_row(r0 + c);
+        pack_queries(qrows, cols, hd, qt);
+        if (m > 0) score_tiles(k_copy, m, hd, qt, cols, a.scale, scores + r0 * l_pad, l_pad);
+        if (shared > m) score_tiles(ks, shared - m, hd, qt, cols, a.scale, scores + r0 * l_pad + m, l_pad);
+      }
+      // Each token's own keys (columns 0 .. G-1), then its softmax weights as bf16 rows of p.
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t n = len(t), r0 = (t - t0) * G;
+        if (n > shared) {
+          uint16_t* ko = sized(w.k_own, round_up(n - shared, kTile) * hd);
+          pack_keys(kh, kv_stride, list(t) + shared, n - shared, hd, ko);
+          for (int c = 0; c < G; ++c) qrows[c] = q_row(r0 + c);
+          pack_queries(qrows, static_cast<int>(G), hd, qt);
+          score_tiles(ko, n - shared, hd, qt, static_cast<int>(G), a.scale, scores + r0 * l_pad + shared, l_pad);
+        }
+        for (int64_t h = 0; h < G; ++h) {
+          float* s = scores + (r0 + h) * l_pad;
+          uint16_t* ph = p + (r0 + h) * l_pad;
+          inv[r0 + h] = n > 0 ? softmax_weights(s, n) : 0.0f;
+          for (int64_t j = 0; j < n; j += 32) {
+            const __mmask16 m0 = lanes::mask_for(n - j), m1 = lanes::mask_for(std::max<int64_t>(n - j - 16, 0));
+            const __m512bh b =
+                _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, s + j + 16), _mm512_maskz_loadu_ps(m0, s + j));
+            _mm512_storeu_si512(ph + j, reinterpret_cast<const __m512i&>(b));
+          }
+        }
+      }
+      // Weighted sums over the shared blocks for all rows, then each token's own blocks. A token's
+      // blocks run on a whole tile from its first row, so they also rewrite the 16 - G rows after
+      // it: the tokens go last to first, each finished (its output written) before an earlier
+      // token's tile passes over its rows.
+      for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
+        sum_blocks(p + r0 * l_pad, l_pad, v_copy, m / kBlock, hd, acc + r0 * hd, true);
+        sum_blocks(p + r0 * l_pad + m, l_pad, vs, (shared - m) / kBlock, hd, acc + r0 * hd, false);
+      }
+      for (int64_t t = t1 - 1; t >= t0; --t) {
+        const int64_t n = len(t), r0 = (t - t0) * G;
+        if (n > shared) {
+          uint16_t* vo = sized(w.v_own, round_up(n - shared, kBlock) * hd);
+          pack_values(vh, kv_stride, list(t) + shared, n - shared, hd, vo);
+          sum_blocks(p + r0 * l_pad + shared, l_pad, vo, (n - shared + kBlock - 1) / kBlock, hd, acc + r0 * hd, false);
+        }
+        for (int64_t h = 0; h < G; ++h) {
+          float* o = a.out + t * q_stride + (kvh * G + h) * hd;
+          const float* ar = acc + (r0 + h) * hd;
+          const float s = inv[r0 + h];
+          for (int64_t d = 0; d < hd; ++d) o[d] = n > 0 ? ar[d] * s : 0.0f;
+          if (a.out16) bf16_round_rows_into(o, 1, hd, a.out16 + t * q_stride + (kvh * G + h) * hd);
+        }
+      }
+    }
+  });
+}
+
+void kv_bf16_store(const float* k_row, const float* v_row, int64_t hd, int64_t slot, uint16_t* k16, uint16_t* v16) {
+  SWIFT_CHECK(hd % 64 == 0 && hd <= 512, "head dim {}", hd);
+  convert_row(k_row, hd, k16 + slot * hd);
+  // Value d of this slot goes to lane 2 (d % 16) + slot % 2 of row slot % 32 / 2 of tile d / 16:
+  // spread 16 values to every other lane and store those lanes only.
+  alignas(64) static const uint16_t kSpread[32] = {0, 0, 1, 1, 2,  2,  3,  3,  4,  4,  5,  5,  6,  6,  7,  7,
+                                                   8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15};
+  const __m512i idx = _mm512_load_si512(kSpread);
+  const __mmask32 lanes = slot % 2 ? 0xAAAAAAAAu : 0x55555555u;
+  for (int64_t dt = 0; dt < hd / kTile; ++dt) {
+    const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(v_row + dt * kTile));
+    const __m512i spread = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(reinterpret_cast<const __m256i&>(h)));
+    _mm512_mask_storeu_epi16(v16 + v_pair_index(slot, dt * kTile, hd) - slot % 2, lanes, spread);
+  }
+}
+
+void kv_bf16_move(int64_t from, int64_t to, int64_t hd, uint16_t* k16, uint16_t* v16) {
+  std::copy_n(k16 + from * hd, hd, k16 + to * hd);
+  for (int64_t d = 0; d < hd; ++d) v16[v_pair_index(to, d, hd)] = v16[v_pair_index(from, d, hd)];
+}
+
+#else
+
+void attention_bf16_amx(const AttentionArgs& a, ThreadPool&) {
+  SWIFT_CHECK(false, "AMX attention called in a build without AMX ({} heads)", a.n_head);
+}
+
+void kv_bf16_store(const float*, const float*, int64_t hd, int64_t, uint16_t*, uint16_t*) {
+  SWIFT_CHECK(false, "bf16 KV copy in a build without AMX (head dim {})", hd);
+}
+
+void kv_bf16_move(int64_t, int64_t, int64_t hd, uint16_t*, uint16_t*) {
+  SWIFT_CHECK(false, "bf16 KV copy in a build without AMX (head dim {})", hd);
+}
+
+#endif
+
+}  // namespace swift

@@ -1,0 +1,206 @@
+// AMX attention (ops/attention.h: attention_bf16_amx, contract in ops/attention_bf16_amx.cc):
+// accuracy against the f32 kernel, batch invariance bit for bit (the lossless-decoding contract),
+// the bf16 cache copy against packing from the f32 rows, and its rounded output copy.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "ops/attention.h"
+#include "ops/bf16_amx.h"
+#include "ops/bf16_dot.h"
+#include "test_util.h"
+
+namespace swift {
+
+namespace {
+
+// One layer's cache for tests: f32 rows [n_kv, n_slots, hd] (head-major, as KvCache) and the bf16
+// copy kv_bf16_store keeps (n_slots rounded up to 32).
+struct TestCache {
+  int64_t n_kv, n_slots, n_slots16, hd;
+  std::vector<float> k, v;
+  std::vector<uint16_t> k16, v16;
+  TestCache(int64_t n_kv_, int64_t n_slots_, int64_t hd_, uint64_t seed)
+      : n_kv(n_kv_), n_slots(n_slots_), n_slots16((n_slots_ + 31) / 32 * 32), hd(hd_) {
+    k = test::random_floats(n_kv * n_slots * hd, seed);
+    v = test::random_floats(n_kv * n_slots * hd, seed + 1);
+    k16.assign(n_kv * n_slots16 * hd, 0xffff);  // NaN where no slot was stored: must never be read
+    v16.assign(n_kv * n_slots16 * hd, 0xffff);
+    for (int64_t h = 0; h < n_kv; ++h)
+      for (int64_t s = 0; s < n_slots; ++s) store(h, s);
+  }
+  void store(int64_t h, int64_t s) {
+    kv_bf16_store(&k[(h * n_slots + s) * hd], &v[(h * n_slots + s) * hd], hd, s, &k16[h * n_slots16 * hd],
+                  &v16[h * n_slots16 * hd]);
+  }
+  AttentionArgs args(bool use_copy) const {
+    AttentionArgs a;
+    a.k = k.data(), a.v = v.data(), a.kv_row_stride = hd, a.kv_head_stride = n_slots * hd, a.head_dim = hd;
+    a.n_kv_head = n_kv, a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    if (use_copy) a.k16 = k16.data(), a.v16 = v16.data(), a.kv16_head_stride = n_slots16 * hd;
+    return a;
+  }
+};
+
+// Lists of n_tok tokens: slots 0..prefix-1, then a tree over the batch slots prefix.. (odd tokens
+// skip every other earlier batch token), as verification builds them.
+SlotLists tree_lists(int64_t prefix, int64_t n_tok) {
+  SlotLists vis;
+  vis.offsets.push_back(0);
+  for (int64_t i = 0; i < n_tok; ++i) {
+    for (int32_t s = 0; s < prefix; ++s) vis.slots.push_back(s);
+    for (int64_t j = 0; j <= i; ++j)
+      if (i % 2 == 0 || j % 2 == 1 || j == i) vis.slots.push_back(static_cast<int32_t>(prefix + j));
+    vis.offsets.push_back(static_cast<int64_t>(vis.slots.size()));
+  }
+  return vis;
+}
+
+}  // namespace
+
+TEST(AttentionAmx, TakesHeadShapesItsTilesFit) {
+  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU or build";
+  EXPECT_TRUE(attention_amx_usable(4, 2, 64));
+  EXPECT_TRUE(attention_amx_usable(32, 8, 128));
+  EXPECT_TRUE(attention_amx_usable(16, 1, 64));   // 16 query heads per KV head: one tile of rows
+  EXPECT_FALSE(attention_amx_usable(32, 1, 64));  // 32: more rows than a tile
+  EXPECT_FALSE(attention_amx_usable(4, 2, 80));   // not whole 64-dimension steps
+  EXPECT_FALSE(attention_amx_usable(4, 2, 96));
+  EXPECT_FALSE(attention_amx_usable(6, 4, 64));  // heads not a multiple of KV heads
+}
+
+TEST(AttentionAmx, MatchesF32AttentionWithinBf16Rounding) {
+  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU or build";
+  // Error model (stated), per output of a query head over its visible keys j:
+  //   q and k rounded to bf16 (relative 2^-9 each) move score j by at most 2^-8 A_j, with
+  //   A_j = scale * sum_i |q_i k_ji|; scores moved by at most D = 2^-8 max_j A_j change the
+  //   normalised weights by at most exp(2 D) - 1 in total (l1), hence the output by that times
+  //   max_j |v_j|; rounding the weights and the values adds 2^-9 max_j |v_j| each.
+  //   bound = max_j |v_j| (exp(2 D) - 1 + 2^-8) + 1e-6 (f32 sums, ~1e-7 here)
+  // The AMX output must stay within the bound of the f32 kernel's; and the worst difference
+  // must exceed 1e-4 (f32 arithmetic alone stays below 1e-5: the bf16 kernel really ran).
+  ThreadPool pool(2);
+  double worst = 0, worst_of_bound = 0;
+  for (int64_t hd : {64, 128})
+    for (int64_t group : {1, 2, 3, 8})
+      for (int64_t n_kv : {1, 2})
+        for (int64_t prefix : {0, 7, 40, 100}) {
+          const int64_t n_tok = 6, n_head = group * n_kv;
+          TestCache c(n_kv, prefix + n_tok, hd, 7);
+          auto q = test::random_floats(n_tok * n_head * hd, 9);
+          const SlotLists vis = tree_lists(prefix, n_tok);
+          AttentionArgs a = c.args(true);
+          a.q = q.data(), a.n_tok = n_tok, a.n_head = n_head, a.visible = &vis;
+          std::vector<float> amx(n_tok * n_head * hd), f32(amx.size());
+          a.out = amx.data();
+          attention_bf16_amx(a, pool);
+          a.out = f32.data();
+          attention(a, pool);
+          for (int64_t t = 0; t < n_tok; ++t)
+            for (int64_t h = 0; h < n_head; ++h) {
+              const int64_t kvh = h / group;
+              double a_max = 0, v_max = 0;
+              for (int64_t j = vis.offsets[t]; j < vis.offsets[t + 1]; ++j) {
+                const float* kr = &c.k[(kvh * c.n_slots + vis.slots[j]) * hd];
+                const float* vr = &c.v[(kvh * c.n_slots + vis.slots[j]) * hd];
+                double aj = 0;
+                for (int64_t i = 0; i < hd; ++i) {
+                  aj += std::fabs(q[(t * n_head + h) * hd + i] * kr[i]);
+                  v_max = std::max(v_max, static_cast<double>(std::fabs(vr[i])));
+                }
+                a_max = std::max(a_max, aj * a.scale);
+              }
+              const double bound = v_max * (std::exp(2 * a_max / 256) - 1 + 1.0 / 256) + 1e-6;
+              for (int64_t d = 0; d < hd; ++d) {
+                const int64_t i = (t * n_head + h) * hd + d;
+                const double diff = std::fabs(amx[i] - f32[i]);
+                ASSERT_LE(diff, bound) << "hd " << hd << " group " << group << " kv " << n_kv << " prefix " << prefix
+                                       << " token " << t << " head " << h << " dim " << d;
+                worst = std::max(worst, diff);
+                worst_of_bound = std::max(worst_of_bound, diff / bound);
+              }
+            }
+        }
+  std::printf("AMX vs f32 attention: worst difference %.2e, at most %.0f%% of the bound\n", worst,
+              100 * worst_of_bound);
+  EXPECT_GT(worst, 1e-4);
+}
+
+TEST(AttentionAmx, TokensAloneAndInBatchesGiveTheSameBitsFromEitherSource) {
+  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU or build";
+  // The lossless contract: a token's output alone (as plain decoding computes it) equals its
+  // output in any batch (verification, prefill), whatever the shared context's length relative
+  // to the 16-key score tiles and 32-key value blocks, the tree, the group size (query rows per
+  // tile), head dim, threads, and whether the committed keys come from the bf16 copy or are
+  // packed from the f32 rows on the call.
+  struct Case {
+    int64_t hd, group, n_kv, n_tok;
+    int threads;
+  };
+  for (Case cs : {Case{64, 2, 2, 9, 2}, Case{128, 2, 2, 20, 2}, Case{64, 1, 2, 20, 3}, Case{64, 4, 1, 35, 1},
+                  Case{64, 3, 2, 7, 2}, Case{128, 8, 1, 17, 2}}) {
+    for (int64_t prefix : {0, 5, 31, 32, 33, 64, 150, 300}) {
+      const int64_t hd = cs.hd, n_head = cs.group * cs.n_kv, n_tok = cs.n_tok;
+      TestCache c(cs.n_kv, prefix + n_tok + 3, hd, 31);
+      auto q = test::random_floats(n_tok * n_head * hd, 33);
+      const SlotLists vis = tree_lists(prefix, n_tok);
+      ThreadPool pool(cs.threads);
+      std::vector<float> batch(n_tok * n_head * hd), batch_packed(batch.size());
+      AttentionArgs a = c.args(true);
+      a.q = q.data(), a.n_tok = n_tok, a.n_head = n_head, a.visible = &vis, a.out = batch.data();
+      attention_bf16_amx(a, pool);
+      AttentionArgs p = c.args(false);
+      p.q = q.data(), p.n_tok = n_tok, p.n_head = n_head, p.visible = &vis, p.out = batch_packed.data();
+      attention_bf16_amx(p, pool);
+      ASSERT_EQ(0, std::memcmp(batch.data(), batch_packed.data(), batch.size() * sizeof(float)))
+          << "copy vs packed: hd " << hd << " group " << cs.group << " prefix " << prefix;
+      for (int64_t i = 0; i < n_tok; ++i) {
+        SlotLists one;
+        one.offsets = {0, vis.offsets[i + 1] - vis.offsets[i]};
+        one.slots.assign(vis.slots.begin() + vis.offsets[i], vis.slots.begin() + vis.offsets[i + 1]);
+        std::vector<float> alone(n_head * hd);
+        AttentionArgs b = c.args(i % 2 == 0);  // alternate the source of the committed keys
+        b.q = q.data() + i * n_head * hd, b.n_tok = 1, b.n_head = n_head, b.visible = &one, b.out = alone.data();
+        attention_bf16_amx(b, pool);
+        ASSERT_EQ(0, std::memcmp(alone.data(), batch.data() + i * n_head * hd, alone.size() * sizeof(float)))
+            << "hd " << hd << " group " << cs.group << " kv heads " << cs.n_kv << " tokens " << n_tok << " threads "
+            << cs.threads << " prefix " << prefix << " token " << i;
+      }
+    }
+  }
+}
+
+TEST(AttentionAmx, WritesTheRoundedOutputTheMatrixKernelWouldMake) {
+  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU or build";
+  ThreadPool pool(2);
+  const int64_t hd = 64, n_head = 4, n_kv = 2, n_tok = 5, prefix = 45;
+  TestCache c(n_kv, prefix + n_tok, hd, 51);
+  auto q = test::random_floats(n_tok * n_head * hd, 52);
+  const SlotLists vis = tree_lists(prefix, n_tok);
+  std::vector<float> out(n_tok * n_head * hd);
+  std::vector<uint16_t> out16(out.size(), 0xffff), want(out.size());
+  AttentionArgs a = c.args(true);
+  a.q = q.data(), a.n_tok = n_tok, a.n_head = n_head, a.visible = &vis, a.out = out.data(), a.out16 = out16.data();
+  attention_bf16_amx(a, pool);
+  bf16_round_rows_into(out.data(), n_tok, n_head * hd, want.data());
+  EXPECT_EQ(want, out16);
+}
+
+TEST(AttentionAmx, Bf16CopyOfAMovedSlotEqualsStoringItThere) {
+  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU or build";
+  // Accepted tree nodes are compacted with a move (model/kv_cache.h): the copy must then hold
+  // what storing the row at its new slot would have written, in both value-pair lanes.
+  for (int64_t hd : {64, 128})
+    for (auto [from, to] : {std::pair<int64_t, int64_t>{70, 33}, {33, 70}, {5, 4}, {4, 5}, {64, 31}}) {
+      TestCache moved(1, 96, hd, 61), stored(1, 96, hd, 61);
+      kv_bf16_move(from, to, hd, moved.k16.data(), moved.v16.data());
+      std::copy_n(&stored.k[from * hd], hd, &stored.k[to * hd]);
+      std::copy_n(&stored.v[from * hd], hd, &stored.v[to * hd]);
+      stored.store(0, to);
+      EXPECT_EQ(stored.k16, moved.k16) << "hd " << hd << " " << from << " -> " << to;
+      EXPECT_EQ(stored.v16, moved.v16) << "hd " << hd << " " << from << " -> " << to;
+    }
+}
+
+}  // namespace swift
