@@ -26,9 +26,10 @@ void KvCache::enable_bf16_copy() {
   const size_t n = static_cast<size_t>(n_layer_ * n_slots16_ * kv_dim_);
   k16buf_ = PageBuffer::take(n * sizeof(uint16_t));
   v16buf_ = PageBuffer::take(n * sizeof(uint16_t));
-  // Every slot, written or not (unwritten ones are never read before a store rewrites them).
-  for (int64_t l = 0; l < n_layer_; ++l)
-    for (int64_t s = 0; s < n_slots_; ++s) copy_slot(l, s);
+  // The slots that hold a token (a position was set); the others are written before they are read.
+  for (int64_t s = 0; s < n_slots_; ++s)
+    if (pos_[s] >= 0)
+      for (int64_t l = 0; l < n_layer_; ++l) copy_slot(l, s);
 }
 
 void KvCache::copy_slot(int64_t layer, int64_t slot) {

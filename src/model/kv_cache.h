@@ -41,8 +41,9 @@ class KvCache {
   void move_slot(int64_t from, int64_t to);
 
   // A bf16 copy of the cache for AMX attention (ops/attention.h: kv_bf16_store has the layout),
-  // made on the first call (every slot converted once, ~1 ms per 1,000 slots of the demo model)
-  // and kept in step by store() and move_slot() from then on. Costs half the f32 cache's memory.
+  // made on the first call (slots that already hold a token are converted; a cache enabled
+  // before its first store converts nothing) and kept in step by store() and move_slot() from
+  // then on. Costs half the f32 cache's memory.
   void enable_bf16_copy();
   bool has_bf16_copy() const { return k16buf_ != nullptr; }
   // One layer of the copy: KV head h at k16(l) + h * head_stride16().

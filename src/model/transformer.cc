@@ -175,8 +175,8 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
   }
 
   rope_table(b.positions.data(), n, *inv_freq, rope_);
+  if (amx_attention_) cache.enable_bf16_copy();  // once per cache, before its first stores
   for (int64_t i = 0; i < n; ++i) cache.set_slot_pos(b.slots[i], b.positions[i]);
-  if (amx_attention_) cache.enable_bf16_copy();  // once per cache, before this batch's stores
   build_visibility(b, cache);
 
   reserve_workspace(n);
