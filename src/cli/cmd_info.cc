@@ -26,17 +26,27 @@ nlohmann::json gguf_listing(const GgufFile& g) {
   nlohmann::json meta = nlohmann::json::object(), tensors = nlohmann::json::array();
   for (const auto& [k, v] : g.kv()) {
     switch (v.type) {
-      case GgufType::kString: meta[k] = v.str; break;
-      case GgufType::kBool: meta[k] = v.b; break;
-      case GgufType::kF32: case GgufType::kF64: meta[k] = v.f; break;
+      case GgufType::kString:
+        meta[k] = v.str;
+        break;
+      case GgufType::kBool:
+        meta[k] = v.b;
+        break;
+      case GgufType::kF32:
+      case GgufType::kF64:
+        meta[k] = v.f;
+        break;
       case GgufType::kArray:
         meta[k] = fmt::format("[{} x {}]", v.count, gguf_type_name(v.elem));
         break;
-      default: meta[k] = v.type == GgufType::kU64 ? nlohmann::json(v.u) : nlohmann::json(v.i); break;
+      default:
+        meta[k] = v.type == GgufType::kU64 ? nlohmann::json(v.u) : nlohmann::json(v.i);
+        break;
     }
   }
   for (const auto& t : g.tensors())
-    tensors.push_back({{"name", t.name}, {"type", ggml_type_info(t.type)->name}, {"shape", t.ne}, {"bytes", t.n_bytes}});
+    tensors.push_back(
+        {{"name", t.name}, {"type", ggml_type_info(t.type)->name}, {"shape", t.ne}, {"bytes", t.n_bytes}});
   return {{"version", g.version()}, {"alignment", g.alignment()}, {"metadata", meta}, {"tensors", tensors}};
 }
 
@@ -46,7 +56,9 @@ void run(const InfoArgs& a) {
   auto model = load_model(a.model, parse_math(a.math));
   const ModelConfig& c = model->config;
   const auto& w = model->transformer->weights();
-  const uint64_t kv_bytes = static_cast<uint64_t>(2 * c.n_layer * (c.max_positions + kScratchSlots) * c.kv_dim()) * 4;
+  const uint64_t kv_f32 = static_cast<uint64_t>(2 * c.n_layer * (c.max_positions + kScratchSlots) * c.kv_dim()) * 4;
+  const uint64_t kv_bf16 = model->transformer->amx_attention() ? kv_f32 / 2 : 0;  // the AMX attention's copy
+  const uint64_t kv_bytes = kv_f32 + kv_bf16;
   int64_t n_params = 0;
   n_params += c.vocab_size * c.hidden_size * (c.tie_embeddings ? 1 : 2);
   n_params += c.n_layer * (c.hidden_size * (c.q_dim() * 2 + c.kv_dim() * 2) + 3 * c.hidden_size * c.intermediate_size);
@@ -90,8 +102,8 @@ void run(const InfoArgs& a) {
   std::printf("vocab        %lld, context %lld, rope %s theta %g, %lld sliding-window layers, %s embeddings\n",
               static_cast<long long>(c.vocab_size), static_cast<long long>(c.max_positions), c.rope.type.c_str(),
               c.rope.theta, static_cast<long long>(n_sliding), c.tie_embeddings ? "tied" : "untied");
-  std::printf("memory       KV cache at full context %.1f MiB (f32); resident after load %.1f MiB\n",
-              kv_bytes / 1048576.0, resident_bytes() / 1048576.0);
+  std::printf("memory       KV cache at full context %.1f MiB (f32%s); resident after load %.1f MiB\n",
+              kv_bytes / 1048576.0, kv_bf16 ? " and a bf16 copy for AMX attention" : "", resident_bytes() / 1048576.0);
   std::printf("tokenizer    %s\n", j["tokenizer"].get<std::string>().c_str());
   std::printf("identity     %s\n", j["identity"].get<std::string>().c_str());
   if (gguf.is_null()) return;
@@ -107,8 +119,9 @@ void run(const InfoArgs& a) {
   for (const auto& t : gguf["tensors"]) {
     std::string shape;
     for (const auto& d : t["shape"]) shape += (shape.empty() ? "" : " x ") + std::to_string(d.get<int64_t>());
-    std::printf("  %-36s %-6s %-18s %12llu\n", t["name"].get<std::string>().c_str(), t["type"].get<std::string>().c_str(),
-                shape.c_str(), static_cast<unsigned long long>(t["bytes"].get<uint64_t>()));
+    std::printf("  %-36s %-6s %-18s %12llu\n", t["name"].get<std::string>().c_str(),
+                t["type"].get<std::string>().c_str(), shape.c_str(),
+                static_cast<unsigned long long>(t["bytes"].get<uint64_t>()));
   }
 }
 
@@ -117,7 +130,9 @@ void run(const InfoArgs& a) {
 void add_info(CLI::App& app) {
   auto a = std::make_shared<InfoArgs>();
   CLI::App* c = app.add_subcommand("info", "Show a model's architecture, sizes, dtypes and memory use");
-  c->add_option("-m,--model", a->model, "Model folder (Hugging Face layout) or GGUF file (also lists its metadata and tensors)")->required();
+  c->add_option("-m,--model", a->model,
+                "Model folder (Hugging Face layout) or GGUF file (also lists its metadata and tensors)")
+      ->required();
   add_math_option(*c, a->math);
   c->add_flag("--json", a->json, "Print JSON");
   c->callback([a] { run(*a); });

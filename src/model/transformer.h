@@ -57,6 +57,8 @@ class Transformer {
   // the kernel the layers' matrices run (ops/bf16_amx.h: chosen by machine and matrix shape),
   // with ", attention on AMX tiles" when attention runs there too.
   std::string math_description() const;
+  // Whether attention runs on AMX tiles (the KV cache then keeps a bf16 copy: +50% of its bytes).
+  bool amx_attention() const { return amx_attention_; }
   const ModelWeights& weights() const { return w_; }
 
   // Runs the batch; logits gets [batch.logit_rows.size(), vocab]. Throws swift::Error for token

@@ -24,7 +24,6 @@
 #include <type_traits>
 
 #include "ops/lanes.h"
-#include "ops/softmax_weights.h"
 #include "util/check.h"
 
 namespace swift {
@@ -126,6 +125,30 @@ void group_scores_shared(const float* q, const float* k, const int32_t* sl, int6
   for (; j < n; ++j)
     for (int64_t h = 0; h < G; ++h)
       scores[h * stride + j] = dot(q + h * hd, k + static_cast<int64_t>(sl[j]) * kv_stride, hd) * scale;
+}
+
+// w = exp(s - max(s)) in place; returns 1 / sum(w) (double sum in 16 fixed partial sums).
+float softmax_weights(float* s, int64_t n) {
+  Vec mv = broadcast(-INFINITY);
+  for (int64_t j = 0; j < n; j += kLanes) mv = lanes::max(mv, load_or(s + j, mask_for(n - j), -INFINITY));
+  float lane_max[kLanes];
+  store(lane_max, mv, mask_for(kLanes));
+  float mx = lane_max[0];
+  for (float x : lane_max) mx = std::max(mx, x);
+  const Vec mxv = broadcast(mx);
+  for (int64_t j = 0; j < n; j += kLanes) {
+    const Mask m = mask_for(n - j);
+    store(s + j, lanes::exp(sub(load(s + j, m), mxv)), m);
+  }
+  double part[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) part[l] += s[j + l];
+  for (int l = 0; j < n; ++j, ++l) part[l] += s[j];
+  double s8[8], s4[4];
+  for (int i = 0; i < 8; ++i) s8[i] = part[i] + part[i + 8];
+  for (int i = 0; i < 4; ++i) s4[i] = s8[i] + s8[i + 4];
+  return static_cast<float>(1.0 / ((s4[0] + s4[2]) + (s4[1] + s4[3])));
 }
 
 // Running weighted sums acc_h[d] += w_h[j] * v[sl[j]][d] over keys sl[0, n) in list order, for H

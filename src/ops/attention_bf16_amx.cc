@@ -11,7 +11,7 @@
 // (token, head) pairs of the group sharing the KV head:
 //   scores^T = K Q^T    A = 16 keys x 32 dims (K rows as bf16, the list's keys in order),
 //                       B = Q^T in pair layout (16 dim pairs x up to 16 query rows);
-//   softmax  per query row over its list (ops/softmax_weights.h), weights rounded to bf16;
+//   softmax  per query row over its list (softmax_to_bf16, f32), weights rounded to bf16;
 //   out      = P V      A = 16 query rows x 32 keys, B = V in pair layout (16 key pairs x 16 dims),
 //                       accumulated over the list in blocks of 32 keys in list order, then x 1/sum.
 // Keys are packed by their index in the query's list (key j: score tile row j % 16, value block
@@ -31,7 +31,7 @@
 #include "ops/attention.h"
 #include "ops/bf16_amx.h"
 #include "ops/bf16_dot.h"
-#include "ops/softmax_weights.h"
+#include "ops/lanes.h"
 #include "util/check.h"
 #include "util/half.h"
 
@@ -292,6 +292,45 @@ void sum_blocks(const uint16_t* p, int64_t p_stride, const uint16_t* vp, int64_t
   }
 }
 
+// e^x for x <= 0 to f32 accuracy (relative error < 1e-6; exp(-inf) and below ~-103 give 0), cheaper
+// than lanes::exp (~11 instructions instead of ~25): t = x log2(e) = n + r with n an integer and
+// |r| <= 1/2, 2^r = 1 + r P(r) with Cephes' exp2f polynomial, then scaled by 2^n (vscalefps).
+// The weights are rounded to bf16 (relative 2^-9) right after.
+inline __m512 exp_nonpositive(__m512 x) {
+  constexpr __mmask16 kAll = 0xffff;
+  const __m512 t = _mm512_maskz_max_ps(kAll, _mm512_mul_ps(x, _mm512_set1_ps(lanes::kLog2e)), _mm512_set1_ps(-150.0f));
+  const __m512 n = _mm512_maskz_roundscale_ps(kAll, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
+  for (float c : {1.339887440266574e-3f, 9.618437357674640e-3f, 5.550332471162809e-2f, 2.402264791363012e-1f,
+                  6.931472028550421e-1f})
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  return _mm512_maskz_scalef_ps(kAll, _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f)), n);
+}
+
+// Softmax weights of one row of n scores straight to bf16: w_j = exp(s_j - max) into p[0, n)
+// rounded to nearest even, zeros on to the next multiple of 32 (the value block's width); returns
+// 1 / sum_j w_j with the f32 weights (exp_nonpositive) summed in 16 lanes (key j into lane j % 16, keys in order)
+// and the lanes reduced in a fixed tree. Two passes over the scores instead of the f32 kernel's
+// four (max, exp, double sum, then rounding): the softmax was a quarter of this kernel's time.
+float softmax_to_bf16(const float* s, int64_t n, uint16_t* p) {
+  __m512 mv = _mm512_set1_ps(-INFINITY);
+  for (int64_t j = 0; j < n; j += 16)
+    mv = _mm512_maskz_max_ps(0xffff, mv, _mm512_mask_loadu_ps(mv, lanes::mask_for(n - j), s + j));
+  const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(mv));
+  __m512 sum = _mm512_setzero_ps();
+  const int64_t end = round_up(n, kBlock);
+  for (int64_t j = 0; j < end; j += 16) {
+    const __mmask16 m = lanes::mask_for(std::max<int64_t>(n - j, 0));
+    const __m512 w =
+        _mm512_maskz_mov_ps(m, exp_nonpositive(_mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, s + j), mx)));
+    sum = _mm512_add_ps(sum, w);
+    const __m256bh b = _mm512_cvtneps_pbh(w);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + j), reinterpret_cast<const __m256i&>(b));
+  }
+  return 1.0f / lanes::reduce(sum);
+}
+
 // Index of (slot, dimension d) in the pair layout of values (pack_values, kv_bf16_store).
 inline int64_t v_pair_index(int64_t slot, int64_t d, int64_t hd) {
   return ((slot / kBlock * (hd / kTile) + d / kTile) * kTile + slot % kBlock / 2) * 32 + d % kTile * 2 + slot % 2;
@@ -300,9 +339,13 @@ inline int64_t v_pair_index(int64_t slot, int64_t d, int64_t hd) {
 // Per-thread buffers, grown on demand (never on the per-token path once warm).
 struct Scratch {
   std::vector<uint16_t> k_shared, v_shared, k_own, v_own, qt;
-  std::vector<float> scores, acc;  // [rows, l_pad] f32; [rows + 16, hd] f32
-  std::vector<uint16_t> p;         // [rows + 16, l_pad] bf16
-  std::vector<float> inv;          // [rows]
+  std::vector<int32_t> union_slots, slot_index;  // the chunk's own keys; slot -> index among them
+  std::vector<uint32_t> slot_stamp;              // slot_index[s] is current when slot_stamp[s] == stamp
+  uint32_t stamp = 0;
+  std::vector<float> union_scores;  // [rows, round_up(n_union, 16)]
+  std::vector<float> scores, acc;   // [rows, l_pad] f32; [rows + 16, hd] f32
+  std::vector<uint16_t> p;          // [rows + 16, l_pad] bf16
+  std::vector<float> inv;           // [rows]
 };
 
 template <typename T>
@@ -367,34 +410,45 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       pack_keys(kh, kv_stride, list(t0) + m, shared - m, hd, ks);
       pack_values(vh, kv_stride, list(t0) + m, shared - m, hd, vs);
       const float* qrows[kTile];
-      // Scores over the shared context: up to 16 query rows per tile, columns r - r0.
-      for (int64_t r0 = 0; r0 < rows && shared > 0; r0 += kTile) {
+      // The chunk's own keys (list entries past the shared part), each slot once: their scores are
+      // computed for every row at once and each token picks its own (a key's score does not depend
+      // on its tile position). For a verification tree: the committed tail and the tree's slots.
+      const uint32_t stamp = ++w.stamp;
+      int64_t n_union = 0;
+      int32_t* uslots = sized(w.union_slots, rows / G * (vis.max_len() - shared) + 1);
+      for (int64_t t = t0; t < t1; ++t)
+        for (int64_t j = shared; j < len(t); ++j) {
+          const int32_t slot = list(t)[j];
+          if (slot >= static_cast<int32_t>(w.slot_stamp.size())) {
+            w.slot_stamp.resize(slot + 1, 0);
+            w.slot_index.resize(slot + 1, 0);
+          }
+          if (w.slot_stamp[slot] == stamp) continue;
+          w.slot_stamp[slot] = stamp;
+          w.slot_index[slot] = static_cast<int32_t>(n_union);
+          uslots[n_union++] = slot;
+        }
+      const int64_t u_pad = round_up(std::max<int64_t>(n_union, 1), kTile);
+      uint16_t* ku = sized(w.k_own, u_pad * hd);
+      float* uscores = sized(w.union_scores, rows * u_pad);
+      pack_keys(kh, kv_stride, uslots, n_union, hd, ku);
+      // Scores over the shared context and the own keys: up to 16 query rows per tile, columns r - r0.
+      for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
         const int cols = static_cast<int>(std::min<int64_t>(kTile, rows - r0));
         for (int c = 0; c < cols; ++c) qrows[c] = q_row(r0 + c);
         pack_queries(qrows, cols, hd, qt);
         if (m > 0) score_tiles(k_copy, m, hd, qt, cols, a.scale, scores + r0 * l_pad, l_pad);
         if (shared > m) score_tiles(ks, shared - m, hd, qt, cols, a.scale, scores + r0 * l_pad + m, l_pad);
+        if (n_union > 0) score_tiles(ku, n_union, hd, qt, cols, a.scale, uscores + r0 * u_pad, u_pad);
       }
-      // Each token's own keys (columns 0 .. G-1), then its softmax weights as bf16 rows of p.
+      // Each token's own scores in its list order, then its softmax weights as bf16 rows of p.
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t n = len(t), r0 = (t - t0) * G;
-        if (n > shared) {
-          uint16_t* ko = sized(w.k_own, round_up(n - shared, kTile) * hd);
-          pack_keys(kh, kv_stride, list(t) + shared, n - shared, hd, ko);
-          for (int c = 0; c < G; ++c) qrows[c] = q_row(r0 + c);
-          pack_queries(qrows, static_cast<int>(G), hd, qt);
-          score_tiles(ko, n - shared, hd, qt, static_cast<int>(G), a.scale, scores + r0 * l_pad + shared, l_pad);
-        }
         for (int64_t h = 0; h < G; ++h) {
           float* s = scores + (r0 + h) * l_pad;
-          uint16_t* ph = p + (r0 + h) * l_pad;
-          inv[r0 + h] = n > 0 ? softmax_weights(s, n) : 0.0f;
-          for (int64_t j = 0; j < n; j += 32) {
-            const __mmask16 m0 = lanes::mask_for(n - j), m1 = lanes::mask_for(std::max<int64_t>(n - j - 16, 0));
-            const __m512bh b =
-                _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, s + j + 16), _mm512_maskz_loadu_ps(m0, s + j));
-            _mm512_storeu_si512(ph + j, reinterpret_cast<const __m512i&>(b));
-          }
+          const float* us = uscores + (r0 + h) * u_pad;
+          for (int64_t j = shared; j < n; ++j) s[j] = us[w.slot_index[list(t)[j]]];
+          inv[r0 + h] = n > 0 ? softmax_to_bf16(s, n, p + (r0 + h) * l_pad) : 0.0f;
         }
       }
       // Weighted sums over the shared blocks for all rows, then each token's own blocks. A token's
