@@ -26,27 +26,17 @@ nlohmann::json gguf_listing(const GgufFile& g) {
   nlohmann::json meta = nlohmann::json::object(), tensors = nlohmann::json::array();
   for (const auto& [k, v] : g.kv()) {
     switch (v.type) {
-      case GgufType::kString:
-        meta[k] = v.str;
-        break;
-      case GgufType::kBool:
-        meta[k] = v.b;
-        break;
-      case GgufType::kF32:
-      case GgufType::kF64:
-        meta[k] = v.f;
-        break;
+      case GgufType::kString: meta[k] = v.str; break;
+      case GgufType::kBool: meta[k] = v.b; break;
+      case GgufType::kF32: case GgufType::kF64: meta[k] = v.f; break;
       case GgufType::kArray:
         meta[k] = fmt::format("[{} x {}]", v.count, gguf_type_name(v.elem));
         break;
-      default:
-        meta[k] = v.type == GgufType::kU64 ? nlohmann::json(v.u) : nlohmann::json(v.i);
-        break;
+      default: meta[k] = v.type == GgufType::kU64 ? nlohmann::json(v.u) : nlohmann::json(v.i); break;
     }
   }
   for (const auto& t : g.tensors())
-    tensors.push_back(
-        {{"name", t.name}, {"type", ggml_type_info(t.type)->name}, {"shape", t.ne}, {"bytes", t.n_bytes}});
+    tensors.push_back({{"name", t.name}, {"type", ggml_type_info(t.type)->name}, {"shape", t.ne}, {"bytes", t.n_bytes}});
   return {{"version", g.version()}, {"alignment", g.alignment()}, {"metadata", meta}, {"tensors", tensors}};
 }
 
@@ -119,9 +109,8 @@ void run(const InfoArgs& a) {
   for (const auto& t : gguf["tensors"]) {
     std::string shape;
     for (const auto& d : t["shape"]) shape += (shape.empty() ? "" : " x ") + std::to_string(d.get<int64_t>());
-    std::printf("  %-36s %-6s %-18s %12llu\n", t["name"].get<std::string>().c_str(),
-                t["type"].get<std::string>().c_str(), shape.c_str(),
-                static_cast<unsigned long long>(t["bytes"].get<uint64_t>()));
+    std::printf("  %-36s %-6s %-18s %12llu\n", t["name"].get<std::string>().c_str(), t["type"].get<std::string>().c_str(),
+                shape.c_str(), static_cast<unsigned long long>(t["bytes"].get<uint64_t>()));
   }
 }
 
@@ -130,9 +119,7 @@ void run(const InfoArgs& a) {
 void add_info(CLI::App& app) {
   auto a = std::make_shared<InfoArgs>();
   CLI::App* c = app.add_subcommand("info", "Show a model's architecture, sizes, dtypes and memory use");
-  c->add_option("-m,--model", a->model,
-                "Model folder (Hugging Face layout) or GGUF file (also lists its metadata and tensors)")
-      ->required();
+  c->add_option("-m,--model", a->model, "Model folder (Hugging Face layout) or GGUF file (also lists its metadata and tensors)")->required();
   add_math_option(*c, a->math);
   c->add_flag("--json", a->json, "Print JSON");
   c->callback([a] { run(*a); });

@@ -8,11 +8,7 @@
 namespace swift {
 
 KvCache::KvCache(const ModelConfig& cfg, int64_t n_slots)
-    : n_layer_(cfg.n_layer),
-      n_slots_(n_slots),
-      kv_dim_(cfg.kv_dim()),
-      head_dim_(cfg.head_dim),
-      n_kv_head_(cfg.n_kv_head) {
+    : n_layer_(cfg.n_layer), n_slots_(n_slots), kv_dim_(cfg.kv_dim()), head_dim_(cfg.head_dim), n_kv_head_(cfg.n_kv_head) {
   SWIFT_CHECK(n_slots > 0 && n_kv_head_ * head_dim_ == kv_dim_);
   const size_t n = static_cast<size_t>(n_layer_ * n_slots_ * kv_dim_);
   kbuf_ = PageBuffer::take(n * sizeof(float));

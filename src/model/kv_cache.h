@@ -68,7 +68,7 @@ class KvCache {
   // removes both costs from every later generation of the process (bench, server).
   std::unique_ptr<PageBuffer> kbuf_;  // f32 [n_layer, n_kv_head, n_slots, head_dim]
   std::unique_ptr<PageBuffer> vbuf_;  // f32 [n_layer, n_kv_head, n_slots, head_dim]
-  std::vector<int32_t> pos_;          // [n_slots] position of the token in each slot
+  std::vector<int32_t> pos_;  // [n_slots] position of the token in each slot
   // The bf16 copy (null until enable_bf16_copy), n_slots16_ = n_slots rounded up to 32:
   std::unique_ptr<PageBuffer> k16buf_;  // bf16 [n_layer, n_kv_head, n_slots16, head_dim]
   std::unique_ptr<PageBuffer> v16buf_;  // bf16 [n_layer, n_kv_head, n_slots16 / 32, head_dim / 16, 16, 32]

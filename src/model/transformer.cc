@@ -40,10 +40,9 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath math)
     bool any = false;
     for (const LayerWeights& L : w_.layers) any = any || L.wq.layout == MatLayout::kPanel16Pairs;
     if (!any)
-      fail(
-          "bf16 math (--math bf16) applies to BF16 weight matrices, and this model's are {}; use --math f32 or "
-          "convert the model with `swiftllm convert MODEL OUT --type bf16`",
-          w_.dtype_summary);
+      fail("bf16 math (--math bf16) applies to BF16 weight matrices, and this model's are {}; use --math f32 or "
+           "convert the model with `swiftllm convert MODEL OUT --type bf16`",
+           w_.dtype_summary);
   }
   inv_freq_ = rope_inv_freq(cfg_.rope, 0);
   amx_attention_ = math == MatMath::kBf16 && attention_amx_usable(cfg_.n_head, cfg_.n_kv_head, cfg_.head_dim);
@@ -101,19 +100,8 @@ void Transformer::reserve_workspace(int64_t n) {
   // Floats per token of each array, rounded up to 16 (64-byte aligned rows for every array).
   auto up16 = [](int64_t f) { return (f + 15) / 16 * 16; };
   // The last three: bf16 copies (two per float, widths even as bf16_round_rows_into writes them).
-  const int64_t per_tok[] = {H,
-                             H,
-                             qd,
-                             kvd,
-                             kvd,
-                             qd,
-                             I,
-                             I,
-                             H,
-                             std::max(qd + 2 * kvd, 2 * I),
-                             (H + 1) / 2 + 1,
-                             (qd + 1) / 2 + 1,
-                             (I + 1) / 2 + 1};
+  const int64_t per_tok[] = {H, H, qd, kvd, kvd, qd, I, I, H, std::max(qd + 2 * kvd, 2 * I),
+                             (H + 1) / 2 + 1, (qd + 1) / 2 + 1, (I + 1) / 2 + 1};
   int64_t tok_floats = 0;
   for (int64_t f : per_tok) tok_floats += up16(f);
   // At least one whole huge page (smaller blocks get 4 KiB pages), as many tokens as fit.
@@ -137,10 +125,8 @@ void Transformer::build_visibility(const ForwardBatch& b, const KvCache& cache) 
   bool any_full = false;
   int64_t window = 0;
   for (int64_t w : cfg_.sliding_window) {
-    if (w == 0)
-      any_full = true;
-    else
-      window = w;  // all sliding layers of one model share one window size
+    if (w == 0) any_full = true;
+    else window = w;  // all sliding layers of one model share one window size
   }
   if (any_full) fill_lists(b, cache, 0, vis_full_);
   if (window > 0) fill_lists(b, cache, window, vis_window_);
@@ -189,12 +175,9 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
   const bool gemm = b.prefill && n >= ForwardBatch::kPrefillGemmMin;
   // in16: in rounded to bf16 by its producer (amx_rounded_), or null.
   auto linear = [&](const MatView& w, const float* in, const uint16_t* in16, float* o, const float* bs) {
-    if (in16 && bf16_amx_usable(w))
-      matmul_bf16_amx_rounded(w, in16, n, o, bs, pool);
-    else if (gemm)
-      matmul_prefill(w, in, n, o, bs, pool);
-    else
-      matmul(w, in, n, o, bs, pool);
+    if (in16 && bf16_amx_usable(w)) matmul_bf16_amx_rounded(w, in16, n, o, bs, pool);
+    else if (gemm) matmul_prefill(w, in, n, o, bs, pool);
+    else matmul(w, in, n, o, bs, pool);
   };
   uint16_t* h16 = amx_rounded_ ? h16_ : nullptr;
   uint16_t* att16 = amx_rounded_ ? att16_ : nullptr;
@@ -241,16 +224,13 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
       a.kv_row_stride = hd, a.kv_head_stride = cache.head_stride();
       a.head_dim = hd, a.scale = scale, a.out = att;
       a.visible = cfg_.sliding_window[l] > 0 ? &vis_window_ : &vis_full_;
-      const uint16_t* att_in16 = nullptr;
-      if (amx_attention_) {
-        a.k16 = cache.k16(l), a.v16 = cache.v16(l), a.kv16_head_stride = cache.head_stride16();
-        a.out16 = att16;
-        att_in16 = att16;  // qd is a multiple of 64 here: rows need no pad column
+      if (amx_attention_) {  // it also writes att rounded (q_dim is a multiple of 64: no pad column)
+        a.k16 = cache.k16(l), a.v16 = cache.v16(l), a.kv16_head_stride = cache.head_stride16(), a.out16 = att16;
         attention_bf16_amx(a, pool);
       } else {
         attention(a, pool);
       }
-      linear(L.wo, att, att_in16, out, bias(L.bo));
+      linear(L.wo, att, amx_attention_ ? att16 : nullptr, out, bias(L.bo));
       residual_add();
     }
     if (!plan.skip_mlp[l]) {
@@ -272,8 +252,7 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     }
   }
   const int64_t nr = static_cast<int64_t>(b.logit_rows.size());
-  for (int64_t r = 0; r < nr; ++r)
-    rmsnorm(x + b.logit_rows[r] * H, w_.final_norm.data(), 1, H, cfg_.rms_eps, h + r * H);
+  for (int64_t r = 0; r < nr; ++r) rmsnorm(x + b.logit_rows[r] * H, w_.final_norm.data(), 1, H, cfg_.rms_eps, h + r * H);
   matmul(w_.lm_head, h, nr, logits.data(), nullptr, pool);
 }
 

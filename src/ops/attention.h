@@ -23,20 +23,20 @@ struct SlotLists {
 };
 
 struct AttentionArgs {
-  const float* q = nullptr;  // [n_tok, n_head * head_dim]
+  const float* q = nullptr;        // [n_tok, n_head * head_dim]
   // One layer of the cache. Row r of KV head h starts at k + h * kv_head_stride + r * kv_row_stride
   // (the defaults, 0, mean [n_slots, n_kv_head * head_dim]: heads adjacent within a row).
   const float* k = nullptr;
   const float* v = nullptr;
-  int64_t kv_row_stride = 0;   // floats between the rows of consecutive slots
-  int64_t kv_head_stride = 0;  // floats between the first rows of consecutive KV heads
+  int64_t kv_row_stride = 0;       // floats between the rows of consecutive slots
+  int64_t kv_head_stride = 0;      // floats between the first rows of consecutive KV heads
   int64_t n_tok = 0;
   int64_t n_head = 0;
   int64_t n_kv_head = 0;
   int64_t head_dim = 0;
-  float scale = 1.0f;  // usually 1/sqrt(head_dim)
+  float scale = 1.0f;              // usually 1/sqrt(head_dim)
   const SlotLists* visible = nullptr;
-  float* out = nullptr;  // [n_tok, n_head * head_dim]
+  float* out = nullptr;            // [n_tok, n_head * head_dim]
   // Optional, attention_bf16_amx only: the layer's bf16 copy kept by kv_bf16_store (layout there),
   // KV head h at k16 / v16 + h * kv16_head_stride. Read for the part of a list that runs 0, 1, 2,
   // ... from its start (the committed context), in place of converting those rows on every call.

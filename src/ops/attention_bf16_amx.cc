@@ -61,8 +61,8 @@ constexpr int kConfigKey = 1 << 20;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-// All eight tiles 16 rows x 64 bytes. Score tiles: C = 0, A = 4, B = 6. Sums: C = 0..3 (64
-// dimensions), A = 4, B = 6.
+// All eight tiles 16 rows x 64 bytes. Scores: C = 0..3 (four key tiles), A = 4, 5 (keys), B = 6
+// (queries). Sums: C = 0..3 (64 dimensions), A = 4 (weights), B = 6 (values).
 void configure() {
   AmxTileConfig c;
   for (int t = 0; t < 8; ++t) {
@@ -179,44 +179,21 @@ void scatter_scores(const float* c, int64_t keys, int n_cols, float scale, float
 
 // Scores of packed keys [0, n) (ceil(n / 16) tiles of kp) against packed queries qt:
 // scores[c * stride + j] = (q_c . k_j) * scale for the n_cols used columns. Four key tiles at a
-// time in C0..C3 (independent accumulations); with hd = 64 the two query tiles stay in B0, B1.
+// time in C0..C3 (independent accumulations); the query tile of each step is reloaded from L1.
 void score_tiles(const uint16_t* kp, int64_t n, int64_t hd, const uint16_t* qt, int n_cols, float scale, float* scores,
                  int64_t stride) {
   alignas(64) float c[4][kTile * kTile];
   asm volatile("" : : : "memory");  // the tile-load macro declares no memory input
-  const int64_t n_ks = hd / 32, a_stride = hd * 2;
-  const bool resident = n_ks == 2;
-  if (resident) {
-    _tile_loadd(6, qt, 64);
-    _tile_loadd(7, qt + kTile * kTile * 2, 64);
-  }
+  const int64_t a_stride = hd * 2;
   for (int64_t g0 = 0; g0 * kTile < n; g0 += 4) {
     const int ng = static_cast<int>(std::min<int64_t>(4, (n - g0 * kTile + kTile - 1) / kTile));
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    const uint16_t* k0 = kp + g0 * kTile * hd;
-    for (int64_t s = 0; s < n_ks; ++s) {
-      const uint16_t* ks = k0 + s * 32;
-      if (resident && s == 1) {  // the second query tile is already in B1
-        _tile_loadd(4, ks, a_stride);
-        _tile_dpbf16ps(0, 4, 7);
-        if (ng > 1) {
-          _tile_loadd(5, ks + kTile * hd, a_stride);
-          _tile_dpbf16ps(1, 5, 7);
-        }
-        if (ng > 2) {
-          _tile_loadd(4, ks + 2 * kTile * hd, a_stride);
-          _tile_dpbf16ps(2, 4, 7);
-        }
-        if (ng > 3) {
-          _tile_loadd(5, ks + 3 * kTile * hd, a_stride);
-          _tile_dpbf16ps(3, 5, 7);
-        }
-        continue;
-      }
-      if (!resident) _tile_loadd(6, qt + s * kTile * kTile * 2, 64);
+    for (int64_t s = 0; s < hd / 32; ++s) {  // one 32-dimension step: the query tile, then ng key tiles
+      const uint16_t* ks = kp + g0 * kTile * hd + s * 32;
+      _tile_loadd(6, qt + s * kTile * kTile * 2, 64);
       _tile_loadd(4, ks, a_stride);
       _tile_dpbf16ps(0, 4, 6);
       if (ng > 1) {
@@ -356,7 +333,8 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t q_stride = a.n_head * hd;
   const int64_t kv_stride = a.kv_row_stride > 0 ? a.kv_row_stride : a.n_kv_head * hd;
   const int64_t head_stride = a.kv_head_stride > 0 ? a.kv_head_stride : hd;
-  const int64_t l_pad = round_up(std::max<int64_t>(a.visible->max_len(), 1), kBlock);
+  const int64_t max_len = a.visible->max_len();
+  const int64_t l_pad = round_up(std::max<int64_t>(max_len, 1), kBlock);
   // Tokens per unit: enough units for every thread, at most 16 tokens (a unit's rows then fill
   // whole tiles for G = 1, 2, 4, 8, 16).
   const int64_t per_head = std::max<int64_t>(1, (pool.size() + a.n_kv_head - 1) / a.n_kv_head);
@@ -410,7 +388,7 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       }
       const uint32_t stamp = w.stamp;
       int64_t n_union = 0;
-      int32_t* uslots = sized(w.union_slots, rows / G * (vis.max_len() - shared) + 1);
+      int32_t* uslots = sized(w.union_slots, rows / G * (max_len - shared) + 1);
       for (int64_t t = t0; t < t1; ++t)
         for (int64_t j = shared; j < len(t); ++j) {
           const int32_t slot = list(t)[j];
