@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <limits>
 #include <fstream>
 
 #include "model/chat_template.h"
@@ -116,6 +117,74 @@ TEST(Jinja, RenderIsBounded) {
   EXPECT_THROW(render("{% set ns = namespace(c=0) %}{% set ns.c = ns %}{{ ns | tojson }}"), TemplateError);
   // Deep but finite nesting still prints.
   EXPECT_EQ(render("{{ [[[[1]]]] }}"), "[[[[1]]]]");
+}
+
+TEST(Jinja, ParseDepthIsBounded) {
+  // Parsing and rendering recurse per nesting level; a template from a model file must not be
+  // able to overflow the stack (the fuzzer found `((((...` 3000 deep).
+  auto message = [](const std::string& src) -> std::string {
+    try {
+      return "rendered " + render(src);
+    } catch (const TemplateError& e) {
+      return e.what();
+    }
+  };
+  auto repeat = [](const std::string& s, int n) {
+    std::string r;
+    for (int i = 0; i < n; ++i) r += s;
+    return r;
+  };
+  EXPECT_NE(message("{{ " + repeat("(", 5000) + "1" + repeat(")", 5000) + " }}").find("nested more than 128 levels"),
+            std::string::npos);
+  EXPECT_NE(message("{{ " + repeat("- ", 5000) + "1 }}").find("nested more than 128 levels"), std::string::npos);
+  EXPECT_NE(message("{{ " + repeat("not ", 5000) + "1 }}").find("nested more than 128 levels"), std::string::npos);
+  EXPECT_NE(message("{{ " + repeat("[", 5000) + repeat("]", 5000) + " }}").find("nested more than 128 levels"),
+            std::string::npos);
+  // Left-deep chains build tall trees without recursing in the parser.
+  EXPECT_NE(message("{{ 1" + repeat(" + 1", 100000) + " }}").find("line 1: expression nested more than 256 levels deep"),
+            std::string::npos);
+  EXPECT_NE(message("{{ 'x'" + repeat(" | trim", 100000) + " }}").find("nested more than 256 levels"),
+            std::string::npos);
+  EXPECT_NE(message(repeat("{% if true %}", 10000) + repeat("{% endif %}", 10000)).find("blocks nested more than 64 levels deep"),
+            std::string::npos);
+  // Within the bounds all of it still works.
+  EXPECT_EQ(render("{{ " + repeat("(", 100) + "1" + repeat(")", 100) + " }}"), "1");
+  EXPECT_EQ(render("{{ 0" + repeat(" + 1", 250) + " }}"), "250");
+  EXPECT_EQ(render(repeat("{% if true %}", 60) + "in" + repeat("{% endif %}", 60)), "in");
+}
+
+TEST(Jinja, IntegerArithmeticIsExactOrAnError) {
+  // Python ints are unbounded, ours int64: a result past int64 is a named error, never wrapped
+  // (signed overflow; found by the fuzzer as `**` casting a huge double to int64).
+  const int64_t kMax = std::numeric_limits<int64_t>::max();
+  const std::string max = std::to_string(kMax);
+  auto message = [](const std::string& src) -> std::string {
+    try {
+      return "rendered " + render(src);
+    } catch (const TemplateError& e) {
+      return e.what();
+    }
+  };
+  EXPECT_EQ(render("{{ 2 ** 62 }}|{{ (-2) ** 63 }}|{{ 3 ** 0 }}|{{ 2 ** -1 }}"), "4611686018427387904|-9223372036854775808|1|0.5");
+  EXPECT_EQ(render("{{ " + max + " - 1 + 1 }}|{{ -" + max + " - 1 }}"), max + "|" + std::to_string(-kMax - 1));
+  EXPECT_EQ(message("{{ 2 ** 63 }}"), "line 1: integer overflow in **");
+  EXPECT_EQ(message("{{ " + max + " ** 2 }}"), "line 1: integer overflow in **");
+  EXPECT_EQ(message("{{ " + max + " + 1 }}"), "line 1: integer overflow in +");
+  EXPECT_EQ(message("{{ -" + max + " - 2 }}"), "line 1: integer overflow in -");
+  EXPECT_EQ(message("{{ " + max + " * 2 }}"), "line 1: integer overflow in *");
+  EXPECT_EQ(message("{% set m = -" + max + " - 1 %}{{ -m }}"), "line 1: integer overflow in unary -");
+  EXPECT_EQ(message("{% set m = -" + max + " - 1 %}{{ m | abs }}"), "line 1: integer overflow in abs");
+  EXPECT_EQ(message("{% set m = -" + max + " - 1 %}{{ m // -1 }}"), "line 1: integer overflow in //");
+  EXPECT_EQ(render("{% set m = -" + max + " - 1 %}{{ m % -1 }}|{{ m // 1 }}"), "0|" + std::to_string(-kMax - 1));
+  EXPECT_EQ(message("{{ (10.0 ** 300) | int }}"), "line 1: int() of 1e+300 does not fit a 64-bit integer");
+  EXPECT_EQ(render("{{ -2.7 | int }}|{{ 2.7 | int }}"), "-2|2");
+  // Loops whose next index would leave int64 end instead of wrapping around.
+  EXPECT_EQ(render("{% for i in range(" + max + " - 1, " + max + ", 5) %}{{ i }}{% endfor %}"), std::to_string(kMax - 1));
+  EXPECT_EQ(render("{{ 'abc'[::" + max + "] }}|{{ 'abc'[::-" + max + "] }}"), "a|c");
+  EXPECT_EQ(message("{{ [1] | tojson(indent=1000000000) }}"), "line 1: tojson indent 1000000000 is outside 0..64");
+  EXPECT_EQ(render("{{ [1] | tojson(indent=2) }}"), "[\n  1\n]");
+  // A repeat count whose product with the length wraps uint64 is still too long.
+  EXPECT_EQ(message("{{ 'abcd' * 4611686018427387904 }}"), "line 1: string repeat too long");
 }
 
 TEST(ChatPrompt, SpecialTokenTextBecomesTokensAndBosIsNotDoubled) {

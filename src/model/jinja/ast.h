@@ -34,6 +34,7 @@ struct Expr {
   Value value;
   std::string name;  // name, attribute, filter, test or operator
   bool negate = false;
+  int height = 1;  // levels of this subtree (parser.cc bounds it: rendering recurses per level)
   std::vector<ExprPtr> args;
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
 };

@@ -4,6 +4,7 @@
 // does not leak out, as in Jinja2 — which is why templates use namespace()).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <unordered_map>
 
@@ -60,6 +61,31 @@ std::string replace_all(const std::string& s, const std::string& from, const std
 
 int64_t py_index(int64_t i, int64_t n) { return i < 0 ? i + n : i; }
 
+// Integer arithmetic on template values. Python's ints are unbounded; ours are int64, so a result
+// that does not fit is an error naming the operation rather than signed-overflow UB (found by the
+// chat-template fuzzer: `9223372036854775807 ** 2`).
+enum class IntOp { kAdd, kSub, kMul };
+int64_t int_arith(IntOp op, int64_t a, int64_t b, int line, std::string_view what) {
+  int64_t r = 0;
+  const bool overflow = op == IntOp::kAdd   ? __builtin_add_overflow(a, b, &r)
+                        : op == IntOp::kSub ? __builtin_sub_overflow(a, b, &r)
+                                            : __builtin_mul_overflow(a, b, &r);
+  if (overflow) throw TemplateError(fmt::format("line {}: integer overflow in {}", line, what));
+  return r;
+}
+int64_t int_pow(int64_t base, int64_t exp, int line) {
+  int64_t r = 1;
+  while (exp > 0) {
+    if (exp & 1) r = int_arith(IntOp::kMul, r, base, line, "**");
+    exp >>= 1;
+    // Squaring past int64 with bits left means the result would be past it too.
+    if (exp > 0) base = int_arith(IntOp::kMul, base, base, line, "**");
+  }
+  return r;
+}
+// Next loop index of range() and slices; false once it would leave int64 (the loop is over then).
+bool step_index(int64_t& i, int64_t step) { return !__builtin_add_overflow(i, step, &i); }
+
 class Interp {
  public:
   Interp(const Object& globals, const RenderLimits& lim) : lim_(lim) {
@@ -77,9 +103,10 @@ class Interp {
       if (a.size() == 3) step = a[2].as_int();
       if (a.empty() || a.size() > 3 || step == 0) throw TemplateError("range() takes 1-3 integers, step != 0");
       Array out;
-      for (int64_t i = lo; step > 0 ? i < hi : i > hi; i += step) {
+      for (int64_t i = lo; step > 0 ? i < hi : i > hi;) {
         tick(0);
         out.emplace_back(i);
+        if (!step_index(i, step)) break;
       }
       return Value::array(std::move(out));
     });
@@ -245,7 +272,8 @@ class Interp {
         if (e.name == "not") return Value(!v.truthy());
         if (!v.is_number()) err(e.line, fmt::format("unary {} on a {}", e.name, v.type_name()));
         if (e.name == "+") return v;
-        return v.kind() == Value::Kind::kInt ? Value(-v.as_int()) : Value(-v.as_number());
+        if (v.kind() != Value::Kind::kInt) return Value(-v.as_number());
+        return Value(int_arith(IntOp::kSub, 0, v.as_int(), e.line, "unary -"));
       }
       case Expr::Kind::kBinary: return binary(e);
       case Expr::Kind::kCond:
@@ -315,9 +343,10 @@ class Interp {
     const int64_t a = clamp(lo, step > 0 ? 0 : n - 1), b = clamp(hi, step > 0 ? n : -1);
     Array out;
     std::string s;
-    for (int64_t i = a; step > 0 ? i < b : i > b; i += step) {
+    for (int64_t i = a; step > 0 ? i < b : i > b;) {
       if (obj.is_array()) out.push_back(obj.arr()[i]);
       else s += obj.str()[i];
+      if (!step_index(i, step)) break;
     }
     return obj.is_array() ? Value::array(std::move(out)) : Value(s);
   }
@@ -465,11 +494,22 @@ class Interp {
     }
     if (f == "tojson") {
       const Value ind = kwarg("indent", 0);
+      // The indent is repeated per nesting level before the output limit can see it: bound it here
+      // (chat templates use 2 or 4) so `tojson(indent=10**9)` cannot allocate gigabytes.
+      constexpr int64_t kMaxIndent = 64;
+      if (ind.kind() == Value::Kind::kInt && (ind.as_int() < 0 || ind.as_int() > kMaxIndent))
+        err(e.line, fmt::format("tojson indent {} is outside 0..{}", ind.as_int(), kMaxIndent));
       return Value(x.to_json(ind.kind() == Value::Kind::kInt ? static_cast<int>(ind.as_int()) : -1));
     }
     if (f == "int") {
       if (x.kind() == Value::Kind::kInt) return x;
-      if (x.is_number()) return Value(static_cast<int64_t>(x.as_number()));
+      if (x.is_number()) {
+        // Python's int() truncates; NaN, inf and values past int64 have no int64 to truncate to.
+        const double d = x.as_number();
+        if (!(d > -9223372036854775808.0 && d < 9223372036854775808.0))
+          err(e.line, fmt::format("int() of {} does not fit a 64-bit integer", d));
+        return Value(static_cast<int64_t>(d));
+      }
       if (x.is_string()) {
         try {
           return Value(static_cast<int64_t>(std::stoll(x.str())));
@@ -482,7 +522,10 @@ class Interp {
     if (f == "float") return Value(x.is_number() ? x.as_number() : 0.0);
     if (f == "abs") {
       if (!x.is_number()) err(e.line, "abs needs a number");
-      return x.kind() == Value::Kind::kInt ? Value(static_cast<int64_t>(std::llabs(x.as_int()))) : Value(std::fabs(x.as_number()));
+      if (x.kind() != Value::Kind::kInt) return Value(std::fabs(x.as_number()));
+      int64_t r = x.as_int();
+      if (r < 0) r = int_arith(IntOp::kSub, 0, r, e.line, "abs");
+      return Value(r);
     }
     if (f == "default" || f == "d") {
       const bool boolean = kwarg("boolean", 1).truthy();
@@ -641,7 +684,9 @@ class Interp {
       }
     }
     if (op == "*" && a.is_string() && b.kind() == Value::Kind::kInt) {
-      if (b.as_int() < 0 || a.str().size() * static_cast<uint64_t>(b.as_int()) > lim_.max_output) err(e.line, "string repeat too long");
+      // Divide instead of multiplying: size * count can wrap around uint64 and pass a product test.
+      if (b.as_int() < 0 || (b.as_int() > 0 && a.str().size() > lim_.max_output / static_cast<uint64_t>(b.as_int())))
+        err(e.line, "string repeat too long");
       std::string r;
       for (int64_t i = 0; i < b.as_int(); ++i) r += a.str();
       return Value(r);
@@ -650,10 +695,15 @@ class Interp {
       err(e.line, fmt::format("unsupported operand types for {}: {} and {}", op, a.type_name(), b.type_name()));
     const bool ints = a.kind() == Value::Kind::kInt && b.kind() == Value::Kind::kInt;
     const double x = a.as_number(), y = b.as_number();
-    if (op == "+") return ints ? Value(a.as_int() + b.as_int()) : Value(x + y);
-    if (op == "-") return ints ? Value(a.as_int() - b.as_int()) : Value(x - y);
-    if (op == "*") return ints ? Value(a.as_int() * b.as_int()) : Value(x * y);
+    if (op == "+") return ints ? Value(int_arith(IntOp::kAdd, a.as_int(), b.as_int(), e.line, op)) : Value(x + y);
+    if (op == "-") return ints ? Value(int_arith(IntOp::kSub, a.as_int(), b.as_int(), e.line, op)) : Value(x - y);
+    if (op == "*") return ints ? Value(int_arith(IntOp::kMul, a.as_int(), b.as_int(), e.line, op)) : Value(x * y);
     if (y == 0 && (op == "/" || op == "//" || op == "%")) err(e.line, "division by zero");
+    // INT64_MIN // -1 is the one integer quotient that does not fit (and INT64_MIN % -1 traps on x86).
+    if (ints && (op == "//" || op == "%") && a.as_int() == std::numeric_limits<int64_t>::min() && b.as_int() == -1) {
+      if (op == "%") return Value(int64_t{0});
+      err(e.line, fmt::format("integer overflow in {}", op));
+    }
     if (op == "/") return Value(x / y);
     if (op == "//") {
       if (ints) {
@@ -669,7 +719,7 @@ class Interp {
       }
       return Value(x - y * std::floor(x / y));
     }
-    if (op == "**") return ints && b.as_int() >= 0 ? Value(static_cast<int64_t>(std::pow(x, y))) : Value(std::pow(x, y));
+    if (op == "**") return ints && b.as_int() >= 0 ? Value(int_pow(a.as_int(), b.as_int(), e.line)) : Value(std::pow(x, y));
     err(e.line, fmt::format("unsupported operator {}", op));
   }
 

@@ -4,6 +4,8 @@
 // unary/filters/tests < postfix.
 #include "model/jinja/parser.h"
 
+#include <algorithm>
+
 #include "model/jinja/lexer.h"
 
 namespace swift::jinja {
@@ -48,20 +50,48 @@ class ExprParser {
     e->name = std::move(name);
     return e;
   }
+  // Every child goes through adopt(), which keeps each node's height and refuses trees taller
+  // than kMaxExprHeight: rendering and freeing a tree recurse once per level, and a template from
+  // a model file could otherwise chain `1+1+1+...` deep enough to overflow the stack.
+  void adopt(Expr& parent, ExprPtr child) {
+    if (child) {
+      parent.height = std::max(parent.height, child->height + 1);
+      if (parent.height > kMaxExprHeight) error(fmt::format("expression nested more than {} levels deep", kMaxExprHeight));
+    }
+    parent.args.push_back(std::move(child));
+  }
+  void adopt_kwarg(Expr& parent, std::string name, ExprPtr child) {
+    parent.height = std::max(parent.height, child->height + 1);
+    if (parent.height > kMaxExprHeight) error(fmt::format("expression nested more than {} levels deep", kMaxExprHeight));
+    parent.kwargs.emplace_back(std::move(name), std::move(child));
+  }
+  // Counts the parser's own recursion (parentheses, `- - x`, `not not x` nest calls without
+  // adding nodes): found by the chat-template fuzzer as a stack overflow on `((((...`.
+  struct NestGuard {
+    explicit NestGuard(ExprParser& p) : p_(p) {
+      if (++p_.nest_ > kMaxNest) p_.error(fmt::format("expression nested more than {} levels deep", kMaxNest));
+    }
+    ~NestGuard() { --p_.nest_; }
+    NestGuard(const NestGuard&) = delete;
+    NestGuard& operator=(const NestGuard&) = delete;
+    ExprParser& p_;
+  };
+
   ExprPtr binary(std::string op, ExprPtr a, ExprPtr b) {
     auto e = make(Expr::Kind::kBinary, std::move(op));
-    e->args.push_back(std::move(a));
-    e->args.push_back(std::move(b));
+    adopt(*e, std::move(a));
+    adopt(*e, std::move(b));
     return e;
   }
 
   ExprPtr expression() {
+    NestGuard guard(*this);
     ExprPtr body = or_expr();
     if (accept_name("if")) {
       auto e = make(Expr::Kind::kCond);
-      e->args.push_back(or_expr());
-      e->args.push_back(std::move(body));
-      e->args.push_back(accept_name("else") ? expression() : nullptr);
+      adopt(*e, or_expr());
+      adopt(*e, std::move(body));
+      adopt(*e, accept_name("else") ? expression() : nullptr);
       return e;
     }
     return body;
@@ -79,8 +109,9 @@ class ExprParser {
   ExprPtr not_expr() {
     if (is_name("not") && !is_name("in", 1)) {
       ++p_;
+      NestGuard guard(*this);
       auto e = make(Expr::Kind::kUnary, "not");
-      e->args.push_back(not_expr());
+      adopt(*e, not_expr());
       return e;
     }
     return compare();
@@ -137,13 +168,15 @@ class ExprParser {
   }
   ExprPtr unary() {
     if (accept_op("-")) {
+      NestGuard guard(*this);
       auto e = make(Expr::Kind::kUnary, "-");
-      e->args.push_back(unary());
+      adopt(*e, unary());
       return filters(std::move(e));
     }
     if (accept_op("+")) {
+      NestGuard guard(*this);
       auto e = make(Expr::Kind::kUnary, "+");
-      e->args.push_back(unary());
+      adopt(*e, unary());
       return filters(std::move(e));
     }
     return filters(postfix(primary()));
@@ -155,10 +188,10 @@ class ExprParser {
       if (peek().kind == Token::kName && is_op("=", 1)) {
         std::string k = expect_name();
         ++p_;
-        e.kwargs.emplace_back(std::move(k), expression());
+        adopt_kwarg(e, std::move(k), expression());
       } else {
         if (!e.kwargs.empty()) error("positional argument after a keyword argument");
-        e.args.push_back(expression());
+        adopt(e, expression());
       }
       if (accept_op(")")) return;
       expect_op(",");
@@ -168,7 +201,7 @@ class ExprParser {
     for (;;) {
       if (accept_op("|")) {
         auto f = make(Expr::Kind::kFilter, expect_name());
-        f->args.push_back(std::move(a));
+        adopt(*f, std::move(a));
         if (accept_op("(")) call_args(*f);
         a = std::move(f);
       } else if (accept_name("is")) {
@@ -176,13 +209,13 @@ class ExprParser {
         std::string test = expect_name();
         auto t = make(Expr::Kind::kTest, test);
         t->negate = neg;
-        t->args.push_back(std::move(a));
+        adopt(*t, std::move(a));
         if (accept_op("(")) {
           call_args(*t);
         } else if (peek().kind == Token::kString || peek().kind == Token::kInt || peek().kind == Token::kFloat ||
                    (peek().kind == Token::kName && !is_name("and") && !is_name("or") && !is_name("else") &&
                     !is_name("if") && !is_name("in") && !is_name("not"))) {
-          t->args.push_back(primary());  // `x is divisibleby 3`, `x is sameas none`
+          adopt(*t, primary());  // `x is divisibleby 3`, `x is sameas none`
         }
         a = std::move(t);
       } else {
@@ -196,7 +229,7 @@ class ExprParser {
         auto e = make(Expr::Kind::kAttr);
         if (peek().kind == Token::kInt) e->name = t_[p_++].text;
         else e->name = expect_name();
-        e->args.push_back(std::move(a));
+        adopt(*e, std::move(a));
         a = std::move(e);
       } else if (accept_op("[")) {
         ExprPtr lo, hi, step;
@@ -209,16 +242,16 @@ class ExprParser {
         }
         expect_op("]");
         auto e = make(slice ? Expr::Kind::kSlice : Expr::Kind::kIndex);
-        e->args.push_back(std::move(a));
-        e->args.push_back(std::move(lo));
+        adopt(*e, std::move(a));
+        adopt(*e, std::move(lo));
         if (slice) {
-          e->args.push_back(std::move(hi));
-          e->args.push_back(std::move(step));
+          adopt(*e, std::move(hi));
+          adopt(*e, std::move(step));
         }
         a = std::move(e);
       } else if (accept_op("(")) {
         auto e = make(Expr::Kind::kCall);
-        e->args.push_back(std::move(a));
+        adopt(*e, std::move(a));
         call_args(*e);
         a = std::move(e);
       } else {
@@ -253,8 +286,8 @@ class ExprParser {
       ExprPtr inner = expression();
       if (is_op(",")) {  // tuple: a list for our purposes
         auto e = make(Expr::Kind::kList);
-        e->args.push_back(std::move(inner));
-        while (accept_op(",") && !is_op(")")) e->args.push_back(expression());
+        adopt(*e, std::move(inner));
+        while (accept_op(",") && !is_op(")")) adopt(*e, expression());
         expect_op(")");
         return e;
       }
@@ -264,7 +297,7 @@ class ExprParser {
     if (accept_op("[")) {
       auto e = make(Expr::Kind::kList);
       while (!accept_op("]")) {
-        e->args.push_back(expression());
+        adopt(*e, expression());
         if (!is_op("]")) expect_op(",");
       }
       return e;
@@ -272,9 +305,9 @@ class ExprParser {
     if (accept_op("{")) {
       auto e = make(Expr::Kind::kDict);
       while (!accept_op("}")) {
-        e->args.push_back(expression());
+        adopt(*e, expression());
         expect_op(":");
-        e->args.push_back(expression());
+        adopt(*e, expression());
         if (!is_op("}")) expect_op(",");
       }
       return e;
@@ -283,9 +316,12 @@ class ExprParser {
   }
 
  private:
+  static constexpr int kMaxExprHeight = 256;
+  static constexpr int kMaxNest = 128;
   std::vector<Token> t_;
   size_t p_ = 0;
   int line_;
+  int nest_ = 0;  // live NestGuards
 };
 
 // ---------------------------------------------------------------- statements
@@ -340,6 +376,15 @@ class TemplateParser {
   }
 
   NodePtr statement(const std::string& word, ExprParser& p, int line) {
+    // Blocks nest by recursion here and when rendering: bound them (real templates nest 2-4).
+    constexpr int kMaxBlockNest = 64;
+    struct Depth {
+      int& d;
+      explicit Depth(int& x) : d(++x) {}
+      ~Depth() { --d; }
+    } depth(block_nest_);
+    if (block_nest_ > kMaxBlockNest)
+      throw TemplateError(fmt::format("line {}: blocks nested more than {} levels deep", line, kMaxBlockNest));
     auto n = std::make_unique<Node>();
     n->line = line;
     if (word == "if") {
@@ -414,6 +459,7 @@ class TemplateParser {
   std::vector<Segment> s_;
   size_t i_ = 0;
   std::unique_ptr<ExprParser> cur_;  // the parser of the statement that ended the last body
+  int block_nest_ = 0;  // statements being parsed, outermost first
 };
 
 }  // namespace
