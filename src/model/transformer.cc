@@ -47,6 +47,15 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath math)
   inv_freq_ = rope_inv_freq(cfg_.rope, 0);
   amx_attention_ = math == MatMath::kBf16 && attention_amx_usable(cfg_.n_head, cfg_.n_kv_head, cfg_.head_dim);
   amx_rounded_ = math == MatMath::kBf16 && bf16_amx_available();
+  if (amx_rounded_) {
+    auto amx = [](const MatView& m) { return !m.data || bf16_amx_usable(m); };
+    h_f32_needed_ = g_f32_needed_ = false;
+    for (const LayerWeights& L : w_.layers) {
+      for (const MatView* m : {&L.wqkv, &L.wq, &L.wk, &L.wv, &L.w_gate_up, &L.w_gate, &L.w_up})
+        h_f32_needed_ = h_f32_needed_ || !amx(*m);
+      g_f32_needed_ = g_f32_needed_ || !amx(L.w_down);
+    }
+  }
 }
 
 std::string Transformer::math_description() const {
@@ -186,8 +195,11 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
   // h = RMSNorm(x) with weight w; x += out. Row-wise, split over the pool for large batches.
   auto norm = [&](const std::vector<float>& w) {
     for_rows(pool, n, [&](int64_t r0, int64_t r1) {
-      rmsnorm(x + r0 * H, w.data(), r1 - r0, H, cfg_.rms_eps, h + r0 * H);
-      if (h16) bf16_round_rows_into(h + r0 * H, r1 - r0, H, h16 + r0 * w_h);
+      if (h16)
+        rmsnorm_bf16(x + r0 * H, w.data(), r1 - r0, H, cfg_.rms_eps, h_f32_needed_ ? h + r0 * H : nullptr,
+                     h16 + r0 * w_h);
+      else
+        rmsnorm(x + r0 * H, w.data(), r1 - r0, H, cfg_.rms_eps, h + r0 * H);
     });
   };
   auto residual_add = [&] {
@@ -198,27 +210,33 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     const LayerWeights& L = w_.layers[l];
     if (!plan.skip_attn[l]) {
       norm(L.attn_norm);
-      if (L.wqkv.data) {  // one pass over the packed Q|K|V rows (weights.h), then split per token
-        const int64_t w3 = qd + 2 * kvd;
+      // Q, K, V rows: from one pass over the packed Q|K|V matrix (weights.h) they stay in the
+      // fused rows (stride w3), rotary reading Q and K from there and the cache taking V as is.
+      const float *q_src = q, *k_src = k, *v_src = v;
+      int64_t qkv_stride = 0;  // 0: separate q, k, v arrays
+      if (L.wqkv.data) {
+        qkv_stride = qd + 2 * kvd;
         linear(L.wqkv, h, h16, fused_, bias(L.bqkv));
-        for (int64_t i = 0; i < n; ++i) {
-          const float* r = fused_ + i * w3;
-          std::copy_n(r, qd, q + i * qd);
-          std::copy_n(r + qd, kvd, k + i * kvd);
-          std::copy_n(r + qd + kvd, kvd, v + i * kvd);
-        }
+        q_src = fused_, k_src = fused_ + qd, v_src = fused_ + qd + kvd;
       } else {
         linear(L.wq, h, h16, q, bias(L.bq));
         linear(L.wk, h, h16, k, bias(L.bk));
         linear(L.wv, h, h16, v, bias(L.bv));
       }
       if (cfg_.qk_norm) {  // Qwen3: RMSNorm over each head before rotary
+        for (int64_t i = 0; qkv_stride && i < n; ++i) {
+          std::copy_n(q_src + i * qkv_stride, qd, q + i * qd);
+          std::copy_n(k_src + i * qkv_stride, kvd, k + i * kvd);
+        }
         rmsnorm(q, L.q_norm.data(), n * cfg_.n_head, hd, cfg_.rms_eps, q);
         rmsnorm(k, L.k_norm.data(), n * cfg_.n_kv_head, hd, cfg_.rms_eps, k);
+        q_src = q, k_src = k;
       }
-      rope_apply(q, n, cfg_.n_head, hd, rope_);
-      rope_apply(k, n, cfg_.n_kv_head, hd, rope_);
-      for (int64_t i = 0; i < n; ++i) cache.store(l, b.slots[i], k + i * kvd, v + i * kvd);
+      const int64_t q_stride = q_src == q ? qd : qkv_stride, k_stride = k_src == k ? kvd : qkv_stride;
+      const int64_t v_stride = v_src == v ? kvd : qkv_stride;
+      rope_apply_to(q_src, q_stride, q, n, cfg_.n_head, hd, rope_);
+      rope_apply_to(k_src, k_stride, k, n, cfg_.n_kv_head, hd, rope_);
+      for (int64_t i = 0; i < n; ++i) cache.store(l, b.slots[i], k + i * kvd, v_src + i * v_stride);
       AttentionArgs a;
       a.q = q, a.k = cache.k(l), a.v = cache.v(l), a.n_tok = n, a.n_head = cfg_.n_head, a.n_kv_head = cfg_.n_kv_head;
       a.kv_row_stride = hd, a.kv_head_stride = cache.head_stride();
@@ -238,14 +256,19 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
       if (L.w_gate_up.data) {  // one pass over the packed gate|up rows
         linear(L.w_gate_up, h, h16, fused_, bias(L.b_gate_up));
         for_rows(pool, n, [&](int64_t r0, int64_t r1) {
-          for (int64_t i = r0; i < r1; ++i) silu_mul(fused_ + i * 2 * I, fused_ + i * 2 * I + I, I, g + i * I);
-          if (g16) bf16_round_rows_into(g + r0 * I, r1 - r0, I, g16 + r0 * w_i);
+          for (int64_t i = r0; i < r1; ++i) {
+            const float *gi = fused_ + i * 2 * I, *ui = gi + I;
+            if (g16) silu_mul_bf16(gi, ui, I, g_f32_needed_ ? g + i * I : nullptr, g16 + i * w_i);
+            else silu_mul(gi, ui, I, g + i * I);
+          }
         });
       } else {
         linear(L.w_gate, h, h16, g, bias(L.b_gate));
         linear(L.w_up, h, h16, u, bias(L.b_up));
-        silu_mul(g, u, n * I, g);
-        if (g16) bf16_round_rows_into(g, n, I, g16);
+        for (int64_t i = 0; i < n; ++i) {
+          if (g16) silu_mul_bf16(g + i * I, u + i * I, I, g + i * I, g16 + i * w_i);
+          else silu_mul(g + i * I, u + i * I, I, g + i * I);
+        }
       }
       linear(L.w_down, g, g16, out, bias(L.b_down));
       residual_add();

@@ -80,6 +80,9 @@ class Transformer {
   // bf16 math with AMX matrices: activations are rounded to bf16 by the op that produces them
   // (norms, SwiGLU, attention) for the AMX kernel (ops/bf16_amx.h: matmul_bf16_amx_rounded).
   bool amx_rounded_ = false;
+  // Whether the f32 normed rows (h_) and SwiGLU rows (g_) have a reader besides the AMX products
+  // (a matrix the AMX kernel cannot take); when not, only their bf16 copies are written.
+  bool h_f32_needed_ = true, g_f32_needed_ = true;
   std::vector<float> inv_freq_;  // [head_dim/2] for non-dynamic rope
 
   // Workspace: one huge-page arena (util/page_buffer.h), grown on demand in steps of 64 tokens

@@ -13,21 +13,25 @@
 //                       B = Q^T in pair layout (16 dim pairs x up to 16 query rows);
 //   softmax  per query row over its list (softmax_to_bf16, f32), weights rounded to bf16;
 //   out      = P V      A = 16 query rows x 32 keys, B = V in pair layout (16 key pairs x 16 dims),
-//                       accumulated over the list in blocks of 32 keys in list order, then x 1/sum.
+//                       accumulated over the list's whole blocks of 32 keys in list order; the
+//                       last, partial block (n % 32 keys) on AVX-512, one f32 fma per key in list
+//                       order (partial_block); then x 1/sum.
 // Keys are packed by their index in the query's list (key j: score tile row j % 16, value block
-// j / 32), and a last partial block is padded with zero keys and zero weights, so every tile
-// instruction sees the same operands at the same positions whether the token is alone or in a
-// batch. The context the chunk's tokens share (verification: committed slots; prefill: the earlier
+// j / 32; a partial score tile padded with zero keys), so every tile instruction sees the same
+// operands at the same positions whether the token is alone or in a batch, and so does the
+// partial block's fma chain. The context the chunk's tokens share (verification: committed slots; prefill: the earlier
 // prompt) is packed once (or read from the cache's bf16 copy) and multiplied for all their rows at
 // once (up to 16 rows per tile); the keys past it are scored for all rows at once too (each slot
-// once; a score does not depend on where its key sits), and each token's own value blocks follow
-// with its rows alone. A row's result thus depends on its position in a tile only through the
-// hardware's per-element computation, which is a fixed function of that element's operands (the
-// matrix kernel's contract, ops/bf16_amx.h; tested here for rows and columns by tokens alone vs in
-// batches, tests/ops/attention_bf16_amx_test.cc).
+// once; a score does not depend on where its key sits), and each token's own whole value blocks
+// follow with its rows alone, then its partial block. A row's result thus depends on its position
+// in a tile only through the hardware's per-element computation, which is a fixed function of
+// that element's operands (the matrix kernel's contract, ops/bf16_amx.h; tested here for rows and
+// columns by tokens alone vs in batches, tests/ops/attention_bf16_amx_test.cc).
 //
 // Measured on the Xeon (24 layers, 16 tokens after 200, 2 threads): ~310 us against ~790 us for
-// the f32 kernel; one token after 200: ~75 us against ~100 us.
+// the f32 kernel; one token after 200: ~75 us against ~100 us. The partial block on AVX-512
+// (instead of a tile pass that loads and stores four 16-row accumulator tiles and packs a value
+// block per token) took 16 tokens after 300 from ~450 to ~400 us (a slower phase of the VM).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -282,21 +286,88 @@ inline __m512 exp_nonpositive(__m512 x) {
 // and the lanes reduced in a fixed tree. Two passes over the scores instead of the f32 kernel's
 // four (max, exp, double sum, then rounding): the softmax was a quarter of this kernel's time.
 float softmax_to_bf16(const float* s, int64_t n, uint16_t* p) {
-  __m512 mv = _mm512_set1_ps(-INFINITY);
-  for (int64_t j = 0; j < n; j += 16)
-    mv = _mm512_maskz_max_ps(0xffff, mv, _mm512_mask_loadu_ps(mv, lanes::mask_for(n - j), s + j));
-  const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(mv));
-  __m512 sum = _mm512_setzero_ps();
-  const int64_t end = round_up(n, kBlock);
-  for (int64_t j = 0; j < end; j += 16) {
-    const __mmask16 m = lanes::mask_for(std::max<int64_t>(n - j, 0));
-    const __m512 w =
-        _mm512_maskz_mov_ps(m, exp_nonpositive(_mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, s + j), mx)));
-    sum = _mm512_add_ps(sum, w);
-    const __m256bh b = _mm512_cvtneps_pbh(w);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + j), reinterpret_cast<const __m256i&>(b));
+  __m512 mv0 = _mm512_set1_ps(-INFINITY), mv1 = mv0;
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    mv0 = _mm512_maskz_max_ps(0xffff, mv0, _mm512_loadu_ps(s + j));
+    mv1 = _mm512_maskz_max_ps(0xffff, mv1, _mm512_loadu_ps(s + j + 16));
   }
-  return 1.0f / lanes::reduce(sum);
+  for (; j < n; j += 16)
+    mv0 = _mm512_maskz_max_ps(0xffff, mv0, _mm512_mask_loadu_ps(mv0, lanes::mask_for(n - j), s + j));
+  // Max is exact in any order: a butterfly over 256-, 128-, 64- and 32-bit halves leaves it in
+  // every lane (maskz forms: GCC 12 warns on _mm512_reduce_max_ps's unmasked ones).
+  constexpr __mmask16 kAll = 0xffff;
+  __m512 mx = _mm512_maskz_max_ps(kAll, mv0, mv1);
+  mx = _mm512_maskz_max_ps(kAll, mx, _mm512_maskz_shuffle_f32x4(kAll, mx, mx, 0x4E));
+  mx = _mm512_maskz_max_ps(kAll, mx, _mm512_maskz_shuffle_f32x4(kAll, mx, mx, 0xB1));
+  mx = _mm512_maskz_max_ps(kAll, mx, _mm512_maskz_permute_ps(kAll, mx, 0x4E));
+  mx = _mm512_maskz_max_ps(kAll, mx, _mm512_maskz_permute_ps(kAll, mx, 0xB1));
+  // 32 keys a step (two independent exp chains, two sums: keys j % 32 < 16 and >= 16), written
+  // as one 64-byte row of bf16 weights.
+  __m512 sum0 = _mm512_setzero_ps(), sum1 = sum0;
+  const int64_t end = round_up(n, kBlock);
+  for (j = 0; j < end; j += 32) {
+    const __mmask16 m0 = lanes::mask_for(std::max<int64_t>(n - j, 0));
+    const __mmask16 m1 = lanes::mask_for(std::max<int64_t>(n - j - 16, 0));
+    const __m512 w0 =
+        _mm512_maskz_mov_ps(m0, exp_nonpositive(_mm512_maskz_sub_ps(m0, _mm512_maskz_loadu_ps(m0, s + j), mx)));
+    const __m512 w1 =
+        _mm512_maskz_mov_ps(m1, exp_nonpositive(_mm512_maskz_sub_ps(m1, _mm512_maskz_loadu_ps(m1, s + j + 16), mx)));
+    sum0 = _mm512_add_ps(sum0, w0);
+    sum1 = _mm512_add_ps(sum1, w1);
+    const __m512bh b = _mm512_cvtne2ps_pbh(w1, w0);
+    _mm512_storeu_si512(p + j, reinterpret_cast<const __m512i&>(b));
+  }
+  return 1.0f / lanes::reduce(_mm512_add_ps(sum0, sum1));
+}
+
+// Rows sl[0, n) of v (hd floats each) rounded to bf16 and widened back to f32: the operands of
+// partial_block(), equal to what the tiles multiply.
+void round_value_rows(const float* v, int64_t kv_stride, const int32_t* sl, int64_t n, int64_t hd, float* dst) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float* r = v + static_cast<int64_t>(sl[i]) * kv_stride;
+    for (int64_t d = 0; d < hd; d += 16) {
+      const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(r + d));
+      // maskz forms: GCC 12 warns that the unmasked ones read an uninitialised pass-through.
+      const __m512i w =
+          _mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, reinterpret_cast<const __m256i&>(h)), 16);
+      _mm512_storeu_ps(dst + i * hd + d, _mm512_castsi512_ps(w));
+    }
+  }
+}
+
+// The last, partial value block of one query row (keys [nf, n) of its list, n - nf < 32) on
+// AVX-512 instead of a tile pass: acc[d] = fma(w_j, v_j[d], acc[d]) for j = nf, nf + 1, ... in
+// list order, w_j the row's bf16 weight and v_j the key's bf16 value (both exact in f32). Then
+// out = acc * inv (and its bf16 copy). A token alone and in any batch runs this with the same
+// operands in the same order, as the tiles before it. Why: a tile pass for a handful of keys
+// loads and stores four whole 16-row accumulator tiles and packs a value block per token; in a
+// 16-token verification pass that was a quarter of the attention kernel's time.
+void partial_block(const uint16_t* p_row, const float* vals, const int32_t* idx, int64_t nf, int64_t n, int64_t hd,
+                   const float* acc, float inv, float* out, uint16_t* out16) {
+  for (int64_t d0 = 0; d0 < hd; d0 += 64) {
+    __m512 a0 = _mm512_loadu_ps(acc + d0), a1 = _mm512_loadu_ps(acc + d0 + 16);
+    __m512 a2 = _mm512_loadu_ps(acc + d0 + 32), a3 = _mm512_loadu_ps(acc + d0 + 48);
+    for (int64_t j = nf; j < n; ++j) {
+      const __m512 w = _mm512_set1_ps(bf16_to_f32(p_row[j]));
+      const float* vr = vals + idx[j - nf] * hd + d0;
+      a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vr), a0);
+      a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vr + 16), a1);
+      a2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vr + 32), a2);
+      a3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vr + 48), a3);
+    }
+    const __m512 s = _mm512_set1_ps(inv);
+    a0 = _mm512_mul_ps(a0, s), a1 = _mm512_mul_ps(a1, s), a2 = _mm512_mul_ps(a2, s), a3 = _mm512_mul_ps(a3, s);
+    _mm512_storeu_ps(out + d0, a0);
+    _mm512_storeu_ps(out + d0 + 16, a1);
+    _mm512_storeu_ps(out + d0 + 32, a2);
+    _mm512_storeu_ps(out + d0 + 48, a3);
+    if (out16) {
+      const __m512bh b01 = _mm512_cvtne2ps_pbh(a1, a0), b23 = _mm512_cvtne2ps_pbh(a3, a2);
+      _mm512_storeu_si512(out16 + d0, reinterpret_cast<const __m512i&>(b01));
+      _mm512_storeu_si512(out16 + d0 + 32, reinterpret_cast<const __m512i&>(b23));
+    }
+  }
 }
 
 // Index of (slot, dimension d) in the pair layout of values (pack_values, kv_bf16_store).
@@ -307,7 +378,9 @@ inline int64_t v_pair_index(int64_t slot, int64_t d, int64_t hd) {
 // Per-thread buffers, grown on demand (never on the per-token path once warm).
 struct Scratch {
   std::vector<uint16_t> k_shared, v_shared, k_own, v_own, qt;
+  std::vector<float> v_union;  // [n_union, hd]: the own keys' values rounded to bf16, as f32
   std::vector<int32_t> union_slots, slot_index;  // the chunk's own keys; slot -> index among them
+  std::vector<int32_t> slot_index_tmp;           // [32]: a partial block's keys as union indices
   std::vector<uint32_t> slot_stamp;              // slot_index[s] is current when slot_stamp[s] == stamp
   uint32_t stamp = 0;
   std::vector<float> union_scores;  // [rows, round_up(n_union, 16)]
@@ -405,6 +478,8 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       uint16_t* ku = sized(w.k_own, u_pad * hd);
       float* uscores = sized(w.union_scores, rows * u_pad);
       pack_keys(kh, kv_stride, uslots, n_union, hd, ku);
+      float* vu = sized(w.v_union, std::max<int64_t>(n_union, 1) * hd);
+      round_value_rows(vh, kv_stride, uslots, n_union, hd, vu);
       // Scores over the shared context and the own keys: up to 16 query rows per tile, columns r - r0.
       for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
         const int cols = static_cast<int>(std::min<int64_t>(kTile, rows - r0));
@@ -424,27 +499,33 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
           inv[r0 + h] = n > 0 ? softmax_to_bf16(s, n, p + (r0 + h) * l_pad) : 0.0f;
         }
       }
-      // Weighted sums over the shared blocks for all rows, then each token's own blocks. A token's
-      // blocks run on a whole tile from its first row, so they also rewrite the 16 - G rows after
-      // it: the tokens go last to first, each finished (its output written) before an earlier
-      // token's tile passes over its rows.
+      // Weighted sums over the shared blocks for all rows, then each token's own whole blocks and
+      // its partial block. A token's whole blocks run on a tile from its first row, so they also
+      // rewrite the 16 - G rows after it: the tokens go last to first, each finished (its output
+      // written) before an earlier token's tile passes over its rows. The partial block's keys are
+      // all past the shared part, so they are in the union (its values rounded once in vu).
       for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
         sum_blocks(p + r0 * l_pad, l_pad, v_copy, m / kBlock, hd, acc + r0 * hd, true);
         sum_blocks(p + r0 * l_pad + m, l_pad, vs, (shared - m) / kBlock, hd, acc + r0 * hd, false);
       }
+      int32_t* pidx = sized(w.slot_index_tmp, kBlock);
       for (int64_t t = t1 - 1; t >= t0; --t) {
-        const int64_t n = len(t), r0 = (t - t0) * G;
-        if (n > shared) {
-          uint16_t* vo = sized(w.v_own, round_up(n - shared, kBlock) * hd);
-          pack_values(vh, kv_stride, list(t) + shared, n - shared, hd, vo);
-          sum_blocks(p + r0 * l_pad + shared, l_pad, vo, (n - shared + kBlock - 1) / kBlock, hd, acc + r0 * hd, false);
+        const int64_t n = len(t), r0 = (t - t0) * G, nf = n / kBlock * kBlock;
+        if (nf > shared) {  // whole own blocks
+          uint16_t* vo = sized(w.v_own, (nf - shared) * hd);
+          pack_values(vh, kv_stride, list(t) + shared, nf - shared, hd, vo);
+          sum_blocks(p + r0 * l_pad + shared, l_pad, vo, (nf - shared) / kBlock, hd, acc + r0 * hd, false);
         }
+        for (int64_t j = nf; j < n; ++j) pidx[j - nf] = w.slot_index[list(t)[j]];
         for (int64_t h = 0; h < G; ++h) {
-          float* o = a.out + t * q_stride + (kvh * G + h) * hd;
-          const float* ar = acc + (r0 + h) * hd;
-          const float s = inv[r0 + h];
-          for (int64_t d = 0; d < hd; ++d) o[d] = n > 0 ? ar[d] * s : 0.0f;
-          if (a.out16) bf16_round_rows_into(o, 1, hd, a.out16 + t * q_stride + (kvh * G + h) * hd);
+          const int64_t off = t * q_stride + (kvh * G + h) * hd;
+          if (n == 0) {
+            std::fill_n(a.out + off, hd, 0.0f);
+            if (a.out16) std::fill_n(a.out16 + off, hd, uint16_t{0});
+            continue;
+          }
+          partial_block(p + (r0 + h) * l_pad, vu, pidx, nf, n, hd, acc + (r0 + h) * hd, inv[r0 + h], a.out + off,
+                        a.out16 ? a.out16 + off : nullptr);
         }
       }
     }

@@ -3,39 +3,92 @@
 #include <cmath>
 
 #include "ops/lanes.h"
+#include "util/half.h"
 
 namespace swift {
+
+namespace {
+
+// 1 / sqrt(mean(x^2) + eps) of one row, as HF computes it in f32 from the mean.
+float rms_inv(const float* xr, int64_t n, float eps) {
+  // Squares are exact in double and their sum is good to ~1e-16, so the f32 mean is the same
+  // for practically any order; 16 partial sums (element i into i % 16, then a fixed tree) let
+  // the compiler vectorise what one serial double chain made latency-bound (~0.3 us per
+  // 256-wide row: 7% of a 16-token verification pass).
+  double part[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; ++l) part[l] += static_cast<double>(xr[i + l]) * xr[i + l];
+  for (int l = 0; i < n; ++i, ++l) part[l] += static_cast<double>(xr[i]) * xr[i];
+  for (int w = 8; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) part[l] += part[l + w];
+  const double ss = part[0];
+  return 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+}
+
+// silu(g) * u of 16 lanes (SiLU as x / (1 + e^-x), lanes::exp; see silu_mul).
+inline lanes::Vec silu_lanes(lanes::Vec gv, lanes::Vec uv) {
+  using namespace lanes;
+  return mul(div(gv, add(broadcast(1.0f), lanes::exp(sub(zero(), gv)))), uv);
+}
+
+// Stores the first `live` (<= 16) of 16 lanes as bf16, round to nearest even.
+inline void store_bf16(uint16_t* dst, lanes::Vec v, int64_t live) {
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+  const __m256bh h = _mm512_cvtneps_pbh(v);
+  _mm256_mask_storeu_epi16(dst, lanes::mask_for(live), reinterpret_cast<const __m256i&>(h));
+#else
+  float tmp[lanes::kLanes];
+  lanes::store(tmp, v, lanes::mask_for(lanes::kLanes));
+  for (int64_t l = 0; l < live && l < lanes::kLanes; ++l) dst[l] = f32_to_bf16(tmp[l]);
+#endif
+}
+
+}  // namespace
 
 void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n, float eps, float* y) {
   for (int64_t r = 0; r < n_rows; ++r) {
     const float* xr = x + r * n;
     float* yr = y + r * n;
-    // Squares are exact in double and their sum is good to ~1e-16, so the f32 mean is the same
-    // for practically any order; 16 partial sums (element i into i % 16, then a fixed tree) let
-    // the compiler vectorise what one serial double chain made latency-bound (~0.3 us per
-    // 256-wide row: 7% of a 16-token verification pass).
-    double part[16] = {};
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-      for (int l = 0; l < 16; ++l) part[l] += static_cast<double>(xr[i + l]) * xr[i + l];
-    for (int l = 0; i < n; ++i, ++l) part[l] += static_cast<double>(xr[i]) * xr[i];
-    for (int w = 8; w >= 1; w /= 2)
-      for (int l = 0; l < w; ++l) part[l] += part[l + w];
-    const double ss = part[0];
-    const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+    const float inv = rms_inv(xr, n, eps);
     for (int64_t i = 0; i < n; ++i) yr[i] = w[i] * (xr[i] * inv);
   }
+}
+
+void rmsnorm_bf16(const float* x, const float* w, int64_t n_rows, int64_t n, float eps, float* y, uint16_t* y16) {
+  using namespace lanes;
+  const int64_t w16 = (n + 1) / 2 * 2;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* xr = x + r * n;
+    const Vec inv = broadcast(rms_inv(xr, n, eps));
+    for (int64_t i = 0; i < n; i += kLanes) {
+      const Mask m = mask_for(n - i);
+      const Vec v = mul(load(w + i, m), mul(load(xr + i, m), inv));
+      if (y) store(y + r * n + i, v, m);
+      store_bf16(y16 + r * w16 + i, v, n - i);
+    }
+    if (n % 2) y16[r * w16 + n] = 0;
+  }
+}
+
+void silu_mul_bf16(const float* g, const float* u, int64_t n, float* out, uint16_t* out16) {
+  using namespace lanes;
+  for (int64_t i = 0; i < n; i += kLanes) {
+    const Mask m = mask_for(n - i);
+    const Vec v = silu_lanes(load(g + i, m), load(u + i, m));
+    if (out) store(out + i, v, m);
+    store_bf16(out16 + i, v, n - i);
+  }
+  if (n % 2) out16[n] = 0;
 }
 
 void silu_mul(const float* g, const float* u, int64_t n, float* out) {
   // (g / (1 + e^-g)) * u, 16 at a time with lanes::exp (a scalar std::exp per element was ~4% of
   // a verification pass); element-wise, so batch size and position never change a result.
   using namespace lanes;
-  const Vec one = broadcast(1.0f);
   for (int64_t i = 0; i < n; i += kLanes) {
     const Mask m = mask_for(n - i);
-    const Vec gv = load(g + i, m);
-    store(out + i, mul(div(gv, add(one, lanes::exp(sub(zero(), gv)))), load(u + i, m)), m);
+    store(out + i, silu_lanes(load(g + i, m), load(u + i, m)), m);
   }
 }
 

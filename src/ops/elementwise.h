@@ -12,6 +12,15 @@ void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n, float ep
 // SwiGLU: out[i] = silu(g[i]) * u[i]; out may be g.
 void silu_mul(const float* g, const float* u, int64_t n, float* out);
 
+// rmsnorm() and silu_mul() that also (or only) write their rows rounded to bf16 (round to
+// nearest even) for the AMX matrix products (ops/bf16_amx.h: matmul_bf16_amx_rounded): y16 rows
+// of width w16 = n rounded up to even, the pad column zero. The f32 output may be null when no
+// consumer reads it. Same f32 values as the plain kernels, rounded in registers: a separate
+// rounding pass re-read each row (from another core's cache after a split-by-column product),
+// ~75 us of a 16-token verification pass on the Xeon this was measured on.
+void rmsnorm_bf16(const float* x, const float* w, int64_t n_rows, int64_t n, float eps, float* y, uint16_t* y16);
+void silu_mul_bf16(const float* g, const float* u, int64_t n, float* out, uint16_t* out16);
+
 // x[i] += y[i].
 void add_inplace(float* x, const float* y, int64_t n);
 

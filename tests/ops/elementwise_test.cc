@@ -1,9 +1,13 @@
 // Row-wise kernels against scalar references (ops/elementwise.h).
 #include "ops/elementwise.h"
 
+#include "ops/rope.h"
+#include "util/half.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -52,6 +56,78 @@ TEST(Argmax, NonFiniteValuesFollowTheScalarRule) {
   EXPECT_EQ(argmax_first(z.data(), 4), argmax_reference(z.data(), 4));
   std::vector<float> p = {-5.0f, inf, 3.0f, inf};
   EXPECT_EQ(argmax_first(p.data(), 4), 1);
+}
+
+// The fused bf16 outputs must be the plain kernels' f32 values rounded to nearest even, bit for
+// bit, on odd widths (masked tails, the zero pad column) and with or without the f32 rows.
+TEST(RowKernelsBf16, EqualThePlainKernelsRounded) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (int64_t n : {1, 2, 15, 16, 17, 33, 255, 256, 257, 768, 769}) {
+    const int64_t rows = 3, w16 = (n + 1) / 2 * 2;
+    std::vector<float> x(rows * n), w(n), u(rows * n);
+    for (float& v : x) v = nd(rng);
+    for (float& v : w) v = nd(rng);
+    for (float& v : u) v = nd(rng);
+    x[0] = 90.0f, u[n - 1] = -95.0f;  // SiLU past the exp clamps
+    std::vector<float> ref(rows * n), y(rows * n);
+    rmsnorm(x.data(), w.data(), rows, n, 1e-5f, ref.data());
+    for (const bool with_f32 : {true, false}) {
+      std::vector<uint16_t> y16(rows * w16, 0xFFFF);
+      std::fill(y.begin(), y.end(), -1.0f);
+      rmsnorm_bf16(x.data(), w.data(), rows, n, 1e-5f, with_f32 ? y.data() : nullptr, y16.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_EQ(y16[r * w16 + i], f32_to_bf16(ref[r * n + i])) << "rmsnorm n " << n << " row " << r << " i " << i;
+          if (with_f32) {
+            ASSERT_EQ(std::memcmp(&y[r * n + i], &ref[r * n + i], 4), 0) << "rmsnorm f32 n " << n;
+          }
+        }
+        if (n % 2) {
+          EXPECT_EQ(y16[r * w16 + n], 0) << "pad column, n " << n;
+        }
+      }
+      if (!with_f32) {
+        EXPECT_EQ(y[0], -1.0f) << "f32 rows written though not asked for";
+      }
+    }
+    std::vector<float> sref(n), s(n, -1.0f);
+    std::vector<uint16_t> s16(w16, 0xFFFF);
+    silu_mul(x.data(), u.data(), n, sref.data());
+    silu_mul_bf16(x.data(), u.data(), n, s.data(), s16.data());
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(std::memcmp(&s[i], &sref[i], 4), 0) << "silu f32 n " << n << " i " << i;
+      ASSERT_EQ(s16[i], f32_to_bf16(sref[i])) << "silu n " << n << " i " << i;
+    }
+    if (n % 2) {
+      EXPECT_EQ(s16[n], 0);
+    }
+    std::fill(s16.begin(), s16.end(), 0xFFFF);
+    silu_mul_bf16(x.data(), u.data(), n, nullptr, s16.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(s16[i], f32_to_bf16(sref[i])) << "silu (bf16 only) n " << n;
+  }
+}
+
+// Rotary read from strided rows (the Q or K part of fused Q|K|V rows) equals copying the rows
+// out and rotating in place, bit for bit.
+TEST(Rope, FromStridedRowsEqualsCopyThenInPlace) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t n_tok = 5, n_heads = 3, hd = 64, stride = n_heads * hd + 77;
+  RopeTable table;
+  const std::vector<int32_t> pos = {0, 1, 7, 300, 1023};
+  std::vector<float> src(n_tok * stride);
+  for (float& v : src) v = nd(rng);
+  std::vector<float> ref(n_tok * n_heads * hd), out(ref.size());
+  for (int64_t t = 0; t < n_tok; ++t)
+    std::copy_n(src.begin() + t * stride, n_heads * hd, ref.begin() + t * n_heads * hd);
+  RopeParams p;
+  p.rotary_dim = hd;
+  rope_table(pos.data(), n_tok, rope_inv_freq(p, 1024), table);
+  rope_apply(ref.data(), n_tok, n_heads, hd, table);
+  rope_apply_to(src.data(), stride, out.data(), n_tok, n_heads, hd, table);
+  ASSERT_EQ(std::memcmp(ref.data(), out.data(), ref.size() * 4), 0);
+  EXPECT_NE(std::memcmp(ref.data() + n_heads * hd, src.data() + stride, n_heads * hd * 4), 0) << "nothing rotated";
 }
 
 }  // namespace
