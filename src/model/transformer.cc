@@ -253,7 +253,9 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     }
     if (!plan.skip_mlp[l]) {
       norm(L.mlp_norm);
-      if (L.w_gate_up.data) {  // one pass over the packed gate|up rows
+      if (g16 && L.w_gate_up.data && bf16_amx_swiglu_usable(L.w_gate_up)) {  // SiLU on the product's tiles
+        matmul_bf16_amx_swiglu(L.w_gate_up, h16, n, g_f32_needed_ ? g : nullptr, g16, bias(L.b_gate_up), pool);
+      } else if (L.w_gate_up.data) {  // one pass over the packed gate|up rows
         linear(L.w_gate_up, h, h16, fused_, bias(L.b_gate_up));
         for_rows(pool, n, [&](int64_t r0, int64_t r1) {
           for (int64_t i = r0; i < r1; ++i) {

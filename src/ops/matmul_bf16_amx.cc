@@ -11,11 +11,15 @@
 // 1 KB tile load ~9 ns, so weight streaming bounds the kernel. LDTILECFG runs only when a
 // thread's tile shape changes: at most twice per call (full token pairs, then the remainder);
 // a decoding loop reuses one shape.
+//
+// The SwiGLU variant (matmul_bf16_amx_swiglu) runs the same tile blocks over gate panels and
+// their up panels (tiles1/tiles2 take panel indices) and applies SiLU to the result tiles in L1.
 #include <algorithm>
 #include <cstring>
 
 #include "ops/bf16_amx.h"
 #include "ops/bf16_dot.h"
+#include "ops/elementwise.h"
 #include "util/check.h"
 
 #if defined(SWIFT_BF16_AMX)
@@ -100,10 +104,10 @@ void store(const AmxArgs& a, int tile, int64_t t0, int n_rows, int64_t p) {
       for (int64_t r = 0; r < live; ++r) out[t * a.rows + r] += a.bias[row0 + r];
 }
 
-// Two token tiles (17+ tokens): panels [p, p + NP), NP <= 2, x token tiles at t0 (r0 rows) and
-// t0 + 16 (r1 rows), results in C00, C01 / C10, C11.
+// Two token tiles (17+ tokens) at t0 and t0 + 16 against panels pan[0, NP), NP <= 2: results in
+// C00, C01 (first token tile) and C10, C11 (second), left in the tile registers.
 template <int NP>
-void block2(const AmxArgs& a, int64_t p, int64_t t0, int r0, int r1) {
+void tiles2(const AmxArgs& a, const int64_t* pan, int64_t t0) {
   // GCC's tile-load macro declares no memory input: make every store to the operands visible.
   asm volatile("" : : : "memory");
   _tile_zero(0);
@@ -113,8 +117,10 @@ void block2(const AmxArgs& a, int64_t p, int64_t t0, int r0, int r1) {
     _tile_zero(3);
   }
   const int64_t x_stride = 2 * a.pairs * static_cast<int64_t>(sizeof(uint16_t));
+  const int64_t panel = a.pairs * 2 * kPanelRows;  // elements per panel
   const uint16_t* x0 = a.x + t0 * 2 * a.pairs;
-  const uint16_t* w0 = a.w + p * a.pairs * 2 * kPanelRows;
+  const uint16_t* w0 = a.w + pan[0] * panel;
+  const uint16_t* w1 = a.w + pan[NP - 1] * panel;
   for (int64_t j = 0; j < a.pairs; j += 16) {  // 16 pairs = 32 columns per step
     _tile_loadd(4, x0 + 2 * j, x_stride);
     _tile_loadd(6, w0 + j * 2 * kPanelRows, 64);
@@ -122,11 +128,18 @@ void block2(const AmxArgs& a, int64_t p, int64_t t0, int r0, int r1) {
     _tile_loadd(5, x0 + kPanelRows * 2 * a.pairs + 2 * j, x_stride);
     _tile_dpbf16ps(2, 5, 6);
     if constexpr (NP == 2) {
-      _tile_loadd(7, w0 + (a.pairs + j) * 2 * kPanelRows, 64);
+      _tile_loadd(7, w1 + j * 2 * kPanelRows, 64);
       _tile_dpbf16ps(1, 4, 7);
       _tile_dpbf16ps(3, 5, 7);
     }
   }
+}
+
+// Panels [p, p + NP) x token tiles at t0 (r0 rows) and t0 + 16 (r1 rows), stored into y.
+template <int NP>
+void block2(const AmxArgs& a, int64_t p, int64_t t0, int r0, int r1) {
+  const int64_t pan[2] = {p, p + NP - 1};
+  tiles2<NP>(a, pan, t0);
   store(a, kC00, t0, r0, p);
   store(a, kC10, t0 + kPanelRows, r1, p);
   if constexpr (NP == 2) {
@@ -135,13 +148,13 @@ void block2(const AmxArgs& a, int64_t p, int64_t t0, int r0, int r1) {
   }
 }
 
-// One token tile (r0 <= 16 rows at t0): panels [p, p + NP), NP <= 4, in result tiles 0..NP-1. Each
-// step loads the activations once for NP panels (a 16-token tile is as many bytes as a weight
-// tile: sharing it over 4 panels instead of 2 saves a fifth of the loads), weight tiles
-// alternating between B0 and B1.
+// One token tile at t0 against panels pan[0, NP), NP <= 4, into result tiles 0..NP-1. Each step
+// loads the activations once for NP panels (a 16-token tile is as many bytes as a weight tile:
+// sharing it over 4 panels instead of 2 saves a fifth of the loads), weight tiles alternating
+// between B0 and B1.
 template <int NP>
-void block1(const AmxArgs& a, int64_t p, int64_t t0, int r0) {
-  asm volatile("" : : : "memory");  // as in block2()
+void tiles1(const AmxArgs& a, const int64_t* pan, int64_t t0) {
+  asm volatile("" : : : "memory");  // as in tiles2()
   _tile_zero(0);
   if constexpr (NP >= 2) _tile_zero(1);
   if constexpr (NP >= 3) _tile_zero(2);
@@ -149,25 +162,33 @@ void block1(const AmxArgs& a, int64_t p, int64_t t0, int r0) {
   const int64_t x_stride = 2 * a.pairs * static_cast<int64_t>(sizeof(uint16_t));
   const int64_t panel = a.pairs * 2 * kPanelRows;  // elements per panel
   const uint16_t* x0 = a.x + t0 * 2 * a.pairs;
-  const uint16_t* w0 = a.w + p * panel;
+  const uint16_t* w[4];
+  for (int k = 0; k < NP; ++k) w[k] = a.w + pan[k] * panel;
   for (int64_t j = 0; j < a.pairs; j += 16) {
-    const uint16_t* wj = w0 + j * 2 * kPanelRows;
+    const int64_t off = j * 2 * kPanelRows;
     _tile_loadd(4, x0 + 2 * j, x_stride);
-    _tile_loadd(6, wj, 64);
+    _tile_loadd(6, w[0] + off, 64);
     _tile_dpbf16ps(0, 4, 6);
     if constexpr (NP >= 2) {
-      _tile_loadd(7, wj + panel, 64);
+      _tile_loadd(7, w[1] + off, 64);
       _tile_dpbf16ps(1, 4, 7);
     }
     if constexpr (NP >= 3) {
-      _tile_loadd(6, wj + 2 * panel, 64);
+      _tile_loadd(6, w[2] + off, 64);
       _tile_dpbf16ps(2, 4, 6);
     }
     if constexpr (NP >= 4) {
-      _tile_loadd(7, wj + 3 * panel, 64);
+      _tile_loadd(7, w[3] + off, 64);
       _tile_dpbf16ps(3, 4, 7);
     }
   }
+}
+
+// Panels [p, p + NP) x one token tile (r0 <= 16 rows at t0), stored into y.
+template <int NP>
+void block1(const AmxArgs& a, int64_t p, int64_t t0, int r0) {
+  const int64_t pan[4] = {p, p + 1, p + 2, p + 3};
+  tiles1<NP>(a, pan, t0);
   store(a, 0, t0, r0, p);
   if constexpr (NP >= 2) store(a, 1, t0, r0, p + 1);
   if constexpr (NP >= 3) store(a, 2, t0, r0, p + 2);
@@ -199,6 +220,71 @@ void amx_range(const AmxArgs& a, int64_t p0, int64_t p1, int64_t n_tok) {
           break;
         default:
           break;
+      }
+    }
+  }
+}
+
+// SwiGLU outputs (matmul_bf16_amx_swiglu): I gate columns, then I up columns in a.y's place.
+struct SwigluOut {
+  int64_t inter;    // I
+  float* g;         // [n_tok, I] or null
+  uint16_t* g16;    // [n_tok, I]
+  const float* bias;  // [2 I] or null
+};
+
+// Rows [0, n_rows) of gate and up tiles in L1 (gate[t * 32 + c], up likewise, c < width) plus
+// bias, through silu_mul_bf16 into the outputs at token t0 and column c0: the same operations as
+// store() then silu_mul_bf16 over whole rows, so the same bits.
+void swiglu_rows(const SwigluOut& o, float* gate, float* up, int n_rows, int width, int64_t t0, int64_t c0) {
+  for (int t = 0; t < n_rows; ++t) {
+    float* gr = gate + t * 32;
+    float* ur = up + t * 32;
+    if (o.bias)
+      for (int c = 0; c < width; ++c) gr[c] += o.bias[c0 + c], ur[c] += o.bias[o.inter + c0 + c];
+    const int64_t at = (t0 + t) * o.inter + c0;
+    silu_mul_bf16(gr, ur, width, o.g ? o.g + at : nullptr, o.g16 + at);
+  }
+}
+
+// Gate panels [q0, q1) and their up panels for all tokens (the work split of amx_range; P gate
+// panels, up panel of gate panel q is P + q).
+void amx_swiglu_range(const AmxArgs& a, const SwigluOut& o, int64_t q0, int64_t q1, int64_t n_tok) {
+  const int64_t P = o.inter / kPanelRows;
+  alignas(64) float gate[kPanelRows * 32], up[kPanelRows * 32];
+  constexpr int64_t kStride = 32 * sizeof(float);  // two panels' tiles side by side per row
+  for (int64_t t0 = 0; t0 < n_tok; t0 += 2 * kPanelRows) {
+    const int r0 = static_cast<int>(std::min<int64_t>(kPanelRows, n_tok - t0));
+    const int r1 = static_cast<int>(std::clamp<int64_t>(n_tok - t0 - kPanelRows, 0, kPanelRows));
+    configure(r0, r1);
+    if (r1 > 0) {  // two token tiles, one gate panel (and its up panel) at a time
+      for (int64_t q = q0; q < q1; ++q) {
+        const int64_t pan[2] = {q, P + q};
+        tiles2<2>(a, pan, t0);
+        _tile_stored(0, gate, kStride);
+        _tile_stored(1, up, kStride);
+        swiglu_rows(o, gate, up, r0, kPanelRows, t0, q * kPanelRows);
+        _tile_stored(2, gate, kStride);
+        _tile_stored(3, up, kStride);
+        swiglu_rows(o, gate, up, r1, kPanelRows, t0 + kPanelRows, q * kPanelRows);
+      }
+    } else {  // one token tile: two gate panels and their up panels per block
+      int64_t q = q0;
+      for (; q + 2 <= q1; q += 2) {
+        const int64_t pan[4] = {q, q + 1, P + q, P + q + 1};
+        tiles1<4>(a, pan, t0);
+        _tile_stored(0, gate, kStride);
+        _tile_stored(1, gate + kPanelRows, kStride);
+        _tile_stored(2, up, kStride);
+        _tile_stored(3, up + kPanelRows, kStride);
+        swiglu_rows(o, gate, up, r0, 2 * kPanelRows, t0, q * kPanelRows);
+      }
+      if (q < q1) {
+        const int64_t pan[2] = {q, P + q};
+        tiles1<2>(a, pan, t0);
+        _tile_stored(0, gate, kStride);
+        _tile_stored(1, up, kStride);
+        swiglu_rows(o, gate, up, r0, kPanelRows, t0, q * kPanelRows);
       }
     }
   }
@@ -250,6 +336,27 @@ void matmul_bf16_amx_rounded(const MatView& w, const uint16_t* x16, int64_t n_to
                     [&](int64_t u0, int64_t u1, int) { amx_range(a, 2 * u0, std::min(2 * u1, n_panels), n_tok); });
 #else
   (void)x16, (void)y, (void)bias, (void)pool;
+#endif
+}
+
+bool bf16_amx_swiglu_usable(const MatView& w) {
+  return bf16_amx_usable(w) && w.rows % (2 * kPanelRows) == 0;
+}
+
+void matmul_bf16_amx_swiglu(const MatView& w, const uint16_t* x16, int64_t n_tok, float* g, uint16_t* g16,
+                            const float* bias, ThreadPool& pool) {
+  SWIFT_CHECK(bf16_amx_swiglu_usable(w), "AMX SwiGLU kernel called for a {}x{} matrix it cannot run", w.rows, w.cols);
+  if (n_tok <= 0) return;
+#if defined(SWIFT_BF16_AMX)
+  const AmxArgs a{static_cast<const uint16_t*>(w.data), w.rows, w.cols / 2, x16, nullptr, nullptr};
+  const SwigluOut o{w.rows / 2, g, g16, bias};
+  // Work unit: two gate panels with their up panels (one block), each output by one thread.
+  const int64_t n_gate = w.rows / 2 / kPanelRows;
+  pool.parallel_for((n_gate + 1) / 2, [&](int64_t u0, int64_t u1, int) {
+    amx_swiglu_range(a, o, 2 * u0, std::min(2 * u1, n_gate), n_tok);
+  });
+#else
+  (void)x16, (void)g, (void)g16, (void)bias, (void)pool;
 #endif
 }
 

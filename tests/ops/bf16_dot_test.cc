@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ops/bf16_amx.h"
+#include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "test_util.h"
 #include "util/half.h"
@@ -227,6 +228,48 @@ TEST(Bf16Amx, IsBatchInvariantOnOddShapesWithAnyBatchAndThreads) {
         // Close to the dot-product kernel's contract (same operands, another summation).
         matmul_bf16_dot_reference(m.view, x.data(), s.n_tok, near.data(), b);
         for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], near[i], 1e-4f * (1.0f + std::fabs(near[i]))) << i;
+      }
+    }
+  }
+}
+
+// The SwiGLU variant (gate and up panels on one thread, SiLU on its tiles) gives the bits of the
+// plain product into [n, 2 I] rows followed by silu_mul_bf16, for every token-tile shape, odd
+// gate-panel counts, 1-3 threads, with and without bias, f32 rows or not.
+TEST(Bf16Amx, SwigluEqualsTheProductThenSwiglu) {
+  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 tiles on this CPU or build";
+  struct Shape {
+    int64_t inter, cols, n_tok;
+  };
+  const Shape shapes[] = {{16, 32, 1}, {48, 64, 5}, {32, 256, 16}, {80, 96, 17}, {768, 256, 16}, {48, 768, 33},
+                          {112, 64, 70}};
+  Bf16Matrix odd = make_matrix(2 * 24, 64, 3);  // I = 24: not whole panels per half
+  EXPECT_FALSE(bf16_amx_swiglu_usable(odd.view));
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (Shape s : shapes) {
+      const int64_t I = s.inter;
+      Bf16Matrix m = make_matrix(2 * I, s.cols, static_cast<uint64_t>(I * 5 + s.cols));
+      ASSERT_TRUE(bf16_amx_swiglu_usable(m.view));
+      auto x = test::random_floats(static_cast<size_t>(s.n_tok * s.cols), 31, 3.0f);
+      std::vector<uint16_t> x16(x.size());
+      bf16_round_rows_into(x.data(), s.n_tok, s.cols, x16.data());
+      auto bias = test::random_floats(static_cast<size_t>(2 * I), 32);
+      for (const float* b : std::initializer_list<const float*>{nullptr, bias.data()}) {
+        SCOPED_TRACE(::testing::Message() << "I " << I << " cols " << s.cols << " n_tok " << s.n_tok << " threads "
+                                          << threads << (b ? " bias" : ""));
+        std::vector<float> fused(s.n_tok * 2 * I), want(s.n_tok * I), g(want.size(), -7.0f);
+        std::vector<uint16_t> want16(want.size()), g16(want.size(), 0xFFFF);
+        matmul_bf16_amx_rounded(m.view, x16.data(), s.n_tok, fused.data(), b, pool);
+        for (int64_t t = 0; t < s.n_tok; ++t)
+          silu_mul_bf16(fused.data() + t * 2 * I, fused.data() + t * 2 * I + I, I, want.data() + t * I,
+                        want16.data() + t * I);
+        matmul_bf16_amx_swiglu(m.view, x16.data(), s.n_tok, g.data(), g16.data(), b, pool);
+        ASSERT_EQ(0, std::memcmp(g.data(), want.data(), want.size() * sizeof(float)));
+        ASSERT_EQ(0, std::memcmp(g16.data(), want16.data(), want16.size() * sizeof(uint16_t)));
+        std::fill(g16.begin(), g16.end(), uint16_t{0xFFFF});
+        matmul_bf16_amx_swiglu(m.view, x16.data(), s.n_tok, nullptr, g16.data(), b, pool);
+        ASSERT_EQ(0, std::memcmp(g16.data(), want16.data(), want16.size() * sizeof(uint16_t)));
       }
     }
   }
