@@ -211,29 +211,27 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     if (!plan.skip_attn[l]) {
       norm(L.attn_norm);
       // Q, K, V rows: from one pass over the packed Q|K|V matrix (weights.h) they stay in the
-      // fused rows (stride w3), rotary reading Q and K from there and the cache taking V as is.
+      // fused rows (stride q_dim + 2 kv_dim), rotary reading Q and K from there and the cache taking V as is.
       const float *q_src = q, *k_src = k, *v_src = v;
-      int64_t qkv_stride = 0;  // 0: separate q, k, v arrays
+      int64_t q_stride = qd, k_stride = kvd, v_stride = kvd;  // row strides of the sources
       if (L.wqkv.data) {
-        qkv_stride = qd + 2 * kvd;
         linear(L.wqkv, h, h16, fused_, bias(L.bqkv));
         q_src = fused_, k_src = fused_ + qd, v_src = fused_ + qd + kvd;
+        q_stride = k_stride = v_stride = qd + 2 * kvd;
       } else {
         linear(L.wq, h, h16, q, bias(L.bq));
         linear(L.wk, h, h16, k, bias(L.bk));
         linear(L.wv, h, h16, v, bias(L.bv));
       }
-      if (cfg_.qk_norm) {  // Qwen3: RMSNorm over each head before rotary
-        for (int64_t i = 0; qkv_stride && i < n; ++i) {
-          std::copy_n(q_src + i * qkv_stride, qd, q + i * qd);
-          std::copy_n(k_src + i * qkv_stride, kvd, k + i * kvd);
+      if (cfg_.qk_norm) {  // Qwen3: RMSNorm over each head before rotary, in q and k
+        for (int64_t i = 0; q_src != q && i < n; ++i) {
+          std::copy_n(q_src + i * q_stride, qd, q + i * qd);
+          std::copy_n(k_src + i * k_stride, kvd, k + i * kvd);
         }
         rmsnorm(q, L.q_norm.data(), n * cfg_.n_head, hd, cfg_.rms_eps, q);
         rmsnorm(k, L.k_norm.data(), n * cfg_.n_kv_head, hd, cfg_.rms_eps, k);
-        q_src = q, k_src = k;
+        q_src = q, k_src = k, q_stride = qd, k_stride = kvd;
       }
-      const int64_t q_stride = q_src == q ? qd : qkv_stride, k_stride = k_src == k ? kvd : qkv_stride;
-      const int64_t v_stride = v_src == v ? kvd : qkv_stride;
       rope_apply_to(q_src, q_stride, q, n, cfg_.n_head, hd, rope_);
       rope_apply_to(k_src, k_stride, k, n, cfg_.n_kv_head, hd, rope_);
       for (int64_t i = 0; i < n; ++i) cache.store(l, b.slots[i], k + i * kvd, v_src + i * v_stride);

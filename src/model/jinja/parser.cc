@@ -54,16 +54,16 @@ class ExprParser {
   // than kMaxExprHeight: rendering and freeing a tree recurse once per level, and a template from
   // a model file could otherwise chain `1+1+1+...` deep enough to overflow the stack.
   void adopt(Expr& parent, ExprPtr child) {
-    if (child) {
-      parent.height = std::max(parent.height, child->height + 1);
-      if (parent.height > kMaxExprHeight) error(fmt::format("expression nested more than {} levels deep", kMaxExprHeight));
-    }
+    if (child) grow(parent, *child);
     parent.args.push_back(std::move(child));
   }
   void adopt_kwarg(Expr& parent, std::string name, ExprPtr child) {
-    parent.height = std::max(parent.height, child->height + 1);
-    if (parent.height > kMaxExprHeight) error(fmt::format("expression nested more than {} levels deep", kMaxExprHeight));
+    grow(parent, *child);
     parent.kwargs.emplace_back(std::move(name), std::move(child));
+  }
+  void grow(Expr& parent, const Expr& child) {
+    parent.height = std::max(parent.height, child.height + 1);
+    if (parent.height > kMaxExprHeight) error(fmt::format("expression nested more than {} levels deep", kMaxExprHeight));
   }
   // Counts the parser's own recursion (parentheses, `- - x`, `not not x` nest calls without
   // adding nodes): found by the chat-template fuzzer as a stack overflow on `((((...`.
