@@ -59,13 +59,17 @@ void KvCache::move_slot(int64_t from, int64_t to) {
 }
 
 void KvCache::store(int64_t layer, int64_t slot, const float* k_row, const float* v_row) {
-  SWIFT_CHECK(layer >= 0 && layer < n_layer_ && slot >= 0 && slot < n_slots_);
-  for (int64_t h = 0; h < n_kv_head_; ++h) {
-    const int64_t at = h * head_stride() + slot * head_dim_;
-    std::copy_n(k_row + h * head_dim_, head_dim_, k(layer) + at);
-    std::copy_n(v_row + h * head_dim_, head_dim_, v(layer) + at);
-  }
-  if (has_bf16_copy()) copy_slot(layer, slot);
+  for (int64_t h = 0; h < n_kv_head_; ++h) store_head(layer, slot, h, k_row + h * head_dim_, v_row + h * head_dim_);
+}
+
+void KvCache::store_head(int64_t layer, int64_t slot, int64_t h, const float* k_head, const float* v_head) {
+  SWIFT_CHECK(layer >= 0 && layer < n_layer_ && slot >= 0 && slot < n_slots_ && h >= 0 && h < n_kv_head_);
+  const int64_t at = h * head_stride() + slot * head_dim_;
+  std::copy_n(k_head, head_dim_, k(layer) + at);
+  std::copy_n(v_head, head_dim_, v(layer) + at);
+  if (has_bf16_copy())
+    kv_bf16_store(k(layer) + at, v(layer) + at, head_dim_, slot, copy_base(k16buf_, layer) + h * head_stride16(),
+                  copy_base(v16buf_, layer) + h * head_stride16());
 }
 
 }  // namespace swift

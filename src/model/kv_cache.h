@@ -34,6 +34,9 @@ class KvCache {
   int64_t head_stride() const { return n_slots_ * head_dim_; }
   // Stores one token's K and V ([n_kv_head * head_dim] each, heads adjacent) into `slot`.
   void store(int64_t layer, int64_t slot, const float* k_row, const float* v_row);
+  // Stores KV head h's part of one token ([head_dim] each) into `slot`: store() per head, so that
+  // threads may store different heads at once.
+  void store_head(int64_t layer, int64_t slot, int64_t h, const float* k_head, const float* v_head);
   int32_t slot_pos(int64_t slot) const { return pos_[slot]; }
   void set_slot_pos(int64_t slot, int32_t pos) { pos_[slot] = pos; }
 
@@ -70,7 +73,7 @@ class KvCache {
   std::unique_ptr<PageBuffer> vbuf_;  // f32 [n_layer, n_kv_head, n_slots, head_dim]
   std::vector<int32_t> pos_;  // [n_slots] position of the token in each slot
   // The bf16 copy (null until enable_bf16_copy), n_slots16_ = n_slots rounded up to 32:
-  std::unique_ptr<PageBuffer> k16buf_;  // bf16 [n_layer, n_kv_head, n_slots16, head_dim]
+  std::unique_ptr<PageBuffer> k16buf_;  // bf16 [n_layer, n_kv_head, n_slots16 / 16, head_dim / 32, 16, 32]
   std::unique_ptr<PageBuffer> v16buf_;  // bf16 [n_layer, n_kv_head, n_slots16 / 32, head_dim / 16, 16, 32]
   int64_t n_slots16_ = 0;
 

@@ -273,6 +273,12 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t chunk = chunk_tokens(a.n_tok, a.n_kv_head, group, hd, pool.size());
   const int64_t n_chunks = (a.n_tok + chunk - 1) / chunk;
   const SlotLists& vis = *a.visible;
+  // The caller's per-head preparation (AttentionArgs::prepare): inside the head's only unit, else
+  // a round of its own.
+  const bool prepare_in_unit = a.prepare && n_chunks == 1;
+  if (a.prepare && !prepare_in_unit) pool.parallel_for(a.n_kv_head, [&](int64_t h0, int64_t h1, int) {
+      for (int64_t h = h0; h < h1; ++h) (*a.prepare)(h);
+    });
   pool.parallel_for(n_chunks * a.n_kv_head, [&](int64_t i0, int64_t i1, int) {
     // [chunk, group, max_len] scores then weights, [chunk, group] 1/sum, [chunk, group, hd] sums
     thread_local std::vector<float> scores, inv, state;
@@ -283,6 +289,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
       // Units run head by head: a thread streams its heads' cached rows (head-major cache,
       // model/kv_cache.h) once, and the batch's other tokens find them in L1/L2.
       const int64_t kvh = i / n_chunks, t0 = i % n_chunks * chunk, t1 = std::min(a.n_tok, t0 + chunk);
+      if (prepare_in_unit) (*a.prepare)(kvh);
       const float* kh = a.k + kvh * head_stride;
       const float* vh = a.v + kvh * head_stride;
       auto list = [&](int64_t t) { return vis.slots.data() + vis.offsets[t]; };

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "util/thread_pool.h"
@@ -46,6 +47,14 @@ struct AttentionArgs {
   // Optional, attention_bf16_amx only: out rounded to bf16 as well ([n_tok, n_head * head_dim], the
   // rounding of bf16_round_rows_into), the next matrix product's operand made where out is written.
   uint16_t* out16 = nullptr;
+  // Optional: makes KV head h's inputs ready before they are read: the q rows of its query heads
+  // [h * G, (h + 1) * G) (G = n_head / n_kv_head) and the batch's own keys and values of head h
+  // (the caller's rotary and cache stores). Called once per KV head on the pool's threads: by the
+  // work unit that holds all of the head's tokens where the split has one unit per head, else in
+  // a round of its own before the units. Why: done on one thread before the kernel this was ~0.1
+  // ms of a 16-token verification pass of swift-mini-24L on the 2-core Xeon (the Q|K|V rows half
+  // in the other core's cache); split by head it runs on both cores, next to the reads it feeds.
+  const std::function<void(int64_t)>* prepare = nullptr;
 };
 
 void attention(const AttentionArgs& a, ThreadPool& pool);
@@ -59,9 +68,11 @@ bool attention_amx_usable(int64_t n_head, int64_t n_kv_head, int64_t head_dim);
 void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool);
 
 // The bf16 copy of one KV head's cache that attention_bf16_amx reads (the same conversion and
-// layout it packs other rows into, so either source gives the same bits): keys as bf16 rows
-// [n_slots, hd]; values in pair layout, per block of 32 slots and 16 dimensions one tile
-// [16 slot pairs][16 dims][2]: [n_slots / 32, hd / 16, 16, 32]. n_slots must be a multiple of 32.
+// layout it packs other rows into, so either source gives the same bits), both in pair layout,
+// the tile unit's B operand: keys per block of 16 slots and 32 dimensions one tile [16 dim
+// pairs][16 slots][2] ([n_slots / 16, hd / 32, 16, 32]: K^T, so score tiles come out as query
+// rows x keys); values per block of 32 slots and 16 dimensions one tile [16 slot pairs][16
+// dims][2] ([n_slots / 32, hd / 16, 16, 32]). n_slots must be a multiple of 32.
 // Stores one slot's K and V (hd floats each).
 void kv_bf16_store(const float* k_row, const float* v_row, int64_t hd, int64_t slot, uint16_t* k16, uint16_t* v16);
 // Copies slot `from` to slot `to`.

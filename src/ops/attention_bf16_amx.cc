@@ -8,30 +8,38 @@
 // Numbers: q, the cached keys and values and the softmax weights are rounded to bf16 (round to
 // nearest even, as the activations of the matrix products); scores, softmax and sums stay f32.
 // Per work unit (a KV head and a chunk of tokens, as in attention.cc), query rows are
-// (token, head) pairs of the group sharing the KV head:
-//   scores^T = K Q^T    A = 16 keys x 32 dims (K rows as bf16, the list's keys in order),
-//                       B = Q^T in pair layout (16 dim pairs x up to 16 query rows);
+// (token, head) pairs of the group sharing the KV head, taken in row tiles of whole tokens (16 / G
+// tokens, up to 16 rows), each through all three steps before the next:
+//   scores   = Q K^T    A = up to 16 query rows x 32 dims (q rows as bf16), B = K^T in pair
+//                       layout (16 dim pairs x 16 keys, the list's keys in order; the cache's
+//                       bf16 copy is kept in this layout): result tiles are query rows x keys,
+//                       stored straight into the score rows (raw; the softmax applies the scale);
 //   softmax  per query row over its list (softmax_to_bf16, f32), weights rounded to bf16;
-//   out      = P V      A = 16 query rows x 32 keys, B = V in pair layout (16 key pairs x 16 dims),
+//   out      = P V      A = query rows x 32 keys, B = V in pair layout (16 key pairs x 16 dims),
 //                       accumulated over the list's whole blocks of 32 keys in list order; the
 //                       last, partial block (n % 32 keys) on AVX-512, one f32 fma per key in list
 //                       order (partial_block); then x 1/sum.
-// Keys are packed by their index in the query's list (key j: score tile row j % 16, value block
-// j / 32; a partial score tile padded with zero keys), so every tile instruction sees the same
-// operands at the same positions whether the token is alone or in a batch, and so does the
-// partial block's fma chain. The context the chunk's tokens share (verification: committed slots; prefill: the earlier
-// prompt) is packed once (or read from the cache's bf16 copy) and multiplied for all their rows at
-// once (up to 16 rows per tile); the keys past it are scored for all rows at once too (each slot
-// once; a score does not depend on where its key sits), and each token's own whole value blocks
-// follow with its rows alone, then its partial block. A row's result thus depends on its position
-// in a tile only through the hardware's per-element computation, which is a fixed function of
-// that element's operands (the matrix kernel's contract, ops/bf16_amx.h; tested here for rows and
-// columns by tokens alone vs in batches, tests/ops/attention_bf16_amx_test.cc).
+// Keys are packed by their index in the query's list (key j: score tile column j % 16, value
+// block j / 32; a partial score tile padded with zero keys), so every tile instruction sees the
+// same operands at the same positions whether the token is alone or in a batch, and so does the
+// partial block's fma chain. The context the chunk's tokens share (verification: committed
+// slots; prefill: the earlier prompt) is packed once (or read from the cache's bf16 copy) and
+// multiplied for all the tile's rows at once; the keys past it are scored for all rows at once
+// too (each slot once; a score does not depend on where its key sits), and each token's own
+// whole value blocks follow on a tile of its rows alone, then its partial block. A row's result
+// thus depends on its position in a tile only through the hardware's per-element computation,
+// which is a fixed function of that element's operands (the matrix kernel's contract,
+// ops/bf16_amx.h; tested here for rows and columns by tokens alone vs in batches,
+// tests/ops/attention_bf16_amx_test.cc). Tiles are configured with the row tile's rows (a lone
+// token's 1-2 rows load and store no more than that).
 //
 // Measured on the Xeon (24 layers, 16 tokens after 200, 2 threads): ~310 us against ~790 us for
 // the f32 kernel; one token after 200: ~75 us against ~100 us. The partial block on AVX-512
 // (instead of a tile pass that loads and stores four 16-row accumulator tiles and packs a value
 // block per token) took 16 tokens after 300 from ~450 to ~400 us (a slower phase of the VM).
+// Scores as Q K^T (no 16 x 16 transpose per score tile, which the earlier K Q^T form needed to
+// turn key rows into query rows): that step 10.6-10.9K -> 7.9-8.3K cycles per unit (16 tokens
+// after 300, G = 2, TSC counters), the unit as a whole within the VM's noise.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -65,15 +73,17 @@ constexpr int kConfigKey = 1 << 20;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-// All eight tiles 16 rows x 64 bytes. Scores: C = 0..3 (four key tiles), A = 4, 5 (keys), B = 6
-// (queries). Sums: C = 0..3 (64 dimensions), A = 4 (weights), B = 6 (values).
-void configure() {
+// Tiles of 64 bytes a row. Scores: C = 0..3 (query rows x four key tiles), A = 4 (query rows),
+// B = 6, 7 (keys). Sums: C = 0..3 (query rows x 64 dimensions), A = 4 (weights), B = 6 (values).
+// C and A have the row tile's `rows` query rows (1..16: a lone token's 1-2 rows load and store
+// no more), B always 16 (dimension pairs or key pairs).
+void configure(int rows) {
   AmxTileConfig c;
   for (int t = 0; t < 8; ++t) {
-    c.rows[t] = kTile;
+    c.rows[t] = static_cast<uint8_t>(t < 6 ? rows : kTile);
     c.colsb[t] = 64;
   }
-  amx_load_config(kConfigKey, c);
+  amx_load_config(kConfigKey + rows, c);
 }
 
 // One row of hd floats as bf16 (round to nearest even), the conversion of every packed operand.
@@ -84,55 +94,16 @@ inline void convert_row(const float* row, int64_t hd, uint16_t* dst) {
   }
 }
 
-// K rows of keys sl[0, n) as bf16, [round_up(n, 16), hd]; padding rows zero.
-void pack_keys(const float* k, int64_t kv_stride, const int32_t* sl, int64_t n, int64_t hd, uint16_t* dst) {
-  for (int64_t i = 0; i < n; ++i) {
-    convert_row(k + static_cast<int64_t>(sl[i]) * kv_stride, hd, dst + i * hd);
-  }
-  std::fill(dst + n * hd, dst + round_up(n, kTile) * hd, uint16_t{0});
-}
-
-// V rows of keys sl[0, n) in pair layout: per block of 32 keys and 16 dimensions one tile
-// [16 key pairs][16 dims][2], blocks [ceil(n / 32)][hd / 16]; keys past n are zero.
-void pack_values(const float* v, int64_t kv_stride, const int32_t* sl, int64_t n, int64_t hd, uint16_t* dst) {
-  // Interleaves [a0..a15 | b0..b15] into [a0 b0 a1 b1 ...].
-  alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
-                                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-  const __m512i idx = _mm512_load_si512(kInterleave);
-  const int64_t n_dt = hd / kTile;
-  for (int64_t b = 0; b * kBlock < n; ++b)
-    for (int r = 0; r < kTile; ++r) {
-      const int64_t ka = b * kBlock + 2 * r, kb = ka + 1;
-      if (ka >= n) {  // the rest of the last block: zero keys
-        for (int64_t dt = 0; dt < n_dt; ++dt)
-          _mm512_storeu_si512(dst + ((b * n_dt + dt) * kTile + r) * 32, _mm512_setzero_si512());
-        continue;
-      }
-      const float* ra = v + static_cast<int64_t>(sl[ka]) * kv_stride;
-      const float* rb = kb < n ? v + static_cast<int64_t>(sl[kb]) * kv_stride : nullptr;
-      for (int64_t dt = 0; dt < n_dt; ++dt) {
-        const __m512 xa = _mm512_loadu_ps(ra + dt * kTile);
-        const __m512 xb = rb ? _mm512_loadu_ps(rb + dt * kTile) : _mm512_setzero_ps();
-        const __m512bh ab = _mm512_cvtne2ps_pbh(xb, xa);
-        const __m512i pairs = _mm512_permutexvar_epi16(idx, reinterpret_cast<const __m512i&>(ab));
-        _mm512_storeu_si512(dst + ((b * n_dt + dt) * kTile + r) * 32, pairs);
-      }
-    }
-}
-
-// Q^T of up to 16 query rows (rows[c] for column c < n_cols; later columns zero) in pair layout,
-// one tile per 32 dimensions: [hd / 32][16 dim pairs][16 columns][2] (as 32-bit pairs:
-// [hd / 32][16][16]).
-void pack_queries(const float* const* rows, int n_cols, int64_t hd, uint16_t* dst) {
-  uint32_t* d32 = reinterpret_cast<uint32_t*>(dst);
-  std::fill_n(d32, hd / 32 * kTile * kTile, 0u);
+// Scatters one row of hd floats, as bf16 pairs (dimensions 2i, 2i + 1 in 32-bit element i), into
+// column `col` of pair-layout tiles [hd / 32][16 pairs][16 columns][2] at d32 (as 32-bit pairs:
+// [hd / 32][16][16]): key column of K^T, the B operand of the scores.
+inline void scatter_pairs(const float* row, int64_t hd, uint32_t* d32, int col) {
   const __m512i stride = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                             _mm512_set1_epi32(kTile));
-  for (int c = 0; c < n_cols; ++c)
-    for (int64_t s = 0; s < hd / 32; ++s) {
-      const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(rows[c] + s * 32 + 16), _mm512_loadu_ps(rows[c] + s * 32));
-      _mm512_i32scatter_epi32(d32 + s * kTile * kTile + c, stride, reinterpret_cast<const __m512i&>(b), 4);
-    }
+  for (int64_t s = 0; s < hd / 32; ++s) {
+    const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + s * 32 + 16), _mm512_loadu_ps(row + s * 32));
+    _mm512_i32scatter_epi32(d32 + s * kTile * kTile + col, stride, reinterpret_cast<const __m512i&>(b), 4);
+  }
 }
 
 // 16 x 16 transpose of floats in registers (unpack, 64-bit unpack, two 128-bit shuffles).
@@ -165,62 +136,98 @@ void transpose16(__m512 r[16]) {
   }
 }
 
-// Moves a score tile c[key][column] (16 keys, `keys` of them real) to scores[column * stride + j]
-// times scale, for the n_cols used columns.
-void scatter_scores(const float* c, int64_t keys, int n_cols, float scale, float* scores, int64_t stride) {
-  if (n_cols <= 4) {
-    for (int col = 0; col < n_cols; ++col)
-      for (int64_t j = 0; j < keys; ++j) scores[col * stride + j] = c[j * kTile + col] * scale;
-    return;
+// K^T of keys sl[0, n) in pair layout, per 16 keys hd / 32 tiles [16 dim pairs][16 keys][2]
+// (k_pair_index; the cache's bf16 copy has the same layout): [ceil(n / 16)][hd / 32][16][16][2].
+// Keys past n are zero. Per 16 keys and 32 dimensions: the keys' bf16 pairs as 16 x 16 32-bit
+// elements, transposed in registers (a scatter per key and step was ~2x slower).
+void pack_keys(const float* k, int64_t kv_stride, const int32_t* sl, int64_t n, int64_t hd, uint16_t* dst) {
+  uint32_t* d32 = reinterpret_cast<uint32_t*>(dst);
+  for (int64_t i0 = 0; i0 < n; i0 += kTile) {
+    const int64_t cnt = std::min<int64_t>(kTile, n - i0);
+    for (int64_t s = 0; s < hd / 32; ++s) {
+      __m512 r[kTile];
+      for (int64_t i = 0; i < kTile; ++i) {
+        if (i >= cnt) {
+          r[i] = _mm512_setzero_ps();
+          continue;
+        }
+        const float* row = k + static_cast<int64_t>(sl[i0 + i]) * kv_stride + s * 32;
+        const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + 16), _mm512_loadu_ps(row));
+        r[i] = reinterpret_cast<const __m512&>(b);
+      }
+      transpose16(r);
+      uint32_t* tile = d32 + (i0 / kTile * (hd / 32) + s) * kTile * kTile;
+      for (int j = 0; j < kTile; ++j) _mm512_storeu_ps(reinterpret_cast<float*>(tile + j * kTile), r[j]);
+    }
   }
-  __m512 r[16];
-  for (int j = 0; j < kTile; ++j) r[j] = _mm512_load_ps(c + j * kTile);
-  transpose16(r);
-  const __m512 sv = _mm512_set1_ps(scale);
-  const __mmask16 m = lanes::mask_for(keys);
-  for (int col = 0; col < n_cols; ++col) _mm512_mask_storeu_ps(scores + col * stride, m, _mm512_mul_ps(r[col], sv));
 }
 
-// Scores of packed keys [0, n) (ceil(n / 16) tiles of kp) against packed queries qt:
-// scores[c * stride + j] = (q_c . k_j) * scale for the n_cols used columns. Four key tiles at a
-// time in C0..C3 (independent accumulations); the query tile of each step is reloaded from L1.
-void score_tiles(const uint16_t* kp, int64_t n, int64_t hd, const uint16_t* qt, int n_cols, float scale, float* scores,
-                 int64_t stride) {
-  alignas(64) float c[4][kTile * kTile];
+// V rows of keys sl[0, n) in pair layout: per block of 32 keys and 16 dimensions one tile
+// [16 key pairs][16 dims][2], blocks [ceil(n / 32)][hd / 16]; keys past n are zero.
+void pack_values(const float* v, int64_t kv_stride, const int32_t* sl, int64_t n, int64_t hd, uint16_t* dst) {
+  // Interleaves [a0..a15 | b0..b15] into [a0 b0 a1 b1 ...].
+  alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i idx = _mm512_load_si512(kInterleave);
+  const int64_t n_dt = hd / kTile;
+  for (int64_t b = 0; b * kBlock < n; ++b)
+    for (int r = 0; r < kTile; ++r) {
+      const int64_t ka = b * kBlock + 2 * r, kb = ka + 1;
+      if (ka >= n) {  // the rest of the last block: zero keys
+        for (int64_t dt = 0; dt < n_dt; ++dt)
+          _mm512_storeu_si512(dst + ((b * n_dt + dt) * kTile + r) * 32, _mm512_setzero_si512());
+        continue;
+      }
+      const float* ra = v + static_cast<int64_t>(sl[ka]) * kv_stride;
+      const float* rb = kb < n ? v + static_cast<int64_t>(sl[kb]) * kv_stride : nullptr;
+      for (int64_t dt = 0; dt < n_dt; ++dt) {
+        const __m512 xa = _mm512_loadu_ps(ra + dt * kTile);
+        const __m512 xb = rb ? _mm512_loadu_ps(rb + dt * kTile) : _mm512_setzero_ps();
+        const __m512bh ab = _mm512_cvtne2ps_pbh(xb, xa);
+        const __m512i pairs = _mm512_permutexvar_epi16(idx, reinterpret_cast<const __m512i&>(ab));
+        _mm512_storeu_si512(dst + ((b * n_dt + dt) * kTile + r) * 32, pairs);
+      }
+    }
+}
+
+// Raw scores of the row tile's query rows (q16: bf16 rows, row stride hd) against packed keys
+// [0, n) (pair layout, ceil(n / 16) key tiles of kt): scores[r * stride + j] = q_r . k_j, stored
+// straight from the tiles (C = query rows x 16 keys; the scale is applied by the softmax). The
+// last key tile's 16 columns are all written (its padding keys score 0): stride must cover
+// round_up(n, 16). Four key tiles at a time in C0..C3, the query tile reloaded per step from L1.
+void score_tiles(const uint16_t* q16, const uint16_t* kt, int64_t n, int64_t hd, float* scores, int64_t stride) {
   asm volatile("" : : : "memory");  // the tile-load macro declares no memory input
-  const int64_t a_stride = hd * 2;
-  for (int64_t g0 = 0; g0 * kTile < n; g0 += 4) {
-    const int ng = static_cast<int>(std::min<int64_t>(4, (n - g0 * kTile + kTile - 1) / kTile));
+  const int64_t q_bytes = hd * 2, s_bytes = stride * 4, tile = kTile * 32;  // elements per key tile step
+  const int64_t n_tiles = (n + kTile - 1) / kTile, steps = hd / 32;
+  for (int64_t g0 = 0; g0 < n_tiles; g0 += 4) {
+    const int ng = static_cast<int>(std::min<int64_t>(4, n_tiles - g0));
+    const uint16_t* k0 = kt + g0 * steps * tile;
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    for (int64_t s = 0; s < hd / 32; ++s) {  // one 32-dimension step: the query tile, then ng key tiles
-      const uint16_t* ks = kp + g0 * kTile * hd + s * 32;
-      _tile_loadd(6, qt + s * kTile * kTile * 2, 64);
-      _tile_loadd(4, ks, a_stride);
+    for (int64_t s = 0; s < steps; ++s) {  // one 32-dimension step: the query tile, then ng key tiles
+      _tile_loadd(4, q16 + s * 32, q_bytes);
+      _tile_loadd(6, k0 + s * tile, 64);
       _tile_dpbf16ps(0, 4, 6);
       if (ng > 1) {
-        _tile_loadd(5, ks + kTile * hd, a_stride);
-        _tile_dpbf16ps(1, 5, 6);
+        _tile_loadd(7, k0 + (steps + s) * tile, 64);
+        _tile_dpbf16ps(1, 4, 7);
       }
       if (ng > 2) {
-        _tile_loadd(4, ks + 2 * kTile * hd, a_stride);
+        _tile_loadd(6, k0 + (2 * steps + s) * tile, 64);
         _tile_dpbf16ps(2, 4, 6);
       }
       if (ng > 3) {
-        _tile_loadd(5, ks + 3 * kTile * hd, a_stride);
-        _tile_dpbf16ps(3, 5, 6);
+        _tile_loadd(7, k0 + (3 * steps + s) * tile, 64);
+        _tile_dpbf16ps(3, 4, 7);
       }
     }
-    _tile_stored(0, c[0], 64);
-    if (ng > 1) _tile_stored(1, c[1], 64);
-    if (ng > 2) _tile_stored(2, c[2], 64);
-    if (ng > 3) _tile_stored(3, c[3], 64);
-    for (int g = 0; g < ng; ++g) {
-      const int64_t j = (g0 + g) * kTile;
-      scatter_scores(c[g], std::min<int64_t>(kTile, n - j), n_cols, scale, scores + j, stride);
-    }
+    float* out = scores + g0 * kTile;
+    _tile_stored(0, out, s_bytes);
+    if (ng > 1) _tile_stored(1, out + kTile, s_bytes);
+    if (ng > 2) _tile_stored(2, out + 2 * kTile, s_bytes);
+    if (ng > 3) _tile_stored(3, out + 3 * kTile, s_bytes);
   }
 }
 
@@ -264,13 +271,13 @@ void sum_blocks(const uint16_t* p, int64_t p_stride, const uint16_t* vp, int64_t
   }
 }
 
-// e^x for x <= 0 to f32 accuracy (relative error < 1e-6; exp(-inf) and below ~-103 give 0), cheaper
-// than lanes::exp (~11 instructions instead of ~25): t = x log2(e) = n + r with n an integer and
-// |r| <= 1/2, 2^r = 1 + r P(r) with Cephes' exp2f polynomial, then scaled by 2^n (vscalefps).
-// The weights are rounded to bf16 (relative 2^-9) right after.
-inline __m512 exp_nonpositive(__m512 x) {
+// 2^t for t <= 0 to f32 accuracy (relative error < 1e-6; below -150 it is 0), cheaper than
+// lanes::exp (~10 instructions instead of ~25): t = n + r with n an integer and |r| <= 1/2,
+// 2^r = 1 + r P(r) with Cephes' exp2f polynomial, then scaled by 2^n (vscalefps). The weights
+// are rounded to bf16 (relative 2^-9) right after.
+inline __m512 exp2_nonpositive(__m512 t) {
   constexpr __mmask16 kAll = 0xffff;
-  const __m512 t = _mm512_maskz_max_ps(kAll, _mm512_mul_ps(x, _mm512_set1_ps(lanes::kLog2e)), _mm512_set1_ps(-150.0f));
+  t = _mm512_maskz_max_ps(kAll, t, _mm512_set1_ps(-150.0f));
   const __m512 n = _mm512_maskz_roundscale_ps(kAll, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 r = _mm512_sub_ps(t, n);
   __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
@@ -280,12 +287,14 @@ inline __m512 exp_nonpositive(__m512 x) {
   return _mm512_maskz_scalef_ps(kAll, _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f)), n);
 }
 
-// Softmax weights of one row of n scores straight to bf16: w_j = exp(s_j - max) into p[0, n)
-// rounded to nearest even, zeros on to the next multiple of 32 (the value block's width); returns
-// 1 / sum_j w_j with the f32 weights (exp_nonpositive) summed in 16 lanes (key j into lane j % 16, keys in order)
-// and the lanes reduced in a fixed tree. Two passes over the scores instead of the f32 kernel's
-// four (max, exp, double sum, then rounding): the softmax was a quarter of this kernel's time.
-float softmax_to_bf16(const float* s, int64_t n, uint16_t* p) {
+// Softmax weights of one row of n raw scores straight to bf16: w_j = 2^(s_j c - max c), c =
+// scale log2(e) (one fma per 16 keys: e^(scale (s_j - max))), into p[0, n) rounded to nearest
+// even, zeros on to the next multiple of 32 (the value block's width); returns 1 / sum_j w_j with
+// the f32 weights summed in 16 lanes (key j into lane j % 16, keys in order, two sums for keys j
+// % 32 < 16 and >= 16) and the lanes reduced in a fixed tree. Two passes over the scores instead
+// of the f32 kernel's four (max, exp, double sum, then rounding): the softmax was a quarter of
+// this kernel's time. Whole 32-key steps run unmasked; the last, partial one masked.
+float softmax_to_bf16(const float* s, int64_t n, float scale, uint16_t* p) {
   __m512 mv0 = _mm512_set1_ps(-INFINITY), mv1 = mv0;
   int64_t j = 0;
   for (; j + 32 <= n; j += 32) {
@@ -302,21 +311,22 @@ float softmax_to_bf16(const float* s, int64_t n, uint16_t* p) {
   mx = _mm512_maskz_max_ps(kAll, mx, _mm512_maskz_shuffle_f32x4(kAll, mx, mx, 0xB1));
   mx = _mm512_maskz_max_ps(kAll, mx, _mm512_maskz_permute_ps(kAll, mx, 0x4E));
   mx = _mm512_maskz_max_ps(kAll, mx, _mm512_maskz_permute_ps(kAll, mx, 0xB1));
-  // 32 keys a step (two independent exp chains, two sums: keys j % 32 < 16 and >= 16), written
-  // as one 64-byte row of bf16 weights.
+  const __m512 c = _mm512_set1_ps(scale * lanes::kLog2e);
+  const __m512 mc = _mm512_mul_ps(mx, c);
   __m512 sum0 = _mm512_setzero_ps(), sum1 = sum0;
-  const int64_t end = round_up(n, kBlock);
-  for (j = 0; j < end; j += 32) {
-    const __mmask16 m0 = lanes::mask_for(std::max<int64_t>(n - j, 0));
-    const __mmask16 m1 = lanes::mask_for(std::max<int64_t>(n - j - 16, 0));
-    const __m512 w0 =
-        _mm512_maskz_mov_ps(m0, exp_nonpositive(_mm512_maskz_sub_ps(m0, _mm512_maskz_loadu_ps(m0, s + j), mx)));
-    const __m512 w1 =
-        _mm512_maskz_mov_ps(m1, exp_nonpositive(_mm512_maskz_sub_ps(m1, _mm512_maskz_loadu_ps(m1, s + j + 16), mx)));
+  auto step = [&](__m512 w0, __m512 w1) {
     sum0 = _mm512_add_ps(sum0, w0);
     sum1 = _mm512_add_ps(sum1, w1);
     const __m512bh b = _mm512_cvtne2ps_pbh(w1, w0);
     _mm512_storeu_si512(p + j, reinterpret_cast<const __m512i&>(b));
+  };
+  for (j = 0; j + 32 <= n; j += 32)
+    step(exp2_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), c, mc)),
+         exp2_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(s + j + 16), c, mc)));
+  if (j < n) {
+    const __mmask16 m0 = lanes::mask_for(n - j), m1 = lanes::mask_for(std::max<int64_t>(n - j - 16, 0));
+    step(_mm512_maskz_mov_ps(m0, exp2_nonpositive(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m0, s + j), c, mc))),
+         _mm512_maskz_mov_ps(m1, exp2_nonpositive(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m1, s + j + 16), c, mc))));
   }
   return 1.0f / lanes::reduce(_mm512_add_ps(sum0, sum1));
 }
@@ -370,6 +380,12 @@ void partial_block(const uint16_t* p_row, const float* vals, const int32_t* idx,
   }
 }
 
+// Index of (slot, dimension d) in the pair layout of keys (pack_keys, kv_bf16_store): per 16 slots
+// hd / 32 tiles [16 dimension pairs][16 slots][2].
+inline int64_t k_pair_index(int64_t slot, int64_t d, int64_t hd) {
+  return ((slot / kTile * (hd / 32) + d / 32) * kTile + d % 32 / 2) * 32 + slot % kTile * 2 + d % 2;
+}
+
 // Index of (slot, dimension d) in the pair layout of values (pack_values, kv_bf16_store).
 inline int64_t v_pair_index(int64_t slot, int64_t d, int64_t hd) {
   return ((slot / kBlock * (hd / kTile) + d / kTile) * kTile + slot % kBlock / 2) * 32 + d % kTile * 2 + slot % 2;
@@ -377,16 +393,16 @@ inline int64_t v_pair_index(int64_t slot, int64_t d, int64_t hd) {
 
 // Per-thread buffers, grown on demand (never on the per-token path once warm).
 struct Scratch {
-  std::vector<uint16_t> k_shared, v_shared, k_own, v_own, qt;
+  std::vector<uint16_t> k_shared, v_shared, k_own, v_own, q16;
   std::vector<float> v_union;  // [n_union, hd]: the own keys' values rounded to bf16, as f32
   std::vector<int32_t> union_slots, slot_index;  // the chunk's own keys; slot -> index among them
   std::vector<int32_t> slot_index_tmp;           // [32]: a partial block's keys as union indices
   std::vector<uint32_t> slot_stamp;              // slot_index[s] is current when slot_stamp[s] == stamp
   uint32_t stamp = 0;
-  std::vector<float> union_scores;  // [rows, round_up(n_union, 16)]
-  std::vector<float> scores, acc;   // [rows, l_pad] f32; [rows + 16, hd] f32
-  std::vector<uint16_t> p;          // [rows + 16, l_pad] bf16
-  std::vector<float> inv;           // [rows]
+  std::vector<float> union_scores;  // [16, round_up(n_union, 16)] raw: a row tile's
+  std::vector<float> scores, acc;   // a row tile's: [16, l_pad] raw scores, f32; [16, hd] f32 sums
+  std::vector<uint16_t> p;          // [16, l_pad] bf16 weights
+  std::vector<float> inv;           // [16]
 };
 
 template <typename T>
@@ -414,12 +430,17 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t chunk = std::clamp<int64_t>((a.n_tok + per_head - 1) / per_head, 1, 16);
   const int64_t n_chunks = (a.n_tok + chunk - 1) / chunk;
   const SlotLists& vis = *a.visible;
+  // The caller's per-head preparation: inside the head's only unit, else a round of its own.
+  const bool prepare_in_unit = a.prepare && n_chunks == 1;
+  if (a.prepare && !prepare_in_unit) pool.parallel_for(a.n_kv_head, [&](int64_t h0, int64_t h1, int) {
+      for (int64_t h = h0; h < h1; ++h) (*a.prepare)(h);
+    });
   pool.parallel_for(n_chunks * a.n_kv_head, [&](int64_t i0, int64_t i1, int) {
     thread_local Scratch w;
-    configure();
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t kvh = i / n_chunks, t0 = i % n_chunks * chunk, t1 = std::min(a.n_tok, t0 + chunk);
       const int64_t rows = (t1 - t0) * G;
+      if (prepare_in_unit) (*a.prepare)(kvh);
       const float* kh = a.k + kvh * head_stride;
       const float* vh = a.v + kvh * head_stride;
       auto list = [&](int64_t t) { return vis.slots.data() + vis.offsets[t]; };
@@ -442,16 +463,16 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       }
       const uint16_t* k_copy = a.k16 ? a.k16 + kvh * a.kv16_head_stride : nullptr;
       const uint16_t* v_copy = a.v16 ? a.v16 + kvh * a.kv16_head_stride : nullptr;
-      float* scores = sized(w.scores, rows * l_pad);
-      uint16_t* p = sized(w.p, (rows + kTile) * l_pad);
-      float* acc = sized(w.acc, (rows + kTile) * hd);
-      float* inv = sized(w.inv, rows);
-      uint16_t* qt = sized(w.qt, hd / 32 * kTile * kTile * 2);
+      // One row tile's buffers (rows of the tile's tokens from 0).
+      float* scores = sized(w.scores, kTile * l_pad);
+      uint16_t* p = sized(w.p, kTile * l_pad);
+      float* acc = sized(w.acc, kTile * hd);
+      float* inv = sized(w.inv, kTile);
+      uint16_t* q16 = sized(w.q16, kTile * hd);
       uint16_t* ks = sized(w.k_shared, std::max<int64_t>(shared - m, 1) * hd);
       uint16_t* vs = sized(w.v_shared, std::max<int64_t>(shared - m, 1) * hd);
       pack_keys(kh, kv_stride, list(t0) + m, shared - m, hd, ks);
       pack_values(vh, kv_stride, list(t0) + m, shared - m, hd, vs);
-      const float* qrows[kTile];
       // The chunk's own keys (list entries past the shared part), each slot once: their scores are
       // computed for every row at once and each token picks its own (a key's score does not depend
       // on its tile position). For a verification tree: the committed tail and the tree's slots.
@@ -476,56 +497,58 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
         }
       const int64_t u_pad = round_up(std::max<int64_t>(n_union, 1), kTile);
       uint16_t* ku = sized(w.k_own, u_pad * hd);
-      float* uscores = sized(w.union_scores, rows * u_pad);
+      float* uscores = sized(w.union_scores, kTile * u_pad);
       pack_keys(kh, kv_stride, uslots, n_union, hd, ku);
       float* vu = sized(w.v_union, std::max<int64_t>(n_union, 1) * hd);
       round_value_rows(vh, kv_stride, uslots, n_union, hd, vu);
-      // Scores over the shared context and the own keys: up to 16 query rows per tile, columns r - r0.
-      for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
-        const int cols = static_cast<int>(std::min<int64_t>(kTile, rows - r0));
-        for (int c = 0; c < cols; ++c) qrows[c] = q_row(r0 + c);
-        pack_queries(qrows, cols, hd, qt);
-        if (m > 0) score_tiles(k_copy, m, hd, qt, cols, a.scale, scores + r0 * l_pad, l_pad);
-        if (shared > m) score_tiles(ks, shared - m, hd, qt, cols, a.scale, scores + r0 * l_pad + m, l_pad);
-        if (n_union > 0) score_tiles(ku, n_union, hd, qt, cols, a.scale, uscores + r0 * u_pad, u_pad);
-      }
-      // Each token's own scores in its list order, then its softmax weights as bf16 rows of p.
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t n = len(t), r0 = (t - t0) * G;
-        for (int64_t h = 0; h < G; ++h) {
-          float* s = scores + (r0 + h) * l_pad;
-          const float* us = uscores + (r0 + h) * u_pad;
-          for (int64_t j = shared; j < n; ++j) s[j] = us[w.slot_index[list(t)[j]]];
-          inv[r0 + h] = n > 0 ? softmax_to_bf16(s, n, p + (r0 + h) * l_pad) : 0.0f;
-        }
-      }
-      // Weighted sums over the shared blocks for all rows, then each token's own whole blocks and
-      // its partial block. A token's whole blocks run on a tile from its first row, so they also
-      // rewrite the 16 - G rows after it: the tokens go last to first, each finished (its output
-      // written) before an earlier token's tile passes over its rows. The partial block's keys are
-      // all past the shared part, so they are in the union (its values rounded once in vu).
-      for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
-        sum_blocks(p + r0 * l_pad, l_pad, v_copy, m / kBlock, hd, acc + r0 * hd, true);
-        sum_blocks(p + r0 * l_pad + m, l_pad, vs, (shared - m) / kBlock, hd, acc + r0 * hd, false);
-      }
+      // Row tiles of whole tokens (16 / G tokens, up to 16 query rows), each taken through scores,
+      // softmax and sums before the next: its scores (16 x l_pad f32) and weights stay in L1
+      // between the phases (scoring all rows first spilled them to L2; ~10% of this kernel).
+      const int64_t tile_tok = kTile / G;
       int32_t* pidx = sized(w.slot_index_tmp, kBlock);
-      for (int64_t t = t1 - 1; t >= t0; --t) {
-        const int64_t n = len(t), r0 = (t - t0) * G, nf = n / kBlock * kBlock;
-        if (nf > shared) {  // whole own blocks
-          uint16_t* vo = sized(w.v_own, (nf - shared) * hd);
-          pack_values(vh, kv_stride, list(t) + shared, nf - shared, hd, vo);
-          sum_blocks(p + r0 * l_pad + shared, l_pad, vo, (nf - shared) / kBlock, hd, acc + r0 * hd, false);
-        }
-        for (int64_t j = nf; j < n; ++j) pidx[j - nf] = w.slot_index[list(t)[j]];
-        for (int64_t h = 0; h < G; ++h) {
-          const int64_t off = t * q_stride + (kvh * G + h) * hd;
-          if (n == 0) {
-            std::fill_n(a.out + off, hd, 0.0f);
-            if (a.out16) std::fill_n(a.out16 + off, hd, uint16_t{0});
-            continue;
+      for (int64_t ta = t0; ta < t1; ta += tile_tok) {
+        const int64_t tb = std::min(t1, ta + tile_tok), tr = (tb - ta) * G;  // tokens, rows
+        const int64_t r_base = (ta - t0) * G;
+        for (int64_t r = 0; r < tr; ++r) convert_row(q_row(r_base + r), hd, q16 + r * hd);
+        // Scores over the shared context and the own keys.
+        configure(static_cast<int>(tr));
+        if (m > 0) score_tiles(q16, k_copy, m, hd, scores, l_pad);
+        if (shared > m) score_tiles(q16, ks, shared - m, hd, scores + m, l_pad);
+        if (n_union > 0) score_tiles(q16, ku, n_union, hd, uscores, u_pad);
+        // Each token's own scores in its list order, then its softmax weights as bf16 rows of p.
+        for (int64_t t = ta; t < tb; ++t) {
+          const int64_t n = len(t), r0 = (t - ta) * G;
+          for (int64_t h = 0; h < G; ++h) {
+            float* sr = scores + (r0 + h) * l_pad;
+            const float* us = uscores + (r0 + h) * u_pad;
+            for (int64_t j = shared; j < n; ++j) sr[j] = us[w.slot_index[list(t)[j]]];
+            inv[r0 + h] = n > 0 ? softmax_to_bf16(sr, n, a.scale, p + (r0 + h) * l_pad) : 0.0f;
           }
-          partial_block(p + (r0 + h) * l_pad, vu, pidx, nf, n, hd, acc + (r0 + h) * hd, inv[r0 + h], a.out + off,
-                        a.out16 ? a.out16 + off : nullptr);
+        }
+        // Weighted sums over the shared blocks for the tile's rows, then each token's own whole
+        // blocks (on tiles of its G rows alone) and its partial block. The partial block's keys
+        // are all past the shared part, so they are in the union (its values rounded once in vu).
+        sum_blocks(p, l_pad, v_copy, m / kBlock, hd, acc, true);
+        sum_blocks(p + m, l_pad, vs, (shared - m) / kBlock, hd, acc, false);
+        for (int64_t t = ta; t < tb; ++t) {
+          const int64_t n = len(t), r0 = (t - ta) * G, nf = n / kBlock * kBlock;
+          if (nf > shared) {  // whole own blocks
+            uint16_t* vo = sized(w.v_own, (nf - shared) * hd);
+            pack_values(vh, kv_stride, list(t) + shared, nf - shared, hd, vo);
+            configure(static_cast<int>(G));
+            sum_blocks(p + r0 * l_pad + shared, l_pad, vo, (nf - shared) / kBlock, hd, acc + r0 * hd, false);
+          }
+          for (int64_t j = nf; j < n; ++j) pidx[j - nf] = w.slot_index[list(t)[j]];
+          for (int64_t h = 0; h < G; ++h) {
+            const int64_t off = t * q_stride + (kvh * G + h) * hd;
+            if (n == 0) {
+              std::fill_n(a.out + off, hd, 0.0f);
+              if (a.out16) std::fill_n(a.out16 + off, hd, uint16_t{0});
+              continue;
+            }
+            partial_block(p + (r0 + h) * l_pad, vu, pidx, nf, n, hd, acc + (r0 + h) * hd, inv[r0 + h], a.out + off,
+                          a.out16 ? a.out16 + off : nullptr);
+          }
         }
       }
     }
@@ -534,7 +557,7 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
 
 void kv_bf16_store(const float* k_row, const float* v_row, int64_t hd, int64_t slot, uint16_t* k16, uint16_t* v16) {
   SWIFT_CHECK(hd % 64 == 0 && hd <= 512, "head dim {}", hd);
-  convert_row(k_row, hd, k16 + slot * hd);
+  scatter_pairs(k_row, hd, reinterpret_cast<uint32_t*>(k16 + k_pair_index(slot, 0, hd)), 0);
   // Value d of this slot goes to lane 2 (d % 16) + slot % 2 of row slot % 32 / 2 of tile d / 16:
   // spread 16 values to every other lane and store those lanes only.
   alignas(64) static const uint16_t kSpread[32] = {0, 0, 1, 1, 2,  2,  3,  3,  4,  4,  5,  5,  6,  6,  7,  7,
@@ -549,8 +572,10 @@ void kv_bf16_store(const float* k_row, const float* v_row, int64_t hd, int64_t s
 }
 
 void kv_bf16_move(int64_t from, int64_t to, int64_t hd, uint16_t* k16, uint16_t* v16) {
-  std::copy_n(k16 + from * hd, hd, k16 + to * hd);
-  for (int64_t d = 0; d < hd; ++d) v16[v_pair_index(to, d, hd)] = v16[v_pair_index(from, d, hd)];
+  for (int64_t d = 0; d < hd; ++d) {
+    k16[k_pair_index(to, d, hd)] = k16[k_pair_index(from, d, hd)];
+    v16[v_pair_index(to, d, hd)] = v16[v_pair_index(from, d, hd)];
+  }
 }
 
 #else

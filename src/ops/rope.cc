@@ -61,8 +61,8 @@ void rope_table(const int32_t* positions, int64_t n_tok, const std::vector<float
   }
 }
 
-void rope_apply_to(const float* src, int64_t src_stride, float* dst, int64_t n_tok, int64_t n_heads, int64_t head_dim,
-                   const RopeTable& table) {
+void rope_apply_to(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t n_tok,
+                   int64_t n_heads, int64_t head_dim, const RopeTable& table) {
   const int64_t half = head_dim / 2;
   SWIFT_CHECK(table.half == half && static_cast<int64_t>(table.cos.size()) >= n_tok * half, "rope table {} for head_dim {}",
               table.half, head_dim);
@@ -71,7 +71,7 @@ void rope_apply_to(const float* src, int64_t src_stride, float* dst, int64_t n_t
     const float* sn = table.sin.data() + t * half;
     for (int64_t h = 0; h < n_heads; ++h) {
       const float* s = src + t * src_stride + h * head_dim;
-      float* v = dst + (t * n_heads + h) * head_dim;
+      float* v = dst + t * dst_stride + h * head_dim;
       for (int64_t i = 0; i < half; ++i) {
         const float x1 = s[i], x2 = s[i + half];
         v[i] = x1 * cs[i] - x2 * sn[i];
@@ -82,7 +82,7 @@ void rope_apply_to(const float* src, int64_t src_stride, float* dst, int64_t n_t
 }
 
 void rope_apply(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, const RopeTable& table) {
-  rope_apply_to(x, n_heads * head_dim, x, n_tok, n_heads, head_dim, table);
+  rope_apply_to(x, n_heads * head_dim, x, n_heads * head_dim, n_tok, n_heads, head_dim, table);
 }
 
 }  // namespace swift

@@ -38,8 +38,9 @@ void rope_table(const int32_t* positions, int64_t n_tok, const std::vector<float
 // Rotates n_tok rows of n_heads * head_dim values in place with the batch's table.
 void rope_apply(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, const RopeTable& table);
 // The same rotation read from rows src + t * src_stride (e.g. the Q or K part of a fused Q|K|V
-// product) into contiguous rows of dst: saves the copy out of the fused rows (the same values).
-void rope_apply_to(const float* src, int64_t src_stride, float* dst, int64_t n_tok, int64_t n_heads, int64_t head_dim,
-                   const RopeTable& table);
+// product) into rows dst + t * dst_stride: saves the copy out of the fused rows (the same
+// values), and rotates a subset of a row's heads (attention's per-KV-head preparation).
+void rope_apply_to(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t n_tok,
+                   int64_t n_heads, int64_t head_dim, const RopeTable& table);
 
 }  // namespace swift

@@ -1,10 +1,13 @@
 // AMX attention (ops/attention.h: attention_bf16_amx, contract in ops/attention_bf16_amx.cc):
 // accuracy against the f32 kernel, batch invariance bit for bit (the lossless-decoding contract),
-// the bf16 cache copy against packing from the f32 rows, and its rounded output copy.
+// the bf16 cache copy against packing from the f32 rows, and its rounded output copy; and the
+// per-KV-head preparation hook of both kernels.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "ops/attention.h"
 #include "ops/bf16_amx.h"
@@ -201,6 +204,60 @@ TEST(AttentionAmx, Bf16CopyOfAMovedSlotEqualsStoringItThere) {
       EXPECT_EQ(stored.k16, moved.k16) << "hd " << hd << " " << from << " -> " << to;
       EXPECT_EQ(stored.v16, moved.v16) << "hd " << hd << " " << from << " -> " << to;
     }
+}
+
+TEST(Attention, PrepareRunsOncePerKvHeadBeforeItsInputsAreRead) {
+  // AttentionArgs::prepare (the transformer's rotary and cache stores, per KV head): with the
+  // batch's q rows and K/V slots poisoned (NaN) until the hook writes them, both kernels give the
+  // bits of a call whose inputs were ready, and call it exactly once per KV head, whether it runs
+  // inside the head's only unit (up to 16 tokens on 1-2 threads) or in a round of its own.
+  const int64_t hd = 64, n_kv = 2, group = 2, n_head = n_kv * group, prefix = 37;
+  for (bool amx : {false, true}) {
+    if (amx && !bf16_amx_available()) continue;
+    for (int threads : {1, 2, 3})
+      for (int64_t n_tok : {5, 16, 40}) {
+        const TestCache ready(n_kv, prefix + n_tok, hd, 71);
+        const auto q = test::random_floats(n_tok * n_head * hd, 72);
+        const SlotLists vis = tree_lists(prefix, n_tok);
+        ThreadPool pool(threads);
+        auto run = [&](AttentionArgs a, std::vector<float>& out) {
+          a.n_tok = n_tok, a.n_head = n_head, a.visible = &vis, a.out = out.data();
+          if (amx) attention_bf16_amx(a, pool);
+          else attention(a, pool);
+        };
+        std::vector<float> want(n_tok * n_head * hd), got(want.size());
+        AttentionArgs a = ready.args(amx);
+        a.q = q.data();
+        run(a, want);
+
+        TestCache late = ready;
+        std::vector<float> q_late(q.size(), NAN);
+        for (int64_t h = 0; h < n_kv; ++h)
+          for (int64_t s = prefix; s < prefix + n_tok; ++s) {
+            std::fill_n(&late.k[(h * late.n_slots + s) * hd], hd, NAN);
+            std::fill_n(&late.v[(h * late.n_slots + s) * hd], hd, NAN);
+            late.store(h, s);
+          }
+        std::vector<std::atomic<int>> calls(n_kv);
+        const std::function<void(int64_t)> prepare = [&](int64_t h) {
+          ++calls[h];
+          for (int64_t t = 0; t < n_tok; ++t)
+            std::copy_n(&q[(t * n_head + h * group) * hd], group * hd, &q_late[(t * n_head + h * group) * hd]);
+          for (int64_t s = prefix; s < prefix + n_tok; ++s) {
+            const int64_t at = (h * late.n_slots + s) * hd;
+            std::copy_n(&ready.k[at], hd, &late.k[at]);
+            std::copy_n(&ready.v[at], hd, &late.v[at]);
+            late.store(h, s);
+          }
+        };
+        AttentionArgs b = late.args(amx);
+        b.q = q_late.data(), b.prepare = &prepare;
+        run(b, got);
+        for (int64_t h = 0; h < n_kv; ++h) EXPECT_EQ(calls[h].load(), 1) << "head " << h;
+        ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+            << (amx ? "amx" : "f32") << " threads " << threads << " tokens " << n_tok;
+      }
+  }
 }
 
 }  // namespace swift

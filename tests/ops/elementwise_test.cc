@@ -125,9 +125,22 @@ TEST(Rope, FromStridedRowsEqualsCopyThenInPlace) {
   p.rotary_dim = hd;
   rope_table(pos.data(), n_tok, rope_inv_freq(p, 1024), table);
   rope_apply(ref.data(), n_tok, n_heads, hd, table);
-  rope_apply_to(src.data(), stride, out.data(), n_tok, n_heads, hd, table);
+  rope_apply_to(src.data(), stride, out.data(), n_heads * hd, n_tok, n_heads, hd, table);
   ASSERT_EQ(std::memcmp(ref.data(), out.data(), ref.size() * 4), 0);
   EXPECT_NE(std::memcmp(ref.data() + n_heads * hd, src.data() + stride, n_heads * hd * 4), 0) << "nothing rotated";
+  // Head 1 alone into rows of another stride (attention's per-KV-head preparation): the same
+  // values, and nothing else of the destination written.
+  const int64_t dst_stride = 2 * hd + 5;
+  std::vector<float> one(n_tok * dst_stride, -7.0f);
+  rope_apply_to(src.data() + hd, stride, one.data() + 3, dst_stride, n_tok, 1, hd, table);
+  for (int64_t t = 0; t < n_tok; ++t) {
+    ASSERT_EQ(std::memcmp(ref.data() + (t * n_heads + 1) * hd, one.data() + t * dst_stride + 3, hd * 4), 0) << t;
+    for (int64_t c = 0; c < dst_stride; ++c) {
+      if (c < 3 || c >= 3 + hd) {
+        ASSERT_EQ(one[t * dst_stride + c], -7.0f) << t << " " << c;
+      }
+    }
+  }
 }
 
 }  // namespace
