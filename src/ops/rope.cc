@@ -2,6 +2,10 @@
 
 #include <cmath>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "util/check.h"
 
 namespace swift {
@@ -72,7 +76,19 @@ void rope_apply_to(const float* src, int64_t src_stride, float* dst, int64_t dst
     for (int64_t h = 0; h < n_heads; ++h) {
       const float* s = src + t * src_stride + h * head_dim;
       float* v = dst + t * dst_stride + h * head_dim;
-      for (int64_t i = 0; i < half; ++i) {
+      int64_t i = 0;
+#if defined(__AVX512F__)
+      // 16 pairs per step, the same IEEE operations as the scalar loop (each product rounded,
+      // then the sum): ~3x the compiler's vectorisation of it, which checks src/dst overlap per
+      // head (rotary was ~10% of attention's per-head preparation in a 16-token pass).
+      for (; i + 16 <= half; i += 16) {
+        const __m512 x1 = _mm512_loadu_ps(s + i), x2 = _mm512_loadu_ps(s + i + half);
+        const __m512 c = _mm512_loadu_ps(cs + i), sv = _mm512_loadu_ps(sn + i);
+        _mm512_storeu_ps(v + i, _mm512_sub_ps(_mm512_mul_ps(x1, c), _mm512_mul_ps(x2, sv)));
+        _mm512_storeu_ps(v + i + half, _mm512_add_ps(_mm512_mul_ps(x2, c), _mm512_mul_ps(x1, sv)));
+      }
+#endif
+      for (; i < half; ++i) {
         const float x1 = s[i], x2 = s[i + half];
         v[i] = x1 * cs[i] - x2 * sn[i];
         v[i + half] = x2 * cs[i] + x1 * sn[i];

@@ -110,6 +110,36 @@ TEST(RowKernelsBf16, EqualThePlainKernelsRounded) {
 
 // Rotary read from strided rows (the Q or K part of fused Q|K|V rows) equals copying the rows
 // out and rotating in place, bit for bit.
+TEST(Rope, EqualsTheScalarFormulaBitForBit) {
+  // The AVX-512 body (16 pairs per step) and the scalar tail against the formula written out:
+  // v[i] = x1 c - x2 s, v[i + half] = x2 c + x1 s, each product rounded (no fma). Head dims with
+  // half = 16, 32, 64 (vector only), 8 and 40 and 50 (tail only, vector then tail).
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (int64_t hd : {32, 64, 128, 16, 80, 100}) {
+    const int64_t n_tok = 3, n_heads = 2, half = hd / 2;
+    const std::vector<int32_t> pos = {0, 17, 1000};
+    RopeParams p;
+    p.rotary_dim = hd;
+    RopeTable table;
+    rope_table(pos.data(), n_tok, rope_inv_freq(p, 1024), table);
+    std::vector<float> x(n_tok * n_heads * hd);
+    for (float& v : x) v = nd(rng);
+    std::vector<float> want(x.size()), got = x;
+    for (int64_t t = 0; t < n_tok; ++t)
+      for (int64_t h = 0; h < n_heads; ++h)
+        for (int64_t i = 0; i < half; ++i) {
+          const float* r = &x[(t * n_heads + h) * hd];
+          const volatile float c = table.cos[t * half + i], sn = table.sin[t * half + i];
+          const volatile float a = r[i] * c, b = r[i + half] * sn, d = r[i + half] * c, e = r[i] * sn;
+          want[(t * n_heads + h) * hd + i] = a - b;
+          want[(t * n_heads + h) * hd + i + half] = d + e;
+        }
+    rope_apply(got.data(), n_tok, n_heads, hd, table);
+    ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float))) << "head dim " << hd;
+  }
+}
+
 TEST(Rope, FromStridedRowsEqualsCopyThenInPlace) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd(0.0f, 1.0f);
