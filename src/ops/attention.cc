@@ -276,7 +276,8 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   // The caller's per-head preparation (AttentionArgs::prepare): inside the head's only unit, else
   // a round of its own.
   const bool prepare_in_unit = a.prepare && n_chunks == 1;
-  if (a.prepare && !prepare_in_unit) pool.parallel_for(a.n_kv_head, [&](int64_t h0, int64_t h1, int) {
+  if (a.prepare && !prepare_in_unit)
+    pool.parallel_for(a.n_kv_head, [&](int64_t h0, int64_t h1, int) {
       for (int64_t h = h0; h < h1; ++h) (*a.prepare)(h);
     });
   pool.parallel_for(n_chunks * a.n_kv_head, [&](int64_t i0, int64_t i1, int) {

@@ -65,8 +65,8 @@ void rope_table(const int32_t* positions, int64_t n_tok, const std::vector<float
   }
 }
 
-void rope_apply_to(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t n_tok,
-                   int64_t n_heads, int64_t head_dim, const RopeTable& table) {
+void rope_apply_to(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t n_tok, int64_t n_heads,
+                   int64_t head_dim, const RopeTable& table) {
   const int64_t half = head_dim / 2;
   SWIFT_CHECK(table.half == half && static_cast<int64_t>(table.cos.size()) >= n_tok * half, "rope table {} for head_dim {}",
               table.half, head_dim);
