@@ -391,13 +391,37 @@ inline int64_t v_pair_index(int64_t slot, int64_t d, int64_t hd) {
   return ((slot / kBlock * (hd / kTile) + d / kTile) * kTile + slot % kBlock / 2) * 32 + d % kTile * 2 + slot % 2;
 }
 
+// First index where lists a and b differ within [0, n) (n when equal), 16 entries per compare.
+int64_t common_prefix(const int32_t* a, const int32_t* b, int64_t n) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __mmask16 ne = _mm512_cmpneq_epi32_mask(_mm512_loadu_si512(a + j), _mm512_loadu_si512(b + j));
+    if (ne) return j + __builtin_ctz(ne);
+  }
+  while (j < n && a[j] == b[j]) ++j;
+  return j;
+}
+
+// First index j < n where l[j] != j (n when l runs 0, 1, ..., n - 1).
+int64_t identity_prefix(const int32_t* l, int64_t n) {
+  __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __mmask16 ne = _mm512_cmpneq_epi32_mask(_mm512_loadu_si512(l + j), iota);
+    if (ne) return j + __builtin_ctz(ne);
+    iota = _mm512_add_epi32(iota, _mm512_set1_epi32(16));
+  }
+  while (j < n && l[j] == j) ++j;
+  return j;
+}
+
 // Per-thread buffers, grown on demand (never on the per-token path once warm).
 struct Scratch {
   std::vector<uint16_t> k_shared, v_shared, k_own, v_own, q16;
   std::vector<float> v_union;  // [n_union, hd]: the own keys' values rounded to bf16, as f32
   std::vector<int32_t> union_slots, slot_index;  // the chunk's own keys; slot -> index among them
-  std::vector<int32_t> slot_index_tmp;           // [32]: a partial block's keys as union indices
-  std::vector<uint32_t> slot_stamp;              // slot_index[s] is current when slot_stamp[s] == stamp
+  std::vector<int32_t> own_index;    // [16 / G, max_len - shared]: a row tile's tokens' own keys as union indices
+  std::vector<uint32_t> slot_stamp;  // slot_index[s] is current when slot_stamp[s] == stamp
   uint32_t stamp = 0;
   std::vector<float> union_scores;  // [16, round_up(n_union, 16)] raw: a row tile's
   std::vector<float> scores, acc;   // a row tile's: [16, l_pad] raw scores, f32; [16, hd] f32 sums
@@ -449,19 +473,11 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       auto q_row = [&](int64_t r) { return a.q + (t0 + r / G) * q_stride + (kvh * G + r % G) * hd; };
       // Shared context: the longest list prefix common to the chunk's tokens, in whole value blocks.
       int64_t shared = len(t0);
-      for (int64_t t = t0 + 1; t < t1 && shared > 0; ++t) {
-        shared = std::min(shared, len(t));
-        if (std::memcmp(list(t0), list(t), static_cast<size_t>(shared) * sizeof(int32_t)) != 0)
-          shared = std::mismatch(list(t0), list(t0) + shared, list(t)).first - list(t0);
-      }
+      for (int64_t t = t0 + 1; t < t1 && shared > 0; ++t)
+        shared = common_prefix(list(t0), list(t), std::min(shared, len(t)));
       shared = shared / kBlock * kBlock;
       // Of it, the part listed as slots 0, 1, 2, ... is read from the bf16 copy when there is one.
-      int64_t m = 0;
-      if (a.k16) {
-        const int32_t* l0 = list(t0);
-        while (m < shared && l0[m] == m) ++m;  // ~200 compares: small next to the packing it saves
-        m = m / kBlock * kBlock;
-      }
+      const int64_t m = a.k16 ? identity_prefix(list(t0), shared) / kBlock * kBlock : 0;
       const uint16_t* k_copy = a.k16 ? a.k16 + kvh * a.kv16_head_stride : nullptr;
       const uint16_t* v_copy = a.v16 ? a.v16 + kvh * a.kv16_head_stride : nullptr;
       // One row tile's buffers (rows of the tile's tokens from 0).
@@ -484,8 +500,10 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       const uint32_t stamp = w.stamp;
       int64_t n_union = 0;
       int32_t* uslots = sized(w.union_slots, rows / G * (max_len - shared) + 1);
-      for (int64_t t = t0; t < t1; ++t)
-        for (int64_t j = shared; j < len(t); ++j) {
+      for (int64_t t = t0; t < t1; ++t)  // entries a token shares with the one before are marked
+        for (int64_t j = t > t0 ? std::max(shared, common_prefix(list(t - 1), list(t), std::min(len(t - 1), len(t))))
+                                : shared;
+             j < len(t); ++j) {
           const int32_t slot = list(t)[j];
           if (slot >= static_cast<int32_t>(w.slot_stamp.size())) {
             w.slot_stamp.resize(slot + 1, 0);
@@ -505,8 +523,8 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       // Row tiles of whole tokens (16 / G tokens, up to 16 query rows), each taken through scores,
       // softmax and sums before the next: its scores (16 x l_pad f32) and weights stay in L1
       // between the phases (scoring all rows first spilled them to L2; ~10% of this kernel).
-      const int64_t tile_tok = kTile / G;
-      int32_t* pidx = sized(w.slot_index_tmp, kBlock);
+      const int64_t tile_tok = kTile / G, own_max = max_len - shared;
+      int32_t* own_index = sized(w.own_index, tile_tok * own_max + 1);
       for (int64_t ta = t0; ta < t1; ta += tile_tok) {
         const int64_t tb = std::min(t1, ta + tile_tok), tr = (tb - ta) * G;  // tokens, rows
         const int64_t r_base = (ta - t0) * G;
@@ -516,13 +534,20 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
         if (m > 0) score_tiles(q16, k_copy, m, hd, scores, l_pad);
         if (shared > m) score_tiles(q16, ks, shared - m, hd, scores + m, l_pad);
         if (n_union > 0) score_tiles(q16, ku, n_union, hd, uscores, u_pad);
-        // Each token's own scores in its list order, then its softmax weights as bf16 rows of p.
+        // Each token's own scores in its list order (gathered by union index), then its softmax
+        // weights as bf16 rows of p.
         for (int64_t t = ta; t < tb; ++t) {
-          const int64_t n = len(t), r0 = (t - ta) * G;
+          const int64_t n = len(t), r0 = (t - ta) * G, own = std::max<int64_t>(n - shared, 0);
+          int32_t* oi = own_index + (t - ta) * own_max;
+          for (int64_t j = 0; j < own; ++j) oi[j] = w.slot_index[list(t)[shared + j]];
           for (int64_t h = 0; h < G; ++h) {
             float* sr = scores + (r0 + h) * l_pad;
             const float* us = uscores + (r0 + h) * u_pad;
-            for (int64_t j = shared; j < n; ++j) sr[j] = us[w.slot_index[list(t)[j]]];
+            for (int64_t j = 0; j < own; j += 16) {
+              const __mmask16 mk = lanes::mask_for(own - j);
+              const __m512i ix = _mm512_maskz_loadu_epi32(mk, oi + j);
+              _mm512_mask_storeu_ps(sr + shared + j, mk, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, ix, us, 4));
+            }
             inv[r0 + h] = n > 0 ? softmax_to_bf16(sr, n, a.scale, p + (r0 + h) * l_pad) : 0.0f;
           }
         }
@@ -539,7 +564,7 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
             configure(static_cast<int>(G));
             sum_blocks(p + r0 * l_pad + shared, l_pad, vo, (nf - shared) / kBlock, hd, acc + r0 * hd, false);
           }
-          for (int64_t j = nf; j < n; ++j) pidx[j - nf] = w.slot_index[list(t)[j]];
+          const int32_t* pidx = own_index + (t - ta) * own_max + (nf - shared);  // keys [nf, n)
           for (int64_t h = 0; h < G; ++h) {
             const int64_t off = t * q_stride + (kvh * G + h) * hd;
             if (n == 0) {
