@@ -287,48 +287,58 @@ inline __m512 exp2_nonpositive(__m512 t) {
   return _mm512_maskz_scalef_ps(kAll, _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f)), n);
 }
 
-// Softmax weights of one row of n raw scores straight to bf16: w_j = 2^(s_j c - max c), c =
-// scale log2(e) (one fma per 16 keys: e^(scale (s_j - max))), into p[0, n) rounded to nearest
-// even, zeros on to the next multiple of 32 (the value block's width); returns 1 / sum_j w_j with
-// the f32 weights summed in 16 lanes (key j into lane j % 16, keys in order, two sums for keys j
-// % 32 < 16 and >= 16) and the lanes reduced in a fixed tree. Two passes over the scores instead
-// of the f32 kernel's four (max, exp, double sum, then rounding): the softmax was a quarter of
-// this kernel's time. Whole 32-key steps run unmasked; the last, partial one masked.
-float softmax_to_bf16(const float* s, int64_t n, float scale, uint16_t* p) {
-  __m512 mv0 = _mm512_set1_ps(-INFINITY), mv1 = mv0;
-  int64_t j = 0;
-  for (; j + 32 <= n; j += 32) {
-    mv0 = _mm512_maskz_max_ps(0xffff, mv0, _mm512_loadu_ps(s + j));
-    mv1 = _mm512_maskz_max_ps(0xffff, mv1, _mm512_loadu_ps(s + j + 16));
-  }
-  for (; j < n; j += 16)
-    mv0 = _mm512_maskz_max_ps(0xffff, mv0, _mm512_mask_loadu_ps(mv0, lanes::mask_for(n - j), s + j));
-  // Max is exact in any order: a butterfly over 256-, 128-, 64- and 32-bit halves leaves it in
-  // every lane (maskz forms: GCC 12 warns on _mm512_reduce_max_ps's unmasked ones).
+// Softmax weights of R rows (1 or 2) of n raw scores each straight to bf16: w_j = 2^(s_j c - max
+// c), c = scale log2(e) (one fma per 16 keys: e^(scale (s_j - max))), into p[r][0, n) rounded to
+// nearest even, zeros on to the next multiple of 32 (the value block's width); inv[r] = 1 / sum_j
+// w_j with the f32 weights summed in 16 lanes (key j into lane j % 16, keys in order, two sums for
+// keys j % 32 < 16 and >= 16) and the lanes reduced in a fixed tree. Two passes over the scores
+// instead of the f32 kernel's four (max, exp, double sum, then rounding): the softmax was a
+// quarter of this kernel's time. Whole 32-key steps run unmasked; the last, partial one masked.
+// A row's operations do not depend on R: two rows (a token's query heads, same n) interleave
+// their exp chains (~9% faster than one row at a time, 32 rows x 316 keys warm), same bits.
+template <int R>
+void softmax_to_bf16(const float* const* s, int64_t n, float scale, uint16_t* const* p, float* inv) {
   constexpr __mmask16 kAll = 0xffff;
-  __m512 mx = _mm512_maskz_max_ps(kAll, mv0, mv1);
-  mx = _mm512_maskz_max_ps(kAll, mx, _mm512_maskz_shuffle_f32x4(kAll, mx, mx, 0x4E));
-  mx = _mm512_maskz_max_ps(kAll, mx, _mm512_maskz_shuffle_f32x4(kAll, mx, mx, 0xB1));
-  mx = _mm512_maskz_max_ps(kAll, mx, _mm512_maskz_permute_ps(kAll, mx, 0x4E));
-  mx = _mm512_maskz_max_ps(kAll, mx, _mm512_maskz_permute_ps(kAll, mx, 0xB1));
+  __m512 mc[R], sum0[R], sum1[R];
   const __m512 c = _mm512_set1_ps(scale * lanes::kLog2e);
-  const __m512 mc = _mm512_mul_ps(mx, c);
-  __m512 sum0 = _mm512_setzero_ps(), sum1 = sum0;
-  auto step = [&](__m512 w0, __m512 w1) {
-    sum0 = _mm512_add_ps(sum0, w0);
-    sum1 = _mm512_add_ps(sum1, w1);
+  for (int r = 0; r < R; ++r) {
+    __m512 mv0 = _mm512_set1_ps(-INFINITY), mv1 = mv0;
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+      mv0 = _mm512_maskz_max_ps(kAll, mv0, _mm512_loadu_ps(s[r] + j));
+      mv1 = _mm512_maskz_max_ps(kAll, mv1, _mm512_loadu_ps(s[r] + j + 16));
+    }
+    for (; j < n; j += 16)
+      mv0 = _mm512_maskz_max_ps(kAll, mv0, _mm512_mask_loadu_ps(mv0, lanes::mask_for(n - j), s[r] + j));
+    // Max is exact in any order: a butterfly over 256-, 128-, 64- and 32-bit halves leaves it in
+    // every lane (maskz forms: GCC 12 warns on _mm512_reduce_max_ps's unmasked ones).
+    __m512 m = _mm512_maskz_max_ps(kAll, mv0, mv1);
+    m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_shuffle_f32x4(kAll, m, m, 0x4E));
+    m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_shuffle_f32x4(kAll, m, m, 0xB1));
+    m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_permute_ps(kAll, m, 0x4E));
+    m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_permute_ps(kAll, m, 0xB1));
+    mc[r] = _mm512_mul_ps(m, c);
+    sum0[r] = sum1[r] = _mm512_setzero_ps();
+  }
+  int64_t j = 0;
+  auto step = [&](int r, __m512 w0, __m512 w1) {
+    sum0[r] = _mm512_add_ps(sum0[r], w0);
+    sum1[r] = _mm512_add_ps(sum1[r], w1);
     const __m512bh b = _mm512_cvtne2ps_pbh(w1, w0);
-    _mm512_storeu_si512(p + j, reinterpret_cast<const __m512i&>(b));
+    _mm512_storeu_si512(p[r] + j, reinterpret_cast<const __m512i&>(b));
   };
-  for (j = 0; j + 32 <= n; j += 32)
-    step(exp2_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), c, mc)),
-         exp2_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(s + j + 16), c, mc)));
+  for (; j + 32 <= n; j += 32)
+    for (int r = 0; r < R; ++r)
+      step(r, exp2_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(s[r] + j), c, mc[r])),
+           exp2_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(s[r] + j + 16), c, mc[r])));
   if (j < n) {
     const __mmask16 m0 = lanes::mask_for(n - j), m1 = lanes::mask_for(std::max<int64_t>(n - j - 16, 0));
-    step(_mm512_maskz_mov_ps(m0, exp2_nonpositive(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m0, s + j), c, mc))),
-         _mm512_maskz_mov_ps(m1, exp2_nonpositive(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m1, s + j + 16), c, mc))));
+    for (int r = 0; r < R; ++r)
+      step(r,
+           _mm512_maskz_mov_ps(m0, exp2_nonpositive(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m0, s[r] + j), c, mc[r]))),
+           _mm512_maskz_mov_ps(m1, exp2_nonpositive(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m1, s[r] + j + 16), c, mc[r]))));
   }
-  return 1.0f / lanes::reduce(_mm512_add_ps(sum0, sum1));
+  for (int r = 0; r < R; ++r) inv[r] = 1.0f / lanes::reduce(_mm512_add_ps(sum0[r], sum1[r]));
 }
 
 // Rows sl[0, n) of v (hd floats each) rounded to bf16 and widened back to f32: the operands of
@@ -548,7 +558,14 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
               const __m512i ix = _mm512_maskz_loadu_epi32(mk, oi + j);
               _mm512_mask_storeu_ps(sr + shared + j, mk, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, ix, us, 4));
             }
-            inv[r0 + h] = n > 0 ? softmax_to_bf16(sr, n, a.scale, p + (r0 + h) * l_pad) : 0.0f;
+          }
+          for (int64_t h = 0; h < G; h += 2) {  // the token's rows two at a time (same n)
+            const int64_t h2 = h + 1 < G ? h + 1 : h;  // an odd G's last row runs alone
+            const float* sr[2] = {scores + (r0 + h) * l_pad, scores + (r0 + h2) * l_pad};
+            uint16_t* pr[2] = {p + (r0 + h) * l_pad, p + (r0 + h2) * l_pad};
+            if (n == 0) std::fill_n(inv + r0 + h, std::min<int64_t>(2, G - h), 0.0f);
+            else if (h + 1 < G) softmax_to_bf16<2>(sr, n, a.scale, pr, inv + r0 + h);
+            else softmax_to_bf16<1>(sr, n, a.scale, pr, inv + r0 + h);
           }
         }
         // Weighted sums over the shared blocks for the tile's rows, then each token's own whole
