@@ -160,6 +160,7 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     max_pos = std::max(max_pos, b.positions[i]);
   }
   for (int32_t r : b.logit_rows) SWIFT_CHECK(r >= 0 && r < n);
+  SWIFT_CHECK(static_cast<int64_t>(b.logit_rows.size()) <= n, "{} logit rows for {} tokens", b.logit_rows.size(), n);
   logits.resize(b.logit_rows.size() * V);
   if (n == 0) return;
 
@@ -288,9 +289,16 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     }
   }
   const int64_t nr = static_cast<int64_t>(b.logit_rows.size());
-  for (int64_t r = 0; add_pending && r < nr; ++r)  // the last sublayer's residual, for the rows read
-    add_inplace(x + b.logit_rows[r] * H, out + b.logit_rows[r] * H, H);
-  for (int64_t r = 0; r < nr; ++r) rmsnorm(x + b.logit_rows[r] * H, w_.final_norm.data(), 1, H, cfg_.rms_eps, h + r * H);
+  for (int64_t r = 0; r < nr; ++r) {
+    const float* xr = x + b.logit_rows[r] * H;
+    if (add_pending) {  // the last sublayer's residual, into h (x untouched: a row may be listed twice)
+      const float* o = out + b.logit_rows[r] * H;
+      float* hr = h + r * H;
+      for (int64_t i = 0; i < H; ++i) hr[i] = xr[i] + o[i];
+      xr = hr;
+    }
+    rmsnorm(xr, w_.final_norm.data(), 1, H, cfg_.rms_eps, h + r * H);  // in place when added
+  }
   matmul(w_.lm_head, h, nr, logits.data(), nullptr, pool);
 }
 

@@ -192,4 +192,41 @@ TEST(PackedWeights, FusedProjectionsGiveTheSameBitsAsSeparateOnes) {
   }
 }
 
+TEST(SkipPlan, ASkippedSublayerEqualsOneThatAddsZero) {
+  // A skipped sublayer leaves the residual stream as it is; so does one whose output projection
+  // is zero (x + 0 == x). The forward defers each residual add into the next norm's round, so
+  // skips at the first and last layers, back to back, and of both halves of a layer exercise
+  // where a pending add lands (the next sublayer's norm, a later layer's, or the final norm).
+  for (const char* arch : {"llama3", "qwen2"}) {
+    const std::string dir = test::data_path(std::string("arch/") + arch);
+    auto model = load_model(dir);
+    const ModelConfig& cfg = model->config;
+    const int L = static_cast<int>(cfg.n_layer);
+    ASSERT_GE(L, 3) << arch;
+    const std::vector<std::pair<std::vector<int>, std::vector<int>>> cases = {
+        {{1}, {}}, {{}, {1}}, {{1}, {1}}, {{0}, {L - 1}}, {{}, {L - 1}}, {{L - 1}, {L - 1}}, {{1, 2}, {0, 1}}};
+    for (const auto& [attn, mlp] : cases) {
+      ModelWeights w = load_weights(dir, cfg);
+      pack_weights(w);
+      auto zero = [](MatView& m) { std::memset(const_cast<void*>(m.data), 0, m.bytes()); };
+      SkipPlan plan = SkipPlan::none(cfg.n_layer);
+      for (int l : attn) zero(w.layers[l].wo), w.layers[l].bo.clear(), plan.skip_attn[l] = 1;
+      for (int l : mlp) zero(w.layers[l].w_down), w.layers[l].b_down.clear(), plan.skip_mlp[l] = 1;
+      Transformer zeroed(cfg, std::move(w));
+      for (int n : {1, 5}) {
+        const auto ids = iota_ids(n, 11);
+        ThreadPool pool(2);
+        KvCache c1(cfg, n), c2(cfg, n);
+        std::vector<float> skipped, added;
+        model->transformer->forward(ForwardBatch::causal(ids, 0, true), c1, plan, pool, skipped);
+        zeroed.forward(ForwardBatch::causal(ids, 0, true), c2, SkipPlan::none(cfg.n_layer), pool, added);
+        ASSERT_EQ(skipped.size(), added.size());
+        for (size_t i = 0; i < skipped.size(); ++i)
+          ASSERT_EQ(skipped[i], added[i])
+              << arch << " n=" << n << " logit " << i << " attn skips " << attn.size() << " mlp skips " << mlp.size();
+      }
+    }
+  }
+}
+
 }  // namespace swift
