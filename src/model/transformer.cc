@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <iterator>
 
 #include "ops/attention.h"
@@ -242,12 +241,13 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
       // Rotary for the query heads of KV head h and its key head, then the batch's K and V rows of
       // head h into the cache: run by the attention kernel per KV head on the pool's threads.
       const int64_t G = cfg_.n_head / cfg_.n_kv_head;
-      const std::function<void(int64_t)> prepare = [&](int64_t h) {
+      auto prepare_head = [&](int64_t h) {
         rope_apply_to(q_src + h * G * hd, q_stride, q + h * G * hd, qd, n, G, hd, rope_);
         rope_apply_to(k_src + h * hd, k_stride, k + h * hd, kvd, n, 1, hd, rope_);
         for (int64_t i = 0; i < n; ++i)
           cache.store_head(l, b.slots[i], h, k + i * kvd + h * hd, v_src + i * v_stride + h * hd);
       };
+      const FunctionRef<void(int64_t)> prepare = prepare_head;
       AttentionArgs a;
       a.q = q, a.k = cache.k(l), a.v = cache.v(l), a.n_tok = n, a.n_head = cfg_.n_head, a.n_kv_head = cfg_.n_kv_head;
       a.kv_row_stride = hd, a.kv_head_stride = cache.head_stride();

@@ -9,9 +9,9 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <vector>
 
+#include "util/function_ref.h"
 #include "util/thread_pool.h"
 
 namespace swift {
@@ -54,7 +54,7 @@ struct AttentionArgs {
   // a round of its own before the units. Why: done on one thread before the kernel this was ~0.1
   // ms of a 16-token verification pass of swift-mini-24L on the 2-core Xeon (the Q|K|V rows half
   // in the other core's cache); split by head it runs on both cores, next to the reads it feeds.
-  const std::function<void(int64_t)>* prepare = nullptr;
+  const FunctionRef<void(int64_t)>* prepare = nullptr;  // null: inputs ready
 };
 
 void attention(const AttentionArgs& a, ThreadPool& pool);

@@ -79,8 +79,8 @@ void rope_apply_to(const float* src, int64_t src_stride, float* dst, int64_t dst
       int64_t i = 0;
 #if defined(__AVX512F__)
       // 16 pairs per step, the same IEEE operations as the scalar loop (each product rounded,
-      // then the sum): ~3x the compiler's vectorisation of it, which checks src/dst overlap per
-      // head (rotary was ~10% of attention's per-head preparation in a 16-token pass).
+      // then the sum): the compiler's vectorisation of it used 8-wide registers and checked
+      // src/dst overlap per head; one KV head's 16-token rotary 1.56K -> 1.07K cycles, warm.
       for (; i + 16 <= half; i += 16) {
         const __m512 x1 = _mm512_loadu_ps(s + i), x2 = _mm512_loadu_ps(s + i + half);
         const __m512 c = _mm512_loadu_ps(cs + i), sv = _mm512_loadu_ps(sn + i);

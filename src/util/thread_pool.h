@@ -12,9 +12,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <thread>
 #include <vector>
+
+#include "util/function_ref.h"
 
 namespace swift {
 
@@ -29,8 +30,10 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Calls fn(begin, end, thread_index) on disjoint chunks covering [0, n). Blocks until done.
-  // Not reentrant: fn must not call parallel_for on the same pool.
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
+  // Not reentrant: fn must not call parallel_for on the same pool. fn is referenced, not copied
+  // (util/function_ref.h): no allocation per call.
+  using Job = FunctionRef<void(int64_t, int64_t, int)>;
+  void parallel_for(int64_t n, Job fn);
 
   // Physical cores of this machine (threads sharing a core do not add memory bandwidth).
   static int default_threads();
@@ -44,7 +47,7 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
-  const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
+  const Job* job_ = nullptr;
   int64_t job_n_ = 0;
 };
 

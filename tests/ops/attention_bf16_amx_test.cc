@@ -7,7 +7,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <functional>
 
 #include "ops/attention.h"
 #include "ops/bf16_amx.h"
@@ -239,7 +238,7 @@ TEST(Attention, PrepareRunsOncePerKvHeadBeforeItsInputsAreRead) {
             late.store(h, s);
           }
         std::vector<std::atomic<int>> calls(n_kv);
-        const std::function<void(int64_t)> prepare = [&](int64_t h) {
+        auto prepare_head = [&](int64_t h) {
           ++calls[h];
           for (int64_t t = 0; t < n_tok; ++t)
             std::copy_n(&q[(t * n_head + h * group) * hd], group * hd, &q_late[(t * n_head + h * group) * hd]);
@@ -250,6 +249,7 @@ TEST(Attention, PrepareRunsOncePerKvHeadBeforeItsInputsAreRead) {
             late.store(h, s);
           }
         };
+        const FunctionRef<void(int64_t)> prepare = prepare_head;
         AttentionArgs b = late.args(amx);
         b.q = q_late.data(), b.prepare = &prepare;
         run(b, got);
