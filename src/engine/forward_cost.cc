@@ -1,6 +1,7 @@
 #include "engine/forward_cost.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "util/check.h"
 #include "util/timer.h"
@@ -26,25 +27,43 @@ void ForwardCost::calibrate(const Model& model, Sequence& seq, ThreadPool& pool,
   pass(1);  // warm caches and the thread pool
   const size_t n_sizes = sizes.size();
   const int rounds = std::max(1, reps);
-  std::vector<std::vector<double>> runs(n_sizes);
-  // Each timed pass follows an untimed one-token pass, as a verification pass follows a decode
-  // step in real use: a one-token pass right after a 64-token one ran ~50% slower (caches filled
-  // with the big pass's activations), which made the ratios of earlier calibrations look better
-  // than they were.
+  std::vector<std::vector<double>> runs(n_sizes), pair_ratios(n_sizes);
+  // Each timed pass follows a one-token pass, as a verification pass follows a decode step in
+  // real use: a one-token pass right after a 64-token one ran ~50% slower (caches filled with the
+  // big pass's activations), which made the ratios of earlier calibrations look better than they
+  // were. That one-token pass is timed too, as the pair's reference (paired_ratio()), after an
+  // untimed one for the same reason (~1 ms per size and round for swift-mini-24L on 2 cores).
   for (int r = 0; r < rounds; ++r)
     for (size_t i = 0; i < n_sizes; ++i) {
       pass(1);
-      runs[i].push_back(pass(sizes[i]));
+      const double one = pass(1);
+      const double ms = pass(sizes[i]);
+      runs[i].push_back(ms);
+      pair_ratios[i].push_back(ms / std::max(one, 1e-9));
     }
   std::vector<double> median(n_sizes), best(n_sizes);
+  std::vector<Spread> paired(n_sizes);
   for (size_t i = 0; i < n_sizes; ++i) {
-    std::sort(runs[i].begin(), runs[i].end());
-    const size_t m = runs[i].size();
-    median[i] = m % 2 ? runs[i][m / 2] : 0.5 * (runs[i][m / 2 - 1] + runs[i][m / 2]);
-    best[i] = runs[i][0];
+    median[i] = spread_of(runs[i]).median;
+    best[i] = *std::min_element(runs[i].begin(), runs[i].end());
+    paired[i] = spread_of(pair_ratios[i]);
   }
   set_measurements(sizes, median, best);
+  paired_ = std::move(paired);
   calibration_ms_ = now_ms() - t_start;
+}
+
+Spread spread_of(std::vector<double> v) {
+  Spread s;
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size();
+  s.median = m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
+  // Nearest rank: the smallest value with at least p of the sample at or below it.
+  auto rank = [&](double p) { return v[static_cast<size_t>(std::ceil(p * static_cast<double>(m))) - 1]; };
+  s.low = rank(0.25);
+  s.high = rank(0.75);
+  return s;
 }
 
 void ForwardCost::set_measurements(const std::vector<int>& sizes, const std::vector<double>& median_ms,
@@ -55,6 +74,7 @@ void ForwardCost::set_measurements(const std::vector<int>& sizes, const std::vec
     if (i > 0) SWIFT_CHECK(sizes[i] > sizes[i - 1], "sizes must increase");
   }
   sizes_ = sizes;
+  paired_.clear();
   median_ms_ = median_ms;
   best_ms_ = best_ms;
   base_ = median_ms_[0];

@@ -31,6 +31,13 @@
 
 namespace swift {
 
+// Quartiles of a sample (nearest rank on the sorted values; the median averages the middle two
+// of an even count). Empty sample: all zero.
+struct Spread {
+  double low = 0, median = 0, high = 0;  // 25th percentile, median, 75th percentile
+};
+Spread spread_of(std::vector<double> v);
+
 class ForwardCost {
  public:
   // Sizes measured by default; verification trees larger than the last are not considered.
@@ -59,6 +66,11 @@ class ForwardCost {
   // average, and what this machine can do at best).
   const std::vector<double>& median_ms() const { return median_ms_; }
   const std::vector<double>& best_ms() const { return best_ms_; }
+  // Per size: quartiles over the rounds of (its pass's ms / the one-token pass timed right before
+  // it): adjacent passes share the machine's current speed (this VM's moves by up to 1.7x between
+  // phases lasting seconds), and the quartiles show how far single passes scatter. Row 0 (two
+  // one-token passes) is the noise floor.
+  const std::vector<Spread>& paired_ratio() const { return paired_; }
   // Current estimate of ms(n) / ms(1) at each measured size.
   const std::vector<double>& ratios() const { return ratio_; }
   double calibration_ms() const { return calibration_ms_; }
@@ -76,6 +88,7 @@ class ForwardCost {
   std::vector<double> median_ms_;   // [sizes_.size()]
   std::vector<double> best_ms_;     // [sizes_.size()]
   std::vector<double> ratio_;       // [sizes_.size()] ratio_[0] == 1, non-decreasing
+  std::vector<Spread> paired_;      // [sizes_.size()] after calibrate(); empty after set_measurements()
   double base_ = 0;                 // ms of a one-token pass
   double calibration_ms_ = 0;
 };

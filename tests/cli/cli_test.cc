@@ -133,6 +133,11 @@ TEST(Cli, BenchPairsRepetitionsAndRunsLabelledCopiesOfAMode) {
   int copies = 0;
   for (const auto& rec : j["runs"]) copies += rec["mode"] == "ar#2";
   EXPECT_EQ(copies, 2 * 3);  // 2 prompts x 3 repetitions under its own label
+  auto vc = run("bench -m " + kModel + " --prompts " + prompts + " --limit 1 -n 4 -t 2 --decode ar --verify-cost --verify-rounds 3");
+  ASSERT_EQ(vc.status, 0) << vc.out;
+  EXPECT_NE(vc.out.find("3 rounds over all sizes"), std::string::npos) << vc.out;
+  EXPECT_NE(vc.out.find("paired vs 1 token: median [quartiles]"), std::string::npos) << vc.out;
+  EXPECT_NE(vc.out.find("\n      64 "), std::string::npos) << vc.out;  // a row per size up to 64
   auto dup = run("bench -m " + kModel + " --prompts " + prompts + " -n 4 --decode ar,hybrid,ar");
   EXPECT_NE(dup.status, 0);
   EXPECT_NE(dup.out.find("lists mode 'ar' twice (label a second run of it as 'ar#2')"), std::string::npos) << dup.out;

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "engine/ar_decoder.h"
+#include "engine/forward_cost.h"
+#include "engine/generation.h"
+#include "engine/sequence.h"
 #include "engine/hybrid/hybrid_decoder.h"
 #include "model_fixtures.h"
 
@@ -73,6 +76,33 @@ TEST(HybridGreedy, EqualsPlainDecodingOnAllReferencePrompts) {
   EXPECT_LT(plain_steps, steps);
   EXPECT_GT(lookup_accepted, 0);
   EXPECT_TRUE(shared.cost.calibrated());
+}
+
+// The calibration behind `bench --verify-cost`: every size paired with a one-token pass. A pass
+// over 64 tokens costs more than one on any CPU (its matrix products alone do 64x the
+// multiply-adds); two one-token passes cost about the same (the bounds only catch a broken
+// pairing, e.g. a ratio against the wrong pass or an unset row).
+TEST(ForwardCostCalibration, PairsEverySizeWithAOneTokenPass) {
+  const auto prompt = test::reference_cases().at(0)["prompt_ids"].get<std::vector<int32_t>>();
+  Sequence seq(mini(), mini().config.max_positions, kScratchSlots);
+  seq.tokens = prompt;
+  std::vector<float> logits;
+  mini().transformer->forward(ForwardBatch::causal(prompt, 0, false), seq.cache, SkipPlan::none(mini().config.n_layer),
+                              pool(), logits);
+  seq.n_cached = static_cast<int64_t>(prompt.size());
+  ForwardCost cost;
+  const std::vector<int> sizes = {1, 2, 64};
+  cost.calibrate(mini(), seq, pool(), sizes, 5);
+  ASSERT_EQ(cost.paired_ratio().size(), sizes.size());
+  for (const Spread& s : cost.paired_ratio()) {
+    EXPECT_GT(s.low, 0);
+    EXPECT_LE(s.low, s.median);
+    EXPECT_LE(s.median, s.high);
+  }
+  EXPECT_GT(cost.paired_ratio()[0].median, 0.5);
+  EXPECT_LT(cost.paired_ratio()[0].median, 2.0);
+  EXPECT_GT(cost.paired_ratio()[2].median, 1.5 * cost.paired_ratio()[0].median);
+  EXPECT_EQ(seq.n_cached, static_cast<int64_t>(prompt.size()));  // scratch slots only
 }
 
 TEST(HybridGreedy, MergedLayerSkipDraftsStayLossless) {

@@ -279,6 +279,27 @@ TEST(ForwardCost, LearnsTheOneTokenCostAndTheRatioCurveFromRealPasses) {
   EXPECT_DOUBLE_EQ(c.best_ms()[3], 2.2);
 }
 
+TEST(ForwardCost, SpreadIsTheMedianAndNearestRankQuartiles) {
+  const Spread odd = spread_of({5, 1, 4, 2, 3});  // sorted 1..5
+  EXPECT_DOUBLE_EQ(odd.median, 3);
+  EXPECT_DOUBLE_EQ(odd.low, 2);   // ceil(0.25 * 5) = 2nd value
+  EXPECT_DOUBLE_EQ(odd.high, 4);  // ceil(0.75 * 5) = 4th value
+  const Spread even = spread_of({8, 6, 2, 4});
+  EXPECT_DOUBLE_EQ(even.median, 5);  // mean of the middle two
+  EXPECT_DOUBLE_EQ(even.low, 2);
+  EXPECT_DOUBLE_EQ(even.high, 6);
+  const Spread one = spread_of({1.5});
+  EXPECT_DOUBLE_EQ(one.low, 1.5);
+  EXPECT_DOUBLE_EQ(one.median, 1.5);
+  EXPECT_DOUBLE_EQ(one.high, 1.5);
+  const Spread none = spread_of({});
+  EXPECT_DOUBLE_EQ(none.median, 0);
+  // Measurements set from outside carry no pairs.
+  ForwardCost c;
+  c.set_measurements({1, 2}, {1.0, 1.2}, {0.9, 1.1});
+  EXPECT_TRUE(c.paired_ratio().empty());
+}
+
 TEST(AcceptanceStats, LearnsAndForgets) {
   AcceptanceStats st;
   const int k = AcceptanceStats::draft_key(0.9f, 0);
