@@ -104,7 +104,7 @@ void print_verify_cost(const Model& model, const std::vector<int32_t>& prompt, T
                              pool, logits);
   seq.n_cached = static_cast<int64_t>(prompt.size());
   ForwardCost cost;
-  cost.calibrate(model, seq, pool, ForwardCost::default_sizes(), rounds);
+  cost.calibrate(model, seq, pool, ForwardCost::default_sizes(), rounds, /*paired=*/true);
   std::printf("verification cost after a %zu-token prompt, %d threads, %d rounds over all sizes (%.1f s):\n", prompt.size(),
               pool.size(), rounds, cost.calibration_ms() / 1000.0);
   std::printf("%8s %10s %10s %12s   %s\n", "tokens", "median ms", "best ms", "median/1", "paired vs 1 token: median [quartiles]");
@@ -347,6 +347,13 @@ void run(const BenchArgs& a) {
       std::printf("\n");
     }
   }
+  const ThreadPool::Stats ps = pool.stats();
+  if (ps.serial_rounds > 0)
+    std::printf("\nthread pool: other load took the cores: in %llu of %llu rounds a worker waited for a CPU; "
+                "%llu rounds (%.0f%%) ran on the calling thread alone (util/thread_pool.h)\n",
+                static_cast<unsigned long long>(ps.contended), static_cast<unsigned long long>(ps.rounds),
+                static_cast<unsigned long long>(ps.serial_rounds),
+                100.0 * static_cast<double>(ps.serial_rounds) / static_cast<double>(std::max<uint64_t>(ps.rounds, 1)));
   std::printf("\ngreedy outputs %s across modes (%s is the reference)\n",
               all_identical ? "identical" : "DIFFER", modes[0].c_str());
   if (!a.json_out.empty()) {

@@ -9,7 +9,7 @@
 namespace swift {
 
 void ForwardCost::calibrate(const Model& model, Sequence& seq, ThreadPool& pool, const std::vector<int>& sizes,
-                            int reps) {
+                            int reps, bool paired) {
   SWIFT_CHECK(!sizes.empty() && std::is_sorted(sizes.begin(), sizes.end()) && sizes.front() == 1);
   SWIFT_CHECK(seq.n_cached + sizes.back() <= seq.cache.n_slots(), "no scratch room to calibrate");
   SWIFT_CHECK(!seq.tokens.empty());
@@ -31,25 +31,25 @@ void ForwardCost::calibrate(const Model& model, Sequence& seq, ThreadPool& pool,
   // Each timed pass follows a one-token pass, as a verification pass follows a decode step in
   // real use: a one-token pass right after a 64-token one ran ~50% slower (caches filled with the
   // big pass's activations), which made the ratios of earlier calibrations look better than they
-  // were. That one-token pass is timed too, as the pair's reference (paired_ratio()), after an
-  // untimed one for the same reason (~1 ms per size and round for swift-mini-24L on 2 cores).
+  // were. With `paired`, that one-token pass is timed as the pair's reference (paired_ratio()),
+  // after an untimed one for the same reason.
   for (int r = 0; r < rounds; ++r)
     for (size_t i = 0; i < n_sizes; ++i) {
-      pass(1);
-      const double one = pass(1);
+      if (paired) pass(1);
+      const double one = pass(1);  // unpaired: the one-token pass before, its time unused
       const double ms = pass(sizes[i]);
       runs[i].push_back(ms);
-      pair_ratios[i].push_back(ms / std::max(one, 1e-9));
+      if (paired) pair_ratios[i].push_back(ms / std::max(one, 1e-9));
     }
   std::vector<double> median(n_sizes), best(n_sizes);
-  std::vector<Spread> paired(n_sizes);
+  std::vector<Spread> spreads(paired ? n_sizes : 0);
   for (size_t i = 0; i < n_sizes; ++i) {
     median[i] = spread_of(runs[i]).median;
     best[i] = *std::min_element(runs[i].begin(), runs[i].end());
-    paired[i] = spread_of(pair_ratios[i]);
+    if (paired) spreads[i] = spread_of(pair_ratios[i]);
   }
   set_measurements(sizes, median, best);
-  paired_ = std::move(paired);
+  paired_ = std::move(spreads);
   calibration_ms_ = now_ms() - t_start;
 }
 
@@ -68,7 +68,8 @@ Spread spread_of(std::vector<double> v) {
 
 void ForwardCost::set_measurements(const std::vector<int>& sizes, const std::vector<double>& median_ms,
                                    const std::vector<double>& best_ms) {
-  SWIFT_CHECK(!sizes.empty() && sizes.front() == 1 && median_ms.size() == sizes.size() && best_ms.size() == sizes.size());
+  SWIFT_CHECK(!sizes.empty() && sizes.front() == 1 && median_ms.size() == sizes.size() &&
+              best_ms.size() == sizes.size());
   for (size_t i = 0; i < sizes.size(); ++i) {
     SWIFT_CHECK(median_ms[i] > 0 && best_ms[i] > 0);
     if (i > 0) SWIFT_CHECK(sizes[i] > sizes[i - 1], "sizes must increase");

@@ -45,8 +45,10 @@ class ForwardCost {
 
   // Times `reps` rounds of full-model passes of every size over seq's scratch slots, seeing the
   // committed prefix. Needs seq.n_cached + max(sizes) <= seq.cache.n_slots().
+  // paired: also time a one-token pass right before each measured pass (paired_ratio(); one more
+  // one-token pass per size and round, which the decoders' calibration does not pay for).
   void calibrate(const Model& model, Sequence& seq, ThreadPool& pool, const std::vector<int>& sizes = default_sizes(),
-                 int reps = 2);
+                 int reps = 2, bool paired = false);
   bool calibrated() const { return !sizes_.empty(); }
   // Sets the model from measured passes (what calibrate does after timing; also for tests):
   // sizes increasing from 1, median and best milliseconds per size.
@@ -70,6 +72,7 @@ class ForwardCost {
   // it): adjacent passes share the machine's current speed (this VM's moves by up to 1.7x between
   // phases lasting seconds), and the quartiles show how far single passes scatter. Row 0 (two
   // one-token passes) is the noise floor.
+  // Empty unless calibrate() was asked for pairs.
   const std::vector<Spread>& paired_ratio() const { return paired_; }
   // Current estimate of ms(n) / ms(1) at each measured size.
   const std::vector<double>& ratios() const { return ratio_; }
@@ -84,12 +87,12 @@ class ForwardCost {
   void bracket(int n, size_t& i, double& f) const;
   double ratio_at(int n) const;
 
-  std::vector<int> sizes_;          // increasing, sizes_[0] == 1
-  std::vector<double> median_ms_;   // [sizes_.size()]
-  std::vector<double> best_ms_;     // [sizes_.size()]
-  std::vector<double> ratio_;       // [sizes_.size()] ratio_[0] == 1, non-decreasing
-  std::vector<Spread> paired_;      // [sizes_.size()] after calibrate(); empty after set_measurements()
-  double base_ = 0;                 // ms of a one-token pass
+  std::vector<int> sizes_;         // increasing, sizes_[0] == 1
+  std::vector<double> median_ms_;  // [sizes_.size()]
+  std::vector<double> best_ms_;    // [sizes_.size()]
+  std::vector<double> ratio_;      // [sizes_.size()] ratio_[0] == 1, non-decreasing
+  std::vector<Spread> paired_;     // [sizes_.size()] after a paired calibrate(), else empty
+  double base_ = 0;                // ms of a one-token pass
   double calibration_ms_ = 0;
 };
 

@@ -1,9 +1,20 @@
 #include "util/thread_pool.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <string>
 #include <utility>
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -15,12 +26,19 @@
 namespace swift {
 
 namespace {
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 // Spin this many polls before sleeping: ~50-100 us, longer than the gap between two kernels
 // of one decode step, shorter than anything a user would notice as idle CPU burn.
 constexpr int kSpinPolls = 20000;
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(n_threads < 1 ? 1 : n_threads), worker_tids_(new std::atomic<int>[n_threads_]) {
+  for (int i = 0; i < n_threads_; ++i) worker_tids_[i].store(0);
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -39,6 +57,9 @@ void ThreadPool::run_chunk(int index) {
 }
 
 void ThreadPool::worker_loop(int index) {
+#if defined(__linux__)
+  worker_tids_[index].store(static_cast<int>(syscall(SYS_gettid)), std::memory_order_relaxed);
+#endif
   uint64_t seen = 0;
   for (;;) {
     uint64_t g = generation_.load(std::memory_order_acquire);
@@ -57,6 +78,55 @@ void ThreadPool::worker_loop(int index) {
   }
 }
 
+int64_t ThreadPool::workers_run_delay_ns() const {
+#if defined(__linux__)
+  int64_t total = 0;
+  for (int i = 1; i < n_threads_; ++i) {
+    const int tid = worker_tids_[i].load(std::memory_order_relaxed);
+    if (tid <= 0) return -1;
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", tid);
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char buf[128];
+    const ssize_t got = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (got <= 0) return -1;
+    buf[got] = '\0';
+    // "<ns on the CPU> <ns runnable, waiting for a CPU> <time slices>"
+    char* end = nullptr;
+    std::strtoll(buf, &end, 10);
+    const long long delay = std::strtoll(end, &end, 10);
+    if (end == nullptr || delay < 0) return -1;
+    total += delay;
+  }
+  return total;
+#else
+  return -1;
+#endif
+}
+
+ThreadPool::Stats ThreadPool::stats() const {
+  return Stats{rounds_.get(), long_waits_.get(), contended_.get(), serial_rounds_.get()};
+}
+
+void ThreadPool::reset_stats() {
+  for (Counter* c : {&rounds_, &long_waits_, &contended_, &serial_rounds_}) c->v.store(0, std::memory_order_relaxed);
+}
+
+void ThreadPool::note_long_wait(bool contended, int64_t wait_ns, int64_t now_ns) {
+  long_waits_.add();
+  if (!contended) return;
+  contended_.add();
+  window_lost_ns_ += wait_ns;
+  const int64_t span = now_ns - window_start_ns_;
+  if (span < kWindowMinNs || static_cast<double>(window_lost_ns_) <= kLostFraction * static_cast<double>(span)) return;
+  const bool soon_after_retry = retry_ns_ > 0 && now_ns - retry_ns_ <= kWindowNs;
+  serial_period_ = soon_after_retry ? std::min(2 * serial_period_, kSerialMax) : kSerialRounds;
+  serial_left_ = serial_period_;
+  window_start_ns_ = 0;
+}
+
 void ThreadPool::parallel_for(int64_t n, Job fn) {
   if (n <= 0) return;
   if (n_threads_ == 1 || n == 1) {
@@ -65,17 +135,56 @@ void ThreadPool::parallel_for(int64_t n, Job fn) {
   }
   job_ = &fn;
   job_n_ = n;
+  rounds_.add();
+  if (serial_left_ > 0) {       // after contended rounds (see the header): every chunk here, in order
+    if (--serial_left_ == 0) {  // the workers again, judged on a fresh window
+      retry_ns_ = steady_ns();
+      window_start_ns_ = 0;
+    }
+    serial_rounds_.add();
+    for (int i = 0; i < n_threads_; ++i) run_chunk(i);
+    job_ = nullptr;
+    return;
+  }
+  if ((++clock_ & 1023) == 0 || window_start_ns_ == 0) {  // one clock read per 1,024 rounds
+    const int64_t now = steady_ns();
+    if (window_start_ns_ == 0 || now - window_start_ns_ >= kWindowNs) {
+      window_start_ns_ = now;
+      window_lost_ns_ = 0;
+    }
+  }
   pending_.store(n_threads_ - 1, std::memory_order_release);
   generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
   run_chunk(0);
   // Spin briefly (the workers usually finish within microseconds), then yield: when the machine
   // is oversubscribed a descheduled worker must get the core instead of our spinning.
+  // Past kSlowPolls (~10 us; a normal round waits ~1 us) the wait is timed, and past the spin
+  // phase the workers' run delay is read (see the header): a few syscalls in a round that has
+  // already waited ~1 ms.
+  constexpr int kSlowPolls = 256;
+  int64_t slow_since_ns = 0, delay_before = -1;
+  bool long_wait = false;
   for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-    if (spin < kSpinPolls) SWIFT_CPU_RELAX();
-    else std::this_thread::yield();
+    if (spin == kSlowPolls) slow_since_ns = steady_ns();
+    if (spin < kSpinPolls) {
+      SWIFT_CPU_RELAX();
+      continue;
+    }
+    if (!long_wait) {
+      long_wait = true;
+      delay_before = workers_run_delay_ns();
+    }
+    std::this_thread::yield();
   }
   job_ = nullptr;
+  if (long_wait) {
+    const int64_t now = steady_ns(), wait_ns = now - slow_since_ns;
+    const int64_t delay_after = delay_before >= 0 ? workers_run_delay_ns() : -1;
+    const bool contended = assume_contention_ || (delay_after >= 0 && 2 * (delay_after - delay_before) >= wait_ns);
+    assume_contention_ = false;
+    note_long_wait(contended, wait_ns, now);
+  }
 }
 
 int ThreadPool::default_threads() {

@@ -8,10 +8,29 @@
 // Invariant: parallel_for splits [0, n) into contiguous chunks, one per thread, in a fixed way
 // that depends only on n and the thread count. Kernels make each output element the work of one
 // thread, so results never depend on the split (see ops/matmul.h on batch invariance).
+//
+// Contention: when other processes keep the cores busy, a worker loses its core for whole
+// scheduler slices (milliseconds), often in the middle of a round, and every round then waits
+// for it: on the 2-core Xeon with one busy-looping process beside it, plain decoding of
+// swift-mini-24L fell from ~830 to 123-250 tokens/s with 2 threads, below what 1 thread makes
+// (340-450). So when a round's wait outlasts the spin phase, the pool asks the kernel (Linux:
+// /proc/self/task/TID/schedstat) how long the workers sat runnable without a CPU meanwhile; if
+// that was over half the wait, the round is contended and its wait counts as lost. Once the lost
+// time exceeds kLostFraction of the current window (at least kWindowMinNs old; a new window
+// starts every ~kWindowNs, checked every 1,024 rounds), the calling thread runs the next rounds
+// alone, chunk by chunk with the same split (so the same results), while the workers sleep.
+// Serial work costs ~1.8x here, so waits above ~45% of the time would already favour 1 thread;
+// at that break-even a server beside its own load generator (bursty HTTP and client threads)
+// ran 10% of its rounds alone and lost ~5%, so the threshold is 60% (3% alone there, no loss).
+// Then it tries the workers again; the period starts at kSerialRounds and doubles (up to
+// kSerialMax) when the time is lost again within kWindowNs of a retry. A round that is merely
+// long (page faults on a fresh KV cache, an uneven split) is not contended: its worker was
+// running. stats() counts all of it.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -38,9 +57,33 @@ class ThreadPool {
   // Physical cores of this machine (threads sharing a core do not add memory bandwidth).
   static int default_threads();
 
+  static constexpr double kLostFraction = 0.6;
+  static constexpr int64_t kWindowMinNs = 10'000'000;  // 10 ms
+  static constexpr int64_t kWindowNs = 50'000'000;     // 50 ms
+  static constexpr uint64_t kSerialRounds = 4096;      // ~25 decode steps of swift-mini-24L, ~50 ms
+  static constexpr uint64_t kSerialMax = 131072;       // ~1.5 s
+  struct Stats {
+    uint64_t rounds = 0;         // parallel_for calls that split the work
+    uint64_t long_waits = 0;     // rounds that waited for a worker past the spin phase
+    uint64_t contended = 0;      // of those, rounds whose workers waited for a CPU most of the wait
+    uint64_t serial_rounds = 0;  // rounds the calling thread ran alone after contended ones
+  };
+  // Since construction or the last reset_stats(). stats() may run on any thread (a snapshot of
+  // counters the calling thread updates; the server's /metrics reads it); reset from the calling
+  // thread.
+  Stats stats() const;
+  void reset_stats();
+  // Test hook: counts the next round that waits past the spin phase as contended whatever the
+  // kernel says (no other way to make a worker lose its core on demand).
+  void assume_contention_for_test() { assume_contention_ = true; }
+
  private:
   void worker_loop(int index);
   void run_chunk(int index);
+  // Sum over the workers of the time they were runnable but not running (ns), or -1 where the
+  // kernel does not say. No heap allocation (it may run inside a forward pass).
+  int64_t workers_run_delay_ns() const;
+  void note_long_wait(bool contended, int64_t wait_ns, int64_t now_ns);
 
   int n_threads_;
   std::vector<std::thread> workers_;
@@ -49,6 +92,22 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
   const Job* job_ = nullptr;
   int64_t job_n_ = 0;
+  std::unique_ptr<std::atomic<int>[]> worker_tids_;  // [n_threads_] Linux thread ids, 0 until known
+  // Written by the calling thread only (one writer: a relaxed load and store, no locked add).
+  struct Counter {
+    std::atomic<uint64_t> v{0};
+    void add() { v.store(v.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+    uint64_t get() const { return v.load(std::memory_order_relaxed); }
+  };
+  Counter rounds_, long_waits_, contended_, serial_rounds_;
+  // Calling thread only (parallel_for is not reentrant):
+  uint64_t clock_ = 0;           // parallel rounds since construction (stats can be reset)
+  int64_t window_start_ns_ = 0;  // steady_clock; 0: start one at the next parallel round
+  int64_t window_lost_ns_ = 0;   // waits of contended rounds in this window
+  int64_t retry_ns_ = 0;         // steady_clock when the workers were last tried again (0: never)
+  uint64_t serial_left_ = 0;     // rounds still to run alone
+  uint64_t serial_period_ = kSerialRounds;
+  bool assume_contention_ = false;
 };
 
 }  // namespace swift

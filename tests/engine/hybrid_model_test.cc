@@ -92,7 +92,9 @@ TEST(ForwardCostCalibration, PairsEverySizeWithAOneTokenPass) {
   seq.n_cached = static_cast<int64_t>(prompt.size());
   ForwardCost cost;
   const std::vector<int> sizes = {1, 2, 64};
-  cost.calibrate(mini(), seq, pool(), sizes, 5);
+  cost.calibrate(mini(), seq, pool(), sizes, 3);
+  EXPECT_TRUE(cost.paired_ratio().empty());  // the decoders' calibration: no pairs
+  cost.calibrate(mini(), seq, pool(), sizes, 5, /*paired=*/true);
   ASSERT_EQ(cost.paired_ratio().size(), sizes.size());
   for (const Spread& s : cost.paired_ratio()) {
     EXPECT_GT(s.low, 0);

@@ -82,6 +82,8 @@ export async function runLoad(o) {
     ttft_ms: { p50: pct(stats.ttft, 50), p90: pct(stats.ttft, 90), p99: pct(stats.ttft, 99) },
     latency_ms: { p50: pct(stats.latency, 50), p90: pct(stats.latency, 90), p99: pct(stats.latency, 99) },
     server_aborted: metric("requests_aborted_total"), server_acceptance_rate: metric("acceptance_rate"),
+    pool_contended_rounds: metric("pool_contended_rounds_total"),
+    pool_serial_fraction: metric("pool_serial_rounds_total") / Math.max(1, metric("pool_rounds_total")),
     slots_after: health, rss_mb: { first: rss[0]?.rss / 2 ** 20, max: Math.max(...rss.map((r) => r.rss)) / 2 ** 20,
                                     second_half_min: Math.min(...half) / 2 ** 20, second_half_max: Math.max(...half) / 2 ** 20 },
     server_exit: exitCode,

@@ -148,7 +148,8 @@ TEST(Server, HealthModelsAndMetrics) {
   const Reply met = request("GET", "/metrics");
   ASSERT_EQ(met.status, 200);
   for (const char* k : {"swiftllm_requests_total", "swiftllm_generated_tokens_total", "swiftllm_acceptance_rate",
-                        "swiftllm_slots_active", "swiftllm_decode_tokens_per_second"})
+                        "swiftllm_slots_active", "swiftllm_decode_tokens_per_second", "swiftllm_pool_rounds_total",
+                        "swiftllm_pool_contended_rounds_total", "swiftllm_pool_serial_rounds_total"})
     EXPECT_NE(met.body.find(k), std::string::npos) << k;
 }
 

@@ -53,7 +53,7 @@ bool secrets_equal(const std::string& a, const std::string& b) {
 
 struct Server::Impl {
   Impl(const Model& m, const ChatTemplate* t, std::string te, ThreadPool& pool, DecoderFactory f, ServerOptions o)
-      : model(m), tmpl(t), template_error(std::move(te)), opt(std::move(o)),
+      : model(m), tmpl(t), template_error(std::move(te)), opt(std::move(o)), pool(pool),
         sched(m, pool, std::move(f), opt.parallel, opt.queue_size) {
     lim.n_ctx = opt.n_ctx > 0 ? opt.n_ctx : m.config.max_positions;
     lim.vocab = m.config.vocab_size;
@@ -72,6 +72,7 @@ struct Server::Impl {
   std::string template_error;
   ServerOptions opt;
   ApiLimits lim;
+  const ThreadPool& pool;  // read for /metrics only (ThreadPool::stats() is safe from any thread)
   Scheduler sched;
   httplib::Server http;
   std::atomic<int64_t> next_id{1}, http_requests{0}, auth_failures{0}, client_errors{0}, server_errors{0};
@@ -274,6 +275,13 @@ std::string Server::Impl::metrics_text() {
   metric("slots_active", "gauge", "Generations decoding now", static_cast<double>(m.active));
   metric("slots_total", "gauge", "Generations that may decode at once (--parallel)", static_cast<double>(m.slots));
   metric("requests_queued", "gauge", "Requests waiting for a slot", static_cast<double>(m.queued));
+  const ThreadPool::Stats ps = pool.stats();
+  metric("pool_rounds_total", "counter", "Parallel rounds of the compute threads", static_cast<double>(ps.rounds));
+  metric("pool_contended_rounds_total", "counter",
+         "Rounds in which a compute thread waited over 1 ms for a CPU (other load on the cores)",
+         static_cast<double>(ps.contended));
+  metric("pool_serial_rounds_total", "counter",
+         "Rounds run on one compute thread after contended ones (util/thread_pool.h)", static_cast<double>(ps.serial_rounds));
   metric("uptime_seconds", "gauge", "Seconds since the server started", (now_ms() - started_ms) / 1000.0);
   return out;
 }
