@@ -17,7 +17,7 @@ namespace swift {
 namespace {
 
 // One round over two chunks; returns the thread that ran chunk 1 (begin == 1). The worker, when
-// it runs it, sleeps `sleep_ms` (past the pool's spin phase, ~1 ms: a long wait).
+// it runs it, sleeps `sleep_ms` (past the pool's spin phase, ~0.2 ms here: a long wait).
 std::thread::id chunk1_thread(ThreadPool& p, int sleep_ms) {
   std::thread::id who;
   const std::thread::id caller = std::this_thread::get_id();

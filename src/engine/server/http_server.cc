@@ -278,7 +278,7 @@ std::string Server::Impl::metrics_text() {
   const ThreadPool::Stats ps = pool.stats();
   metric("pool_rounds_total", "counter", "Parallel rounds of the compute threads", static_cast<double>(ps.rounds));
   metric("pool_contended_rounds_total", "counter",
-         "Rounds in which a compute thread waited over 1 ms for a CPU (other load on the cores)",
+         "Rounds that waited past the spin phase for a compute thread that was itself waiting for a CPU (other load)",
          static_cast<double>(ps.contended));
   metric("pool_serial_rounds_total", "counter",
          "Rounds run on one compute thread after contended ones (util/thread_pool.h)", static_cast<double>(ps.serial_rounds));
