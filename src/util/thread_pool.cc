@@ -79,32 +79,40 @@ void ThreadPool::worker_loop(int index) {
   }
 }
 
-int64_t ThreadPool::workers_run_delay_ns() const {
+int64_t ThreadPool::thread_run_delay_ns(int tid) {
 #if defined(__linux__)
-  int64_t total = 0;
-  for (int i = 1; i < n_threads_; ++i) {
-    const int tid = worker_tids_[i].load(std::memory_order_relaxed);
-    if (tid <= 0) return -1;
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", tid);
-    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    char buf[128];
-    const ssize_t got = ::read(fd, buf, sizeof buf - 1);
-    ::close(fd);
-    if (got <= 0) return -1;
-    buf[got] = '\0';
-    // "<ns on the CPU> <ns runnable, waiting for a CPU> <time slices>"
-    char* end = nullptr;
-    std::strtoll(buf, &end, 10);
-    const long long delay = std::strtoll(end, &end, 10);
-    if (end == nullptr || delay < 0) return -1;
-    total += delay;
-  }
-  return total;
+  if (tid <= 0) return -1;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", tid);
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[128];
+  const ssize_t got = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (got <= 0) return -1;
+  buf[got] = '\0';
+  // "<ns on the CPU> <ns runnable, waiting for a CPU> <time slices>"
+  char* end = nullptr;
+  std::strtoll(buf, &end, 10);
+  char* after = nullptr;
+  const long long delay = std::strtoll(end, &after, 10);
+  if (after == end || delay < 0) return -1;
+  return delay;
 #else
+  (void)tid;
   return -1;
 #endif
+}
+
+int64_t ThreadPool::workers_run_delay_ns() const {
+  if (run_delay_for_test_) return run_delay_for_test_();
+  int64_t total = 0;
+  for (int i = 1; i < n_threads_; ++i) {
+    const int64_t d = thread_run_delay_ns(worker_tids_[i].load(std::memory_order_relaxed));
+    if (d < 0) return -1;
+    total += d;
+  }
+  return total;
 }
 
 ThreadPool::Stats ThreadPool::stats() const {
@@ -182,8 +190,7 @@ void ThreadPool::parallel_for(int64_t n, Job fn) {
   if (long_wait) {
     const int64_t now = steady_ns(), wait_ns = now - slow_since_ns;
     const int64_t delay_after = delay_before >= 0 ? workers_run_delay_ns() : -1;
-    const bool contended = assume_contention_ || (delay_after >= 0 && 2 * (delay_after - delay_before) >= wait_ns);
-    assume_contention_ = false;
+    const bool contended = delay_after >= 0 && 2 * (delay_after - delay_before) >= wait_ns;
     note_long_wait(contended, wait_ns, now);
   }
 }

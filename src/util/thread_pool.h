@@ -30,8 +30,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "util/function_ref.h"
@@ -73,9 +75,12 @@ class ThreadPool {
   // thread.
   Stats stats() const;
   void reset_stats();
-  // Test hook: counts the next round that waits past the spin phase as contended whatever the
-  // kernel says (no other way to make a worker lose its core on demand).
-  void assume_contention_for_test() { assume_contention_ = true; }
+  // Nanoseconds thread `tid` (a Linux thread id) has spent runnable but waiting for a CPU, from
+  // /proc/self/task/TID/schedstat; -1 where the kernel does not say. No heap allocation.
+  static int64_t thread_run_delay_ns(int tid);
+  // Test seam: the workers' summed run delay comes from `source` instead of the kernel (a test
+  // cannot make a worker lose its core at a chosen moment). Empty: the kernel again.
+  void set_run_delay_source_for_test(std::function<int64_t()> source) { run_delay_for_test_ = std::move(source); }
 
  private:
   void worker_loop(int index);
@@ -107,7 +112,7 @@ class ThreadPool {
   int64_t retry_ns_ = 0;         // steady_clock when the workers were last tried again (0: never)
   uint64_t serial_left_ = 0;     // rounds still to run alone
   uint64_t serial_period_ = kSerialRounds;
-  bool assume_contention_ = false;
+  std::function<int64_t()> run_delay_for_test_;
 };
 
 }  // namespace swift

@@ -1,32 +1,54 @@
 // ThreadPool: the fixed split, and the fallback to the calling thread when other load takes the
-// cores (util/thread_pool.h). A worker cannot be made to lose its core on demand, so contention
-// is injected with assume_contention_for_test(); whether a long wait counts as contention at
-// all is checked for real: a worker that sleeps through a round was not waiting for a CPU.
+// cores (util/thread_pool.h). The policy tests feed the workers' run delay through the pool's
+// test seam (a test cannot make a worker lose its core at a chosen moment), so real load on the
+// machine cannot change what they see; the kernel reading itself is tested on threads pinned to
+// one CPU.
 #include "util/thread_pool.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
-#include <fstream>
-#include <string>
 #include <thread>
 #include <vector>
 
 namespace swift {
 namespace {
 
+// The workers' run delay as the pool's test seam reports it.
+struct FakeDelay {
+  std::atomic<int64_t> ns{0};
+  void attach(ThreadPool& p) {
+    p.set_run_delay_source_for_test([this] { return ns.load(); });
+  }
+};
+
 // One round over two chunks; returns the thread that ran chunk 1 (begin == 1). The worker, when
-// it runs it, sleeps `sleep_ms` (past the pool's spin phase, ~0.2 ms here: a long wait).
-std::thread::id chunk1_thread(ThreadPool& p, int sleep_ms) {
+// it runs it, sleeps `sleep_ms` (past the pool's spin phase, ~0.2 ms here: a long wait), then adds
+// `delay_ms` to the fake run delay (as if it had waited that long for a CPU meanwhile).
+std::thread::id chunk1_thread(ThreadPool& p, int sleep_ms, FakeDelay* fake = nullptr, int delay_ms = 0) {
   std::thread::id who;
   const std::thread::id caller = std::this_thread::get_id();
   p.parallel_for(2, [&](int64_t b, int64_t, int) {
     if (b != 1) return;
     who = std::this_thread::get_id();
-    if (who != caller && sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+    if (who == caller) return;
+    if (sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+    if (fake) fake->ns += int64_t{delay_ms} * 1000000;  // accrued during the wait the caller times
   });
   return who;
+}
+
+// Both chunks busy for `ms` (the worker running, not waiting: a normal round).
+void busy_round(ThreadPool& p, int ms) {
+  p.parallel_for(2, [&](int64_t, int64_t, int) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < end) {
+    }
+  });
 }
 
 TEST(ThreadPool, CoversEveryIndexOnceInFixedChunks) {
@@ -50,24 +72,15 @@ TEST(ThreadPool, CoversEveryIndexOnceInFixedChunks) {
   }
 }
 
-// Both chunks busy for `ms` (the worker running, not waiting: a normal round).
-void busy_round(ThreadPool& p, int ms) {
-  p.parallel_for(2, [&](int64_t, int64_t, int) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    while (std::chrono::steady_clock::now() < end) {
-    }
-  });
-}
-
 TEST(ThreadPool, RunsAloneWhileContentionTakesMostOfTheTimeThenTriesTheWorkersAgain) {
   ThreadPool p(2);
+  FakeDelay fake;
+  fake.attach(p);
   const std::thread::id caller = std::this_thread::get_id();
   ASSERT_NE(chunk1_thread(p, 0), caller);  // normally the worker takes chunk 1
-  p.reset_stats();                         // the first round may have waited for the worker thread to start
-  // A contended 20 ms wait: over 45% of a window that is >= 10 ms old.
-  p.assume_contention_for_test();
-  ASSERT_NE(chunk1_thread(p, 20), caller);
-  EXPECT_GE(p.stats().contended, 1u);
+  // A 20 ms wait for a worker that waited 20 ms for a CPU: over 60% of a window >= 10 ms old.
+  ASSERT_NE(chunk1_thread(p, 20, &fake, 20), caller);
+  EXPECT_EQ(p.stats().contended, 1u);
   EXPECT_EQ(p.stats().serial_rounds, 0u);
   // Now every chunk runs on the calling thread, same split, every index once.
   std::vector<int> hits(10, 0);
@@ -80,39 +93,78 @@ TEST(ThreadPool, RunsAloneWhileContentionTakesMostOfTheTimeThenTriesTheWorkersAg
   EXPECT_EQ(p.stats().serial_rounds, ThreadPool::kSerialRounds);
   EXPECT_NE(chunk1_thread(p, 0), caller);  // the period is over: the worker again
   // Contended again right after the retry: a period twice as long.
-  p.assume_contention_for_test();
-  ASSERT_NE(chunk1_thread(p, 20), caller);
+  ASSERT_NE(chunk1_thread(p, 20, &fake, 20), caller);
   for (uint64_t r = 0; r < 2 * ThreadPool::kSerialRounds; ++r) ASSERT_EQ(chunk1_thread(p, 0), caller) << r;
   EXPECT_NE(chunk1_thread(p, 0), caller);
   EXPECT_EQ(p.stats().serial_rounds, 3 * ThreadPool::kSerialRounds);
+  EXPECT_EQ(p.stats().contended, 2u);
 }
 
 TEST(ThreadPool, BriefContentionKeepsTheWorkers) {
   ThreadPool p(2);
+  FakeDelay fake;
+  fake.attach(p);
   const std::thread::id caller = std::this_thread::get_id();
   ASSERT_NE(chunk1_thread(p, 0), caller);
-  p.reset_stats();
-  for (int i = 0; i < 40; ++i) busy_round(p, 1);  // 40 ms of normal rounds in this window
-  p.assume_contention_for_test();
-  ASSERT_NE(chunk1_thread(p, 10), caller);  // 10 ms lost of ~50: under 45%
-  EXPECT_GE(p.stats().contended, 1u);       // more if this machine really delayed a worker meanwhile
+  for (int i = 0; i < 40; ++i) busy_round(p, 1);       // 40 ms of normal rounds in this window
+  ASSERT_NE(chunk1_thread(p, 10, &fake, 10), caller);  // 10 ms lost of ~50: under 60%
+  EXPECT_EQ(p.stats().contended, 1u);
   EXPECT_NE(chunk1_thread(p, 0), caller);
   EXPECT_EQ(p.stats().serial_rounds, 0u);
 }
 
 TEST(ThreadPool, ALongRoundWhoseWorkerWasRunningIsNotContention) {
   ThreadPool p(2);
+  FakeDelay fake;  // stays 0: the worker sleeps (or computes), it never waits for a CPU
+  fake.attach(p);
   const std::thread::id caller = std::this_thread::get_id();
-  chunk1_thread(p, 0);  // the worker has started (which may take a long wait) and published its id
+  ASSERT_NE(chunk1_thread(p, 0), caller);
   p.reset_stats();
-  std::ifstream probe("/proc/self/task/" + std::to_string(gettid()) + "/schedstat");
-  if (!probe) GTEST_SKIP() << "no per-thread schedstat here: contention is never detected";
   constexpr int kRounds = 4;
-  for (int i = 0; i < kRounds; ++i) ASSERT_NE(chunk1_thread(p, 20), caller);  // asleep, not waiting for a CPU
+  for (int i = 0; i < kRounds; ++i) ASSERT_NE(chunk1_thread(p, 20), caller);
   EXPECT_EQ(p.stats().long_waits, static_cast<uint64_t>(kRounds));
   EXPECT_EQ(p.stats().contended, 0u);
-  EXPECT_NE(chunk1_thread(p, 0), caller);
   EXPECT_EQ(p.stats().serial_rounds, 0u);
+}
+
+// The kernel reading behind it: two threads spinning on one CPU each wait for it about half the
+// time; a sleeping thread does not wait for a CPU.
+TEST(ThreadPool, RunDelayCountsTimeRunnableWithoutACpu) {
+  const int self = gettid();
+  if (ThreadPool::thread_run_delay_ns(self) < 0) GTEST_SKIP() << "no per-thread schedstat here";
+  cpu_set_t allowed;
+  ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  int cpu = 0;
+  while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &allowed)) ++cpu;
+  ASSERT_LT(cpu, CPU_SETSIZE);
+  std::atomic<int> tids[2] = {0, 0};
+  std::atomic<bool> go{false};
+  std::atomic<int64_t> delays[2] = {0, 0};
+  auto spinner = [&](int k) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+    tids[k] = gettid();
+    while (!go) std::this_thread::yield();
+    const int64_t before = ThreadPool::thread_run_delay_ns(gettid());
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+    while (std::chrono::steady_clock::now() < end) {
+    }
+    delays[k] = ThreadPool::thread_run_delay_ns(gettid()) - before;
+  };
+  std::thread a(spinner, 0), b(spinner, 1);
+  while (tids[0] == 0 || tids[1] == 0) std::this_thread::yield();
+  const int64_t sleep_before = ThreadPool::thread_run_delay_ns(self);
+  go = true;
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const int64_t slept = ThreadPool::thread_run_delay_ns(self) - sleep_before;
+  a.join();
+  b.join();
+  // Each spinner ran for 200 ms of wall time on a CPU shared with the other: together they waited
+  // at least ~150 ms (the first to finish waited ~100 ms, the other ~100 ms too, minus slack).
+  EXPECT_GT(delays[0] + delays[1], 100'000'000) << delays[0] << " " << delays[1];
+  EXPECT_LT(slept, 50'000'000);  // this thread slept 100 ms: not runnable, so no run delay
 }
 
 }  // namespace
