@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "cli/common.h"
 #include "cli/decode_options.h"
@@ -145,9 +146,7 @@ double paired_ratio(const std::vector<double>& mode_tps, const std::vector<doubl
   SWIFT_CHECK(mode_tps.size() == ar_tps.size() && !mode_tps.empty());
   std::vector<double> r;
   for (size_t i = 0; i < mode_tps.size(); ++i) r.push_back(ar_tps[i] > 0 ? mode_tps[i] / ar_tps[i] : 0.0);
-  std::sort(r.begin(), r.end());
-  const size_t m = r.size() / 2;
-  return r.size() % 2 ? r[m] : 0.5 * (r[m - 1] + r[m]);
+  return spread_of(std::move(r)).median;
 }
 
 // "hybrid#2" runs mode "hybrid" under its own label: `--decode ar,ar#2` measures the noise floor

@@ -4,13 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <set>
 #include <string>
 #include <utility>
+
+#include "util/timer.h"
 
 #if defined(__linux__)
 #include <sys/syscall.h>
@@ -26,11 +27,6 @@
 namespace swift {
 
 namespace {
-int64_t steady_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 // Spin this many polls before sleeping (or, waiting for the workers, before yielding): ~0.2 ms
 // on the Xeon (20,000 pauses measured 200 us), longer than the gap between two kernels
 // of one decode step, shorter than anything a user would notice as idle CPU burn.
@@ -123,14 +119,14 @@ void ThreadPool::reset_stats() {
   for (Counter* c : {&rounds_, &long_waits_, &contended_, &serial_rounds_}) c->v.store(0, std::memory_order_relaxed);
 }
 
-void ThreadPool::note_long_wait(bool contended, int64_t wait_ns, int64_t now_ns) {
+void ThreadPool::note_long_wait(bool contended, int64_t wait_ns, int64_t at_ns) {
   long_waits_.add();
   if (!contended) return;
   contended_.add();
   window_lost_ns_ += wait_ns;
-  const int64_t span = now_ns - window_start_ns_;
+  const int64_t span = at_ns - window_start_ns_;
   if (span < kWindowMinNs || static_cast<double>(window_lost_ns_) <= kLostFraction * static_cast<double>(span)) return;
-  const bool soon_after_retry = retry_ns_ > 0 && now_ns - retry_ns_ <= kWindowNs;
+  const bool soon_after_retry = retry_ns_ > 0 && at_ns - retry_ns_ <= kWindowNs;
   serial_period_ = soon_after_retry ? std::min(2 * serial_period_, kSerialMax) : kSerialRounds;
   serial_left_ = serial_period_;
   window_start_ns_ = 0;
@@ -147,7 +143,7 @@ void ThreadPool::parallel_for(int64_t n, Job fn) {
   rounds_.add();
   if (serial_left_ > 0) {       // after contended rounds (see the header): every chunk here, in order
     if (--serial_left_ == 0) {  // the workers again, judged on a fresh window
-      retry_ns_ = steady_ns();
+      retry_ns_ = now_ns();
       window_start_ns_ = 0;
     }
     serial_rounds_.add();
@@ -156,7 +152,7 @@ void ThreadPool::parallel_for(int64_t n, Job fn) {
     return;
   }
   if ((++clock_ & 1023) == 0 || window_start_ns_ == 0) {  // one clock read per 1,024 rounds
-    const int64_t now = steady_ns();
+    const int64_t now = now_ns();
     if (window_start_ns_ == 0 || now - window_start_ns_ >= kWindowNs) {
       window_start_ns_ = now;
       window_lost_ns_ = 0;
@@ -175,7 +171,7 @@ void ThreadPool::parallel_for(int64_t n, Job fn) {
   int64_t slow_since_ns = 0, delay_before = -1;
   bool long_wait = false;
   for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-    if (spin == kSlowPolls) slow_since_ns = steady_ns();
+    if (spin == kSlowPolls) slow_since_ns = now_ns();
     if (spin < kSpinPolls) {
       SWIFT_CPU_RELAX();
       continue;
@@ -188,7 +184,7 @@ void ThreadPool::parallel_for(int64_t n, Job fn) {
   }
   job_ = nullptr;
   if (long_wait) {
-    const int64_t now = steady_ns(), wait_ns = now - slow_since_ns;
+    const int64_t now = now_ns(), wait_ns = now - slow_since_ns;
     const int64_t delay_after = delay_before >= 0 ? workers_run_delay_ns() : -1;
     const bool contended = delay_after >= 0 && 2 * (delay_after - delay_before) >= wait_ns;
     note_long_wait(contended, wait_ns, now);

@@ -88,7 +88,7 @@ class ThreadPool {
   // Sum over the workers of the time they were runnable but not running (ns), or -1 where the
   // kernel does not say. No heap allocation (it may run inside a forward pass).
   int64_t workers_run_delay_ns() const;
-  void note_long_wait(bool contended, int64_t wait_ns, int64_t now_ns);
+  void note_long_wait(bool contended, int64_t wait_ns, int64_t at_ns);
 
   int n_threads_;
   std::vector<std::thread> workers_;
