@@ -13,6 +13,7 @@
 #include <sstream>
 #include <utility>
 
+#include "cli/bandwidth.h"
 #include "cli/common.h"
 #include "cli/decode_options.h"
 #include "engine/forward_cost.h"
@@ -119,24 +120,6 @@ void print_verify_cost(const Model& model, const std::vector<int32_t>& prompt, T
   std::printf("(the 1-token row pairs two one-token passes: its spread is this machine's noise floor)\n\n");
 }
 
-// STREAM-style triad a = b + s * c over arrays far larger than the caches, split over the pool's
-// threads like the kernels; best of 5. Bytes counted as STREAM does: 3 arrays x 4 bytes.
-double triad_gbps(ThreadPool& pool) {
-  const int64_t n = 32ll << 20;  // 128 MiB per array
-  std::vector<float> x(n, 1.0f), y(n, 2.0f), z(n, 0.0f);
-  double best = 1e300;
-  for (int rep = 0; rep < 5; ++rep) {
-    const double t0 = now_ms();
-    pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = b; i < e; ++i) z[i] = x[i] + 0.5f * y[i];
-    });
-    best = std::min(best, now_ms() - t0);
-  }
-  volatile float sink = z[n / 2];
-  (void)sink;
-  return 3.0 * 4.0 * static_cast<double>(n) / (best * 1e6);
-}
-
 // Median over repetitions of mode_tps[r] / ar_tps[r]. Within a repetition the modes of a prompt
 // run back to back (0.3-1.5 s each), so a pair shares the machine's current speed; this VM's speed
 // moves by up to 1.7x between phases lasting seconds, which the fastest-of-R per mode cannot
@@ -176,12 +159,22 @@ void run(const BenchArgs& a) {
   nlohmann::json records = nlohmann::json::array();
   std::fprintf(stderr, "bench: %zu prompts x %zu modes, %lld new tokens, %d threads, greedy, math %s\n", prompts.size(),
                modes.size(), static_cast<long long>(a.n), pool.size(), model->transformer->math_description().c_str());
-  // The triad is measured before, halfway and after the prompts: this shared machine's bandwidth
-  // swings by a third within minutes, and the limit is the best of them.
-  std::vector<double> triads;
-  if (a.roofline) triads.push_back(triad_gbps(pool));
+  // Decode is memory-bound when every pass streams the weights: bytes per token = weight bytes
+  // per pass x passes per token (embedding rows excluded: one row per token). Draft passes of
+  // layer-skip modes are not counted (they read a subset), so those modes are understated.
+  const auto& w = model->transformer->weights();
+  const double per_pass =
+      static_cast<double>(w.total_bytes) - (model->config.tie_embeddings ? 0.0 : static_cast<double>(w.embed.bytes()));
+  // Both limits (cli/bandwidth.h) are measured before, halfway and after the prompts: this shared
+  // machine's bandwidth swings by a third within minutes, and the limit is the best of them.
+  std::vector<double> triads, reads;
+  auto measure_limits = [&] {
+    triads.push_back(triad_gbps(pool));
+    reads.push_back(read_gbps(pool, static_cast<int64_t>(per_pass)));
+  };
+  if (a.roofline) measure_limits();
   for (size_t pi = 0; pi < prompts.size(); ++pi) {
-    if (a.roofline && pi == prompts.size() / 2 && pi > 0) triads.push_back(triad_gbps(pool));
+    if (a.roofline && pi == prompts.size() / 2 && pi > 0) measure_limits();
     const Prompt& p = prompts[pi];
     if (std::find(domains.begin(), domains.end(), p.domain) == domains.end()) domains.push_back(p.domain);
     const auto ids = model->tok().encode_with_specials(p.text);
@@ -303,22 +296,27 @@ void run(const BenchArgs& a) {
     }
   }
   if (a.roofline) {
-    // Decode is memory-bound when every pass streams the weights: bytes per token = weight bytes
-    // per pass x passes per token (embedding rows excluded: one row per token). Draft passes of
-    // layer-skip modes are not counted (they read a subset), so those modes are understated.
-    const auto& w = model->transformer->weights();
-    const double per_pass = static_cast<double>(w.total_bytes) -
-                            (model->config.tie_embeddings ? 0.0 : static_cast<double>(w.embed.bytes()));
-    triads.push_back(triad_gbps(pool));
+    measure_limits();
     const double bw = *std::max_element(triads.begin(), triads.end());
-    std::string runs;
-    for (double t : triads) runs += fmt::format("{}{:.1f}", runs.empty() ? "" : ", ", t);
-    const double slot_bytes = 2.0 * static_cast<double>(model->config.n_layer * model->config.kv_dim()) * sizeof(float);
-    std::printf("\nroofline: triad bandwidth %.1f GB/s, best of the runs before, halfway and after (%s; %d threads); "
-                "weights read per pass %.1f MB (%s); resident %.1f MiB\n",
-                bw, runs.c_str(), pool.size(), per_pass / 1e6, w.dtype_summary.c_str(), resident_bytes() / 1048576.0);
-    std::printf("%-16s %10s %14s %12s %12s %12s %10s\n", "mode", "tokens/s", "passes/token", "weights MB", "KV MB",
-                "MB/token", "of triad");
+    const double read_bw = *std::max_element(reads.begin(), reads.end());
+    auto list = [](const std::vector<double>& v) {
+      std::string s;
+      for (double t : v) s += fmt::format("{}{:.1f}", s.empty() ? "" : ", ", t);
+      return s;
+    };
+    // K and V of a slot, as the attention reads them: f32, or the cache's bf16 copy (AMX attention).
+    const double kv_elem = model->transformer->amx_attention() ? 2.0 : 4.0;
+    const double slot_bytes = 2.0 * static_cast<double>(model->config.n_layer * model->config.kv_dim()) * kv_elem;
+    std::printf(
+        "\nroofline (%d threads; best of the runs before, halfway and after):\n"
+        "  triad bandwidth %.1f GB/s (%s): 3 x 128 MiB, the DRAM limit\n"
+        "  read bandwidth %.1f GB/s (%s) over %.1f MB, the weights one pass reads: the limit for this "
+        "working set here (a cache level where it fits; then \"of triad\" exceeds 100%%)\n"
+        "  weights %s; resident %.1f MiB\n",
+        pool.size(), bw, list(triads).c_str(), read_bw, list(reads).c_str(), per_pass / 1e6, w.dtype_summary.c_str(),
+        resident_bytes() / 1048576.0);
+    std::printf("%-16s %10s %14s %12s %12s %12s %10s %9s\n", "mode", "tokens/s", "passes/token", "weights MB", "KV MB",
+                "MB/token", "of triad", "of read");
     for (const auto& mode : modes) {
       double ms = 0, tokens = 0, steps = 0, kv = 0;
       for (const auto& d : domains) {
@@ -328,8 +326,8 @@ void run(const BenchArgs& a) {
       }
       const double tps = ms > 0 ? tokens * 1000.0 / ms : 0.0, passes = tokens > 0 ? steps / tokens : 0.0;
       const double wmb = per_pass * passes / 1e6, kvmb = tokens > 0 ? kv / tokens / 1e6 : 0.0, mb = wmb + kvmb;
-      std::printf("%-16s %10.1f %14.3f %12.1f %12.1f %12.1f %9.0f%%\n", mode.c_str(), tps, passes, wmb, kvmb, mb,
-                  100.0 * mb * tps / 1e3 / bw);
+      std::printf("%-16s %10.1f %14.3f %12.1f %12.1f %12.1f %9.0f%% %8.0f%%\n", mode.c_str(), tps, passes, wmb, kvmb,
+                  mb, 100.0 * mb * tps / 1e3 / bw, 100.0 * mb * tps / 1e3 / read_bw);
     }
     // Prefill is the same computation in every mode: pooled over modes, prompts after the first.
     double pre_ms = 0, pre_tokens = 0, ar_ms = 0, ar_tokens = 0;
@@ -356,12 +354,18 @@ void run(const BenchArgs& a) {
   std::printf("\ngreedy outputs %s across modes (%s is the reference)\n",
               all_identical ? "identical" : "DIFFER", modes[0].c_str());
   if (!a.json_out.empty()) {
+    nlohmann::json j = {{"model", a.model},
+                        {"n", a.n},
+                        {"threads", pool.size()},
+                        {"modes", modes},
+                        {"math", a.math},
+                        {"math_kernel", model->transformer->math_description()},
+                        {"identical", all_identical},
+                        {"runs", records}};
+    if (a.roofline)  // every measurement of both limits, GB/s (the table uses the best of each)
+      j["roofline"] = {{"triad_gbps", triads}, {"read_gbps", reads}, {"read_bytes", static_cast<int64_t>(per_pass)}};
     std::ofstream out(a.json_out);
-    out << nlohmann::json({{"model", a.model}, {"n", a.n}, {"threads", pool.size()}, {"modes", modes},
-                           {"math", a.math}, {"math_kernel", model->transformer->math_description()},
-                           {"identical", all_identical}, {"runs", records}})
-               .dump(1)
-        << "\n";
+    out << j.dump(1) << "\n";
     if (!out) fail("cannot write '{}'", a.json_out);
   }
   if (!all_identical) fail("greedy outputs differ between lossless modes: this is a bug, please report it");
@@ -382,8 +386,9 @@ void add_bench(CLI::App& app) {
   c->add_option("--limit", a->limit, "Use only the first N prompts");
   c->add_option("--json", a->json_out, "Also write every run's statistics to this JSON file");
   c->add_flag("--roofline", a->roofline,
-               "Also measure memory bandwidth (STREAM triad) and print per mode the weight bytes read per token and "
-               "the fraction of the bandwidth limit reached, plus resident memory");
+              "Also measure memory bandwidth and print per mode the bytes read per token (weights, KV cache) and the "
+              "fraction of two limits reached: a STREAM triad over 3 x 128 MiB (DRAM) and a read of a buffer the size "
+              "of the weights one pass reads (the limit where they fit in a cache); plus resident memory");
   c->add_option("--repeat", a->repeat,
                 "Run every prompt in every mode this many times (order rotating) and count each mode's fastest "
                 "decode: steadier per-prompt ratios on a noisy machine; also prints each mode's speed-up as the "

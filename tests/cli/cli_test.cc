@@ -1,6 +1,8 @@
 // The CLI contract other tools rely on: JSON fields, error behaviour, exit codes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <array>
 #include <cstdio>
 #include <fstream>
@@ -138,6 +140,33 @@ TEST(Cli, BenchPairsRepetitionsAndRunsLabelledCopiesOfAMode) {
   EXPECT_NE(vc.out.find("3 rounds over all sizes"), std::string::npos) << vc.out;
   EXPECT_NE(vc.out.find("paired vs 1 token: median [quartiles]"), std::string::npos) << vc.out;
   EXPECT_NE(vc.out.find("\n      64 "), std::string::npos) << vc.out;  // a row per size up to 64
+  // --roofline: both limits, measured three times (before, halfway, after the prompts), and a
+  // row per mode with its fraction of each.
+  auto rl = run("bench -m " + kModel + " --prompts " + prompts + " -n 4 -t 2 --decode ar,hybrid --roofline --json " + out);
+  ASSERT_EQ(rl.status, 0) << rl.out;
+  EXPECT_NE(rl.out.find("roofline (2 threads; best of the runs before, halfway and after):"), std::string::npos) << rl.out;
+  EXPECT_NE(rl.out.find("3 x 128 MiB, the DRAM limit"), std::string::npos) << rl.out;
+  const size_t read_at = rl.out.find("  read bandwidth ");
+  ASSERT_NE(read_at, std::string::npos) << rl.out;
+  // "read bandwidth X GB/s (a, b, c) over M MB": three runs (2 prompts: one halfway), M = the
+  // weights of one pass of the demo model (BF16, embedding excluded: 41.9 MB).
+  const std::string read_line = rl.out.substr(read_at, rl.out.find('\n', read_at) - read_at);
+  const std::string runs = read_line.substr(read_line.find('('), read_line.find(')') - read_line.find('('));
+  EXPECT_EQ(std::count(runs.begin(), runs.end(), ','), 2) << read_line;
+  EXPECT_NE(read_line.find(") over 41.9 MB, the weights one pass reads"), std::string::npos) << read_line;
+  EXPECT_NE(rl.out.find("MB/token   of triad   of read\n"), std::string::npos) << rl.out;
+  for (const char* mode : {"\nar ", "\nhybrid "}) {
+    const size_t row = rl.out.find(mode, rl.out.find("of read\n"));
+    ASSERT_NE(row, std::string::npos) << mode << rl.out;
+    const std::string line = rl.out.substr(row + 1, rl.out.find('\n', row + 1) - row - 1);
+    EXPECT_EQ(std::count(line.begin(), line.end(), '%'), 2) << line;
+  }
+  std::ifstream rin(out);
+  const auto rj = nlohmann::json::parse(rin)["roofline"];
+  EXPECT_EQ(rj["triad_gbps"].size(), 3u) << rj;
+  EXPECT_EQ(rj["read_gbps"].size(), 3u) << rj;
+  EXPECT_NEAR(rj["read_bytes"].get<double>(), 41.9e6, 0.05e6) << rj;
+  for (const auto& g : rj["read_gbps"]) EXPECT_GT(g.get<double>(), 0.0) << rj;
   auto dup = run("bench -m " + kModel + " --prompts " + prompts + " -n 4 --decode ar,hybrid,ar");
   EXPECT_NE(dup.status, 0);
   EXPECT_NE(dup.out.find("lists mode 'ar' twice (label a second run of it as 'ar#2')"), std::string::npos) << dup.out;
