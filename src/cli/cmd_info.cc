@@ -46,9 +46,10 @@ void run(const InfoArgs& a) {
   auto model = load_model(a.model, parse_math(a.math));
   const ModelConfig& c = model->config;
   const auto& w = model->transformer->weights();
-  const uint64_t kv_f32 = static_cast<uint64_t>(2 * c.n_layer * (c.max_positions + kScratchSlots) * c.kv_dim()) * 4;
-  const uint64_t kv_bf16 = model->transformer->amx_attention() ? kv_f32 / 2 : 0;  // the AMX attention's copy
-  const uint64_t kv_bytes = kv_f32 + kv_bf16;
+  // K and V per slot: f32, or bf16 only for AMX attention (model/kv_cache.h: enable_bf16_only).
+  const bool kv_bf16 = model->transformer->amx_attention();
+  const uint64_t kv_bytes =
+      static_cast<uint64_t>(2 * c.n_layer * (c.max_positions + kScratchSlots) * c.kv_dim()) * (kv_bf16 ? 2 : 4);
   int64_t n_params = 0;
   n_params += c.vocab_size * c.hidden_size * (c.tie_embeddings ? 1 : 2);
   n_params += c.n_layer * (c.hidden_size * (c.q_dim() * 2 + c.kv_dim() * 2) + 3 * c.hidden_size * c.intermediate_size);
@@ -92,8 +93,8 @@ void run(const InfoArgs& a) {
   std::printf("vocab        %lld, context %lld, rope %s theta %g, %lld sliding-window layers, %s embeddings\n",
               static_cast<long long>(c.vocab_size), static_cast<long long>(c.max_positions), c.rope.type.c_str(),
               c.rope.theta, static_cast<long long>(n_sliding), c.tie_embeddings ? "tied" : "untied");
-  std::printf("memory       KV cache at full context %.1f MiB (f32%s); resident after load %.1f MiB\n",
-              kv_bytes / 1048576.0, kv_bf16 ? " and a bf16 copy for AMX attention" : "", resident_bytes() / 1048576.0);
+  std::printf("memory       KV cache at full context %.1f MiB (%s); resident after load %.1f MiB\n",
+              kv_bytes / 1048576.0, kv_bf16 ? "bf16, for AMX attention" : "f32", resident_bytes() / 1048576.0);
   std::printf("tokenizer    %s\n", j["tokenizer"].get<std::string>().c_str());
   std::printf("identity     %s\n", j["identity"].get<std::string>().c_str());
   if (gguf.is_null()) return;

@@ -17,8 +17,8 @@ KvCache::KvCache(const ModelConfig& cfg, int64_t n_slots)
   n_slots16_ = (n_slots_ + 31) / 32 * 32;
 }
 
-void KvCache::enable_bf16_copy() {
-  if (has_bf16_copy()) return;
+void KvCache::enable_bf16_only() {
+  if (bf16_only()) return;
   const size_t n = static_cast<size_t>(n_layer_ * n_slots16_ * kv_dim_);
   k16buf_ = PageBuffer::take(n * sizeof(uint16_t));
   v16buf_ = PageBuffer::take(n * sizeof(uint16_t));
@@ -26,6 +26,8 @@ void KvCache::enable_bf16_copy() {
   for (int64_t s = 0; s < n_slots_; ++s)
     if (pos_[s] >= 0)
       for (int64_t l = 0; l < n_layer_; ++l) copy_slot(l, s);
+  PageBuffer::recycle(std::move(kbuf_));
+  PageBuffer::recycle(std::move(vbuf_));
 }
 
 void KvCache::copy_slot(int64_t layer, int64_t slot) {
@@ -37,8 +39,8 @@ void KvCache::copy_slot(int64_t layer, int64_t slot) {
 }
 
 KvCache::~KvCache() {
-  PageBuffer::recycle(std::move(kbuf_));
-  PageBuffer::recycle(std::move(vbuf_));
+  if (kbuf_) PageBuffer::recycle(std::move(kbuf_));
+  if (vbuf_) PageBuffer::recycle(std::move(vbuf_));
   if (k16buf_) PageBuffer::recycle(std::move(k16buf_));
   if (v16buf_) PageBuffer::recycle(std::move(v16buf_));
 }
@@ -49,8 +51,10 @@ void KvCache::move_slot(int64_t from, int64_t to) {
   for (int64_t l = 0; l < n_layer_; ++l)
     for (int64_t h = 0; h < n_kv_head_; ++h) {
       const int64_t base = h * head_stride();
-      std::copy_n(k(l) + base + from * head_dim_, head_dim_, k(l) + base + to * head_dim_);
-      std::copy_n(v(l) + base + from * head_dim_, head_dim_, v(l) + base + to * head_dim_);
+      if (!bf16_only()) {
+        std::copy_n(k(l) + base + from * head_dim_, head_dim_, k(l) + base + to * head_dim_);
+        std::copy_n(v(l) + base + from * head_dim_, head_dim_, v(l) + base + to * head_dim_);
+      }
       if (has_bf16_copy())
         kv_bf16_move(from, to, head_dim_, copy_base(k16buf_, l) + h * head_stride16(),
                      copy_base(v16buf_, l) + h * head_stride16());
@@ -64,12 +68,14 @@ void KvCache::store(int64_t layer, int64_t slot, const float* k_row, const float
 
 void KvCache::store_head(int64_t layer, int64_t slot, int64_t h, const float* k_head, const float* v_head) {
   SWIFT_CHECK(layer >= 0 && layer < n_layer_ && slot >= 0 && slot < n_slots_ && h >= 0 && h < n_kv_head_);
+  if (bf16_only()) {
+    kv_bf16_store(k_head, v_head, head_dim_, slot, copy_base(k16buf_, layer) + h * head_stride16(),
+                  copy_base(v16buf_, layer) + h * head_stride16());
+    return;
+  }
   const int64_t at = h * head_stride() + slot * head_dim_;
   std::copy_n(k_head, head_dim_, k(layer) + at);
   std::copy_n(v_head, head_dim_, v(layer) + at);
-  if (has_bf16_copy())
-    kv_bf16_store(k(layer) + at, v(layer) + at, head_dim_, slot, copy_base(k16buf_, layer) + h * head_stride16(),
-                  copy_base(v16buf_, layer) + h * head_stride16());
 }
 
 }  // namespace swift

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "util/check.h"
 #include "util/page_buffer.h"
 
 namespace swift {
@@ -27,9 +28,9 @@ class KvCache {
 
   int64_t n_slots() const { return n_slots_; }
   int64_t kv_dim() const { return kv_dim_; }
-  // One layer: [n_kv_head, n_slots, head_dim].
-  float* k(int64_t layer) { return reinterpret_cast<float*>(kbuf_->data()) + layer * n_slots_ * kv_dim_; }
-  float* v(int64_t layer) { return reinterpret_cast<float*>(vbuf_->data()) + layer * n_slots_ * kv_dim_; }
+  // One layer: [n_kv_head, n_slots, head_dim]. Not in a cache that keeps only the bf16 copy.
+  float* k(int64_t layer) { return f32_base(kbuf_, layer); }
+  float* v(int64_t layer) { return f32_base(vbuf_, layer); }
   // Floats between the first rows of consecutive KV heads of one layer.
   int64_t head_stride() const { return n_slots_ * head_dim_; }
   // Stores one token's K and V ([n_kv_head * head_dim] each, heads adjacent) into `slot`.
@@ -43,19 +44,23 @@ class KvCache {
   // Copies slot `from` to slot `to` in every layer (compaction of accepted tree nodes).
   void move_slot(int64_t from, int64_t to);
 
-  // A bf16 copy of the cache for AMX attention (ops/attention.h: kv_bf16_store has the layout),
-  // made on the first call (slots that already hold a token are converted; a cache enabled
-  // before its first store converts nothing) and kept in step by store() and move_slot() from
-  // then on. Costs half the f32 cache's memory.
-  void enable_bf16_copy();
+  // From the first call on, K and V are kept only in bf16, in the layout AMX attention reads
+  // (ops/attention.h: kv_bf16_store): slots that already hold a token are converted, the f32
+  // blocks go back to the pool, store() and move_slot() write the bf16 copy, and k() / v() are
+  // gone. Why: AMX attention rounds every key and value to bf16 anyway (the f32 rows it read were
+  // rounded on each call, the same bits), so the f32 rows cost memory (2/3 of the cache with both)
+  // and a 16-token verification pass ~2.5K cycles per KV head and layer of stores on the Xeon it
+  // was measured on.
+  void enable_bf16_only();
   bool has_bf16_copy() const { return k16buf_ != nullptr; }
+  bool bf16_only() const { return kbuf_ == nullptr; }
   // One layer of the copy: KV head h at k16(l) + h * head_stride16().
   const uint16_t* k16(int64_t layer) const { return copy_base(k16buf_, layer); }
   const uint16_t* v16(int64_t layer) const { return copy_base(v16buf_, layer); }
   int64_t head_stride16() const { return n_slots16_ * head_dim_; }
 
   uint64_t bytes() const {
-    const uint64_t f32 = 2 * static_cast<uint64_t>(n_layer_ * n_slots_ * kv_dim_) * sizeof(float);
+    const uint64_t f32 = bf16_only() ? 0 : 2 * static_cast<uint64_t>(n_layer_ * n_slots_ * kv_dim_) * sizeof(float);
     return f32 + (has_bf16_copy() ? 2 * static_cast<uint64_t>(n_layer_ * n_slots16_ * kv_dim_) * 2 : 0);
   }
 
@@ -69,14 +74,19 @@ class KvCache {
   // 628-803 with huge pages; huge pages instead make the first forward zero the whole cache
   // (~50 ms for 33 MB here against ~15 ms of faults for a 200-token prompt's pages). Recycling
   // removes both costs from every later generation of the process (bench, server).
-  std::unique_ptr<PageBuffer> kbuf_;  // f32 [n_layer, n_kv_head, n_slots, head_dim]
-  std::unique_ptr<PageBuffer> vbuf_;  // f32 [n_layer, n_kv_head, n_slots, head_dim]
+  // f32 [n_layer, n_kv_head, n_slots, head_dim] each; null once bf16 only:
+  std::unique_ptr<PageBuffer> kbuf_;
+  std::unique_ptr<PageBuffer> vbuf_;
   std::vector<int32_t> pos_;  // [n_slots] position of the token in each slot
-  // The bf16 copy (null until enable_bf16_copy), n_slots16_ = n_slots rounded up to 32:
+  // The bf16 copy (null until enable_bf16_only), n_slots16_ = n_slots rounded up to 32:
   std::unique_ptr<PageBuffer> k16buf_;  // bf16 [n_layer, n_kv_head, n_slots16 / 16, head_dim / 32, 16, 32]
   std::unique_ptr<PageBuffer> v16buf_;  // bf16 [n_layer, n_kv_head, n_slots16 / 32, head_dim / 16, 16, 32]
   int64_t n_slots16_ = 0;
 
+  float* f32_base(const std::unique_ptr<PageBuffer>& b, int64_t layer) {
+    SWIFT_CHECK(b != nullptr, "f32 rows of a KV cache that keeps only bf16 (layer {})", layer);
+    return reinterpret_cast<float*>(b->data()) + layer * n_slots_ * kv_dim_;
+  }
   uint16_t* copy_base(const std::unique_ptr<PageBuffer>& b, int64_t layer) const {
     return reinterpret_cast<uint16_t*>(b->data()) + layer * n_slots16_ * kv_dim_;
   }

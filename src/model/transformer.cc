@@ -171,7 +171,7 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
   }
 
   rope_table(b.positions.data(), n, *inv_freq, rope_);
-  if (amx_attention_) cache.enable_bf16_copy();  // once per cache, before its first stores
+  if (amx_attention_) cache.enable_bf16_only();  // once per cache: AMX attention reads nothing else
   for (int64_t i = 0; i < n; ++i) cache.set_slot_pos(b.slots[i], b.positions[i]);
   build_visibility(b, cache);
 
@@ -249,7 +249,8 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
       };
       const FunctionRef<void(int64_t)> prepare = prepare_head;
       AttentionArgs a;
-      a.q = q, a.k = cache.k(l), a.v = cache.v(l), a.n_tok = n, a.n_head = cfg_.n_head, a.n_kv_head = cfg_.n_kv_head;
+      a.q = q, a.n_tok = n, a.n_head = cfg_.n_head, a.n_kv_head = cfg_.n_kv_head;
+      if (!amx_attention_) a.k = cache.k(l), a.v = cache.v(l);  // else the bf16 copy only
       a.kv_row_stride = hd, a.kv_head_stride = cache.head_stride();
       a.head_dim = hd, a.scale = scale, a.out = att;
       a.visible = cfg_.sliding_window[l] > 0 ? &vis_window_ : &vis_full_;

@@ -41,6 +41,8 @@ struct AttentionArgs {
   // Optional, attention_bf16_amx only: the layer's bf16 copy kept by kv_bf16_store (layout there),
   // KV head h at k16 / v16 + h * kv16_head_stride. Read for the part of a list that runs 0, 1, 2,
   // ... from its start (the committed context), in place of converting those rows on every call.
+  // With k = v = null (a cache that keeps only the copy, model/kv_cache.h) every key and value is
+  // read from it, with the same bits.
   const uint16_t* k16 = nullptr;
   const uint16_t* v16 = nullptr;
   int64_t kv16_head_stride = 0;  // elements

@@ -23,7 +23,8 @@
 // block j / 32; a partial score tile padded with zero keys), so every tile instruction sees the
 // same operands at the same positions whether the token is alone or in a batch, and so does the
 // partial block's fma chain. The context the chunk's tokens share (verification: committed
-// slots; prefill: the earlier prompt) is packed once (or read from the cache's bf16 copy) and
+// slots; prefill: the earlier prompt) is packed once (or read from the cache's bf16 copy; a cache
+// that keeps only the copy has every other key and value gathered from it, same bits) and
 // multiplied for all the tile's rows at once; the keys past it are scored for all rows at once
 // too (each slot once; a score does not depend on where its key sits), and each token's own
 // whole value blocks follow on a tile of its rows alone, then its partial block. A row's result
@@ -41,6 +42,7 @@
 // turn key rows into query rows): that step 10.6-10.9K -> 7.9-8.3K cycles per unit (16 tokens
 // after 300, G = 2, TSC counters), the unit as a whole within the VM's noise.
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -185,6 +187,56 @@ void pack_values(const float* v, int64_t kv_stride, const int32_t* sl, int64_t n
         const __m512 xb = rb ? _mm512_loadu_ps(rb + dt * kTile) : _mm512_setzero_ps();
         const __m512bh ab = _mm512_cvtne2ps_pbh(xb, xa);
         const __m512i pairs = _mm512_permutexvar_epi16(idx, reinterpret_cast<const __m512i&>(ab));
+        _mm512_storeu_si512(dst + ((b * n_dt + dt) * kTile + r) * 32, pairs);
+      }
+    }
+}
+
+// The same tiles as pack_keys, gathered from the cache's bf16 copy of keys (k_pair_index) instead
+// of converted from f32 rows: the copy holds each key rounded to nearest even, as pack_keys
+// rounds it, so both give the same bits (tested). Used when the cache keeps only the copy
+// (model/kv_cache.h: enable_bf16_only). Per 16 keys and 32 dimensions, one 16-lane gather per
+// dimension pair (tile row): lane c reads key c's pair from its slot's tile column.
+void pack_keys_copy(const uint16_t* k16, const int32_t* sl, int64_t n, int64_t hd, uint16_t* dst) {
+  const int* src = reinterpret_cast<const int*>(k16);
+  uint32_t* d32 = reinterpret_cast<uint32_t*>(dst);
+  const int64_t steps = hd / 32;
+  for (int64_t i0 = 0; i0 < n; i0 += kTile) {
+    const __mmask16 live = lanes::mask_for(n - i0);
+    const __m512i slots = _mm512_maskz_loadu_epi32(live, sl + i0);
+    // 32-bit index of (slot, dimension pair 0): tile (slot / 16, step 0), row 0, column slot % 16.
+    const __m512i base =
+        _mm512_add_epi32(_mm512_mullo_epi32(_mm512_maskz_srli_epi32(0xffff, slots, 4), _mm512_set1_epi32(static_cast<int>(steps * 256))),
+                         _mm512_and_si512(slots, _mm512_set1_epi32(kTile - 1)));
+    for (int64_t s = 0; s < steps; ++s) {
+      uint32_t* tile = d32 + (i0 / kTile * steps + s) * kTile * kTile;
+      for (int r = 0; r < kTile; ++r) {
+        const __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(static_cast<int>(s * 256 + r * kTile)));
+        _mm512_storeu_si512(tile + r * kTile, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, idx, src, 4));
+      }
+    }
+  }
+}
+
+// One slot's 16 values of dimensions [16 dt, 16 dt + 16) from the bf16 copy (v_pair_index), each
+// in the high half of a 32-bit lane (so, as floats, the bf16 values widened): the row of the
+// copy's value tile interleaves the slot with its pair partner.
+inline __m512i copy_values_high(const uint16_t* v16, int64_t slot, int64_t dt, int64_t hd) {
+  // maskz shifts: GCC 12 warns that the unmasked ones read an uninitialised pass-through.
+  const __m512i row = _mm512_loadu_si512(v16 + ((slot / kBlock * (hd / kTile) + dt) * kTile + slot % kBlock / 2) * 32);
+  return slot % 2 ? _mm512_and_si512(row, _mm512_set1_epi32(static_cast<int>(0xffff0000u))) : _mm512_maskz_slli_epi32(0xffff, row, 16);
+}
+
+// The same blocks as pack_values, from the bf16 copy of values (same bits, as pack_keys_copy).
+void pack_values_copy(const uint16_t* v16, const int32_t* sl, int64_t n, int64_t hd, uint16_t* dst) {
+  const int64_t n_dt = hd / kTile;
+  for (int64_t b = 0; b * kBlock < n; ++b)
+    for (int r = 0; r < kTile; ++r) {
+      const int64_t ka = b * kBlock + 2 * r, kb = ka + 1;
+      for (int64_t dt = 0; dt < n_dt; ++dt) {
+        __m512i pairs = _mm512_setzero_si512();  // keys past n: zero
+        if (ka < n) pairs = _mm512_maskz_srli_epi32(0xffff, copy_values_high(v16, sl[ka], dt, hd), 16);
+        if (kb < n) pairs = _mm512_or_si512(pairs, copy_values_high(v16, sl[kb], dt, hd));
         _mm512_storeu_si512(dst + ((b * n_dt + dt) * kTile + r) * 32, pairs);
       }
     }
@@ -356,6 +408,13 @@ void round_value_rows(const float* v, int64_t kv_stride, const int32_t* sl, int6
   }
 }
 
+// round_value_rows() from the bf16 copy of values (the same floats).
+void copy_value_rows(const uint16_t* v16, const int32_t* sl, int64_t n, int64_t hd, float* dst) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t dt = 0; dt < hd / kTile; ++dt)
+      _mm512_storeu_si512(dst + i * hd + dt * kTile, copy_values_high(v16, sl[i], dt, hd));
+}
+
 // The last, partial value block of one query row (keys [nf, n) of its list, n - nf < 32) on
 // AVX-512 instead of a tile pass: acc[d] = fma(w_j, v_j[d], acc[d]) for j = nf, nf + 1, ... in
 // list order, w_j the row's bf16 weight and v_j the key's bf16 value (both exact in f32). Then
@@ -456,6 +515,10 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t q_stride = a.n_head * hd;
   const int64_t kv_stride = a.kv_row_stride > 0 ? a.kv_row_stride : a.n_kv_head * hd;
   const int64_t head_stride = a.kv_head_stride > 0 ? a.kv_head_stride : hd;
+  // No f32 rows (a cache that keeps only the bf16 copy): every key and value comes from the copy.
+  const bool copy_only = a.k == nullptr;
+  SWIFT_CHECK(!copy_only || (a.v == nullptr && a.k16 && a.v16 && a.kv16_head_stride / 2 < INT32_MAX),
+              "AMX attention without f32 rows needs the bf16 copy (head stride {})", a.kv16_head_stride);
   const int64_t max_len = a.visible->max_len();
   const int64_t l_pad = round_up(std::max<int64_t>(max_len, 1), kBlock);
   // Tokens per unit: enough units for every thread, at most 16 tokens (a unit's rows then fill
@@ -476,8 +539,8 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       const int64_t kvh = i / n_chunks, t0 = i % n_chunks * chunk, t1 = std::min(a.n_tok, t0 + chunk);
       const int64_t rows = (t1 - t0) * G;
       if (prepare_in_unit) (*a.prepare)(kvh);
-      const float* kh = a.k + kvh * head_stride;
-      const float* vh = a.v + kvh * head_stride;
+      const float* kh = copy_only ? nullptr : a.k + kvh * head_stride;
+      const float* vh = copy_only ? nullptr : a.v + kvh * head_stride;
       auto list = [&](int64_t t) { return vis.slots.data() + vis.offsets[t]; };
       auto len = [&](int64_t t) { return vis.offsets[t + 1] - vis.offsets[t]; };
       auto q_row = [&](int64_t r) { return a.q + (t0 + r / G) * q_stride + (kvh * G + r % G) * hd; };
@@ -498,8 +561,13 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       uint16_t* q16 = sized(w.q16, kTile * hd);
       uint16_t* ks = sized(w.k_shared, std::max<int64_t>(shared - m, 1) * hd);
       uint16_t* vs = sized(w.v_shared, std::max<int64_t>(shared - m, 1) * hd);
-      pack_keys(kh, kv_stride, list(t0) + m, shared - m, hd, ks);
-      pack_values(vh, kv_stride, list(t0) + m, shared - m, hd, vs);
+      if (copy_only) {
+        pack_keys_copy(k_copy, list(t0) + m, shared - m, hd, ks);
+        pack_values_copy(v_copy, list(t0) + m, shared - m, hd, vs);
+      } else {
+        pack_keys(kh, kv_stride, list(t0) + m, shared - m, hd, ks);
+        pack_values(vh, kv_stride, list(t0) + m, shared - m, hd, vs);
+      }
       // The chunk's own keys (list entries past the shared part), each slot once: their scores are
       // computed for every row at once and each token picks its own (a key's score does not depend
       // on its tile position). For a verification tree: the committed tail and the tree's slots.
@@ -527,9 +595,11 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       const int64_t u_pad = round_up(std::max<int64_t>(n_union, 1), kTile);
       uint16_t* ku = sized(w.k_own, u_pad * hd);
       float* uscores = sized(w.union_scores, kTile * u_pad);
-      pack_keys(kh, kv_stride, uslots, n_union, hd, ku);
+      if (copy_only) pack_keys_copy(k_copy, uslots, n_union, hd, ku);
+      else pack_keys(kh, kv_stride, uslots, n_union, hd, ku);
       float* vu = sized(w.v_union, std::max<int64_t>(n_union, 1) * hd);
-      round_value_rows(vh, kv_stride, uslots, n_union, hd, vu);
+      if (copy_only) copy_value_rows(v_copy, uslots, n_union, hd, vu);
+      else round_value_rows(vh, kv_stride, uslots, n_union, hd, vu);
       // Row tiles of whole tokens (16 / G tokens, up to 16 query rows), each taken through scores,
       // softmax and sums before the next: its scores (16 x l_pad f32) and weights stay in L1
       // between the phases (scoring all rows first spilled them to L2; ~10% of this kernel).
@@ -577,7 +647,8 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
           const int64_t n = len(t), r0 = (t - ta) * G, nf = n / kBlock * kBlock;
           if (nf > shared) {  // whole own blocks
             uint16_t* vo = sized(w.v_own, (nf - shared) * hd);
-            pack_values(vh, kv_stride, list(t) + shared, nf - shared, hd, vo);
+            if (copy_only) pack_values_copy(v_copy, list(t) + shared, nf - shared, hd, vo);
+            else pack_values(vh, kv_stride, list(t) + shared, nf - shared, hd, vo);
             configure(static_cast<int>(G));
             sum_blocks(p + r0 * l_pad + shared, l_pad, vo, (nf - shared) / kBlock, hd, acc + r0 * hd, false);
           }

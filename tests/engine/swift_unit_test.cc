@@ -2,6 +2,7 @@
 // compaction, the GP/UCB suggestion, the layer search, the layer cache.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,9 @@
 #include "engine/swift/plan_store.h"
 #include "engine/swift/token_tree.h"
 #include "engine/swift/tree_acceptance.h"
+#include "model/kv_cache.h"
+#include "ops/attention.h"
+#include "ops/bf16_amx.h"
 #include "util/check.h"
 
 namespace swift {
@@ -124,6 +128,59 @@ TEST(KvCache, StoreAndMoveKeepEachHeadsRowsContiguous) {
         EXPECT_EQ(at(cache.v(l), h, 2, e), -(1000.0f * l + 700.0f + h * 4 + e));
         EXPECT_EQ(at(cache.k(l), h, 3, e), 1000.0f * l + 300.0f + h * 4 + e);  // neighbours untouched
       }
+}
+
+TEST(KvCache, Bf16OnlyHoldsWhatTheCopyOfTheRowsWouldAndNoF32Rows) {
+  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU or build";
+  // enable_bf16_only (AMX attention): slots stored before are converted, later stores and moves
+  // write the bf16 copy, the f32 rows are gone (an error to ask for, not a stale read).
+  ModelConfig cfg;
+  cfg.n_layer = 2;
+  cfg.n_kv_head = 2;
+  cfg.head_dim = 64;
+  cfg.n_head = 4;
+  const int64_t n_slots = 40, hd = 64, kvd = 128, n16 = 64;  // slots rounded up to 32
+  auto row = [&](int l, int s, int which) {
+    std::vector<float> r(kvd);
+    for (int e = 0; e < kvd; ++e) r[e] = std::sin(1.0f + 0.37f * e + 5.1f * s + 11.3f * l + 17.0f * which) * (1 + s);
+    return r;
+  };
+  KvCache cache(cfg, n_slots);
+  const uint64_t f32_bytes = cache.bytes();
+  for (int l = 0; l < 2; ++l)
+    for (int s = 0; s < 10; ++s) cache.store(l, s, row(l, s, 0).data(), row(l, s, 1).data());
+  for (int s = 0; s < 10; ++s) cache.set_slot_pos(s, s);
+  cache.enable_bf16_only();
+  EXPECT_TRUE(cache.bf16_only());
+  EXPECT_EQ(cache.bytes(), f32_bytes / 2 * n16 / n_slots);  // bf16, slots rounded up to 32
+  EXPECT_THROW(cache.k(0), InternalError);
+  EXPECT_THROW(cache.v(1), InternalError);
+  for (int l = 0; l < 2; ++l)
+    for (int s = 10; s < 30; ++s) cache.store(l, s, row(l, s, 0).data(), row(l, s, 1).data());
+  cache.set_slot_pos(25, 99);
+  cache.move_slot(25, 31);  // an accepted tree node compacted
+  EXPECT_EQ(cache.slot_pos(31), 99);
+  // What kv_bf16_store of the same rows writes into a copy of its own, slot 31 holding slot 25's.
+  for (int l = 0; l < 2; ++l) {
+    std::vector<uint16_t> k16(2 * n16 * hd, 0), v16(2 * n16 * hd, 0);
+    for (int s : {0, 5, 9, 10, 24, 29, 31})  // converted, stored after, moved
+      for (int h = 0; h < 2; ++h) {
+        const int src = s == 31 ? 25 : s;
+        kv_bf16_store(row(l, src, 0).data() + h * hd, row(l, src, 1).data() + h * hd, hd, s, &k16[h * n16 * hd],
+                      &v16[h * n16 * hd]);
+      }
+    // Every element the reference wrote (nonzero there: those slots' places in the layout) must be
+    // in the cache's copy at the same index.
+    int compared = 0;
+    for (size_t i = 0; i < k16.size(); ++i) {
+      if (k16[i] != 0) {
+        ++compared;
+        EXPECT_EQ(cache.k16(l)[i], k16[i]) << "layer " << l << " key element " << i;
+      }
+      if (v16[i] != 0) EXPECT_EQ(cache.v16(l)[i], v16[i]) << "layer " << l << " value element " << i;
+    }
+    EXPECT_GT(compared, 7 * 2 * hd / 2) << "layer " << l;
+  }
 }
 
 TEST(GaussianProcess, InterpolatesAndUcbFindsTheBestSet) {

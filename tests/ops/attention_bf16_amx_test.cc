@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <random>
+#include <utility>
 
 #include "ops/attention.h"
 #include "ops/bf16_amx.h"
@@ -36,11 +38,15 @@ struct TestCache {
     kv_bf16_store(&k[(h * n_slots + s) * hd], &v[(h * n_slots + s) * hd], hd, s, &k16[h * n_slots16 * hd],
                   &v16[h * n_slots16 * hd]);
   }
-  AttentionArgs args(bool use_copy) const {
+  // Where the kernel reads keys and values: the f32 rows only, the rows and the bf16 copy (for
+  // the committed context), or the copy only (a cache that keeps no f32 rows).
+  enum Source { kRows, kRowsAndCopy, kCopyOnly };
+  AttentionArgs args(Source src) const {
     AttentionArgs a;
     a.k = k.data(), a.v = v.data(), a.kv_row_stride = hd, a.kv_head_stride = n_slots * hd, a.head_dim = hd;
     a.n_kv_head = n_kv, a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    if (use_copy) a.k16 = k16.data(), a.v16 = v16.data(), a.kv16_head_stride = n_slots16 * hd;
+    if (src != kRows) a.k16 = k16.data(), a.v16 = v16.data(), a.kv16_head_stride = n_slots16 * hd;
+    if (src == kCopyOnly) a.k = a.v = nullptr;
     return a;
   }
 };
@@ -92,7 +98,7 @@ TEST(AttentionAmx, MatchesF32AttentionWithinBf16Rounding) {
           TestCache c(n_kv, prefix + n_tok, hd, 7);
           auto q = test::random_floats(n_tok * n_head * hd, 9);
           const SlotLists vis = tree_lists(prefix, n_tok);
-          AttentionArgs a = c.args(true);
+          AttentionArgs a = c.args(TestCache::kRowsAndCopy);
           a.q = q.data(), a.n_tok = n_tok, a.n_head = n_head, a.visible = &vis;
           std::vector<float> amx(n_tok * n_head * hd), f32(amx.size());
           a.out = amx.data();
@@ -149,20 +155,27 @@ TEST(AttentionAmx, TokensAloneAndInBatchesGiveTheSameBitsFromEitherSource) {
       const SlotLists vis = tree_lists(prefix, n_tok);
       ThreadPool pool(cs.threads);
       std::vector<float> batch(n_tok * n_head * hd), batch_packed(batch.size());
-      AttentionArgs a = c.args(true);
+      AttentionArgs a = c.args(TestCache::kRowsAndCopy);
       a.q = q.data(), a.n_tok = n_tok, a.n_head = n_head, a.visible = &vis, a.out = batch.data();
       attention_bf16_amx(a, pool);
-      AttentionArgs p = c.args(false);
+      AttentionArgs p = c.args(TestCache::kRows);
       p.q = q.data(), p.n_tok = n_tok, p.n_head = n_head, p.visible = &vis, p.out = batch_packed.data();
       attention_bf16_amx(p, pool);
       ASSERT_EQ(0, std::memcmp(batch.data(), batch_packed.data(), batch.size() * sizeof(float)))
           << "copy vs packed: hd " << hd << " group " << cs.group << " prefix " << prefix;
+      std::vector<float> batch_copy(batch.size());
+      AttentionArgs o = c.args(TestCache::kCopyOnly);
+      o.q = q.data(), o.n_tok = n_tok, o.n_head = n_head, o.visible = &vis, o.out = batch_copy.data();
+      attention_bf16_amx(o, pool);
+      ASSERT_EQ(0, std::memcmp(batch.data(), batch_copy.data(), batch.size() * sizeof(float)))
+          << "copy only vs packed: hd " << hd << " group " << cs.group << " prefix " << prefix;
       for (int64_t i = 0; i < n_tok; ++i) {
         SlotLists one;
         one.offsets = {0, vis.offsets[i + 1] - vis.offsets[i]};
         one.slots.assign(vis.slots.begin() + vis.offsets[i], vis.slots.begin() + vis.offsets[i + 1]);
         std::vector<float> alone(n_head * hd);
-        AttentionArgs b = c.args(i % 2 == 0);  // alternate the source of the committed keys
+        // Rotate the source: rows, rows and copy, copy only.
+        AttentionArgs b = c.args(static_cast<TestCache::Source>(i % 3));
         b.q = q.data() + i * n_head * hd, b.n_tok = 1, b.n_head = n_head, b.visible = &one, b.out = alone.data();
         attention_bf16_amx(b, pool);
         ASSERT_EQ(0, std::memcmp(alone.data(), batch.data() + i * n_head * hd, alone.size() * sizeof(float)))
@@ -171,6 +184,51 @@ TEST(AttentionAmx, TokensAloneAndInBatchesGiveTheSameBitsFromEitherSource) {
       }
     }
   }
+}
+
+TEST(AttentionAmx, CopyOnlyGivesTheBitsOfTheRowsForListsOfAnyShape) {
+  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU or build";
+  // Without f32 rows every key and value is gathered from the bf16 copy: the context that does
+  // not start at slot 0 (a sliding window), the own keys of each token (a tree, a prefill
+  // chunk's whole value blocks), slots in any order. Each must give the bits of packing the f32
+  // rows the copy was stored from; slots past the cache's end hold NaN in the copy, so a wrong
+  // index would show.
+  auto lists = [](int kind, int64_t prefix, int64_t n_tok, uint64_t seed) {
+    SlotLists vis;
+    vis.offsets.push_back(0);
+    std::mt19937_64 rng(seed);
+    for (int64_t i = 0; i < n_tok; ++i) {
+      if (kind == 0)  // window: the last 40 committed slots, then the batch's causal slots
+        for (int64_t s = std::max<int64_t>(0, prefix - 40); s < prefix + i + 1; ++s)
+          vis.slots.push_back(static_cast<int32_t>(s));
+      else if (kind == 1)  // prefill: everything before and the token itself
+        for (int64_t s = 0; s < prefix + i + 1; ++s) vis.slots.push_back(static_cast<int32_t>(s));
+      else  // scattered: a random subset of the slots in a random order, then the token's own
+        for (int64_t s = 0; s < prefix + n_tok; ++s)
+          if (rng() % 3 == 0 || s == prefix + i) vis.slots.push_back(static_cast<int32_t>((s * 7 + i) % (prefix + n_tok)));
+      vis.offsets.push_back(static_cast<int64_t>(vis.slots.size()));
+    }
+    return vis;
+  };
+  for (int64_t hd : {64, 128})
+    for (int64_t group : {1, 2, 4})
+      for (int kind : {0, 1, 2})
+        for (int64_t prefix : {0, 17, 70, 200}) {
+          const int64_t n_kv = 2, n_head = group * n_kv, n_tok = 37;
+          TestCache c(n_kv, prefix + n_tok, hd, 71 + kind);
+          auto q = test::random_floats(n_tok * n_head * hd, 73);
+          const SlotLists vis = lists(kind, prefix, n_tok, 75 + prefix);
+          ThreadPool pool(2);
+          std::vector<float> rows(n_tok * n_head * hd), copy(rows.size());
+          for (auto [src, out] : {std::pair{TestCache::kRows, &rows}, std::pair{TestCache::kCopyOnly, &copy}}) {
+            AttentionArgs a = c.args(src);
+            a.q = q.data(), a.n_tok = n_tok, a.n_head = n_head, a.visible = &vis, a.out = out->data();
+            attention_bf16_amx(a, pool);
+          }
+          for (float x : rows) ASSERT_TRUE(std::isfinite(x));
+          ASSERT_EQ(0, std::memcmp(rows.data(), copy.data(), rows.size() * sizeof(float)))
+              << "hd " << hd << " group " << group << " lists " << kind << " prefix " << prefix;
+        }
 }
 
 TEST(AttentionAmx, WritesTheRoundedOutputTheMatrixKernelWouldMake) {
@@ -182,7 +240,7 @@ TEST(AttentionAmx, WritesTheRoundedOutputTheMatrixKernelWouldMake) {
   const SlotLists vis = tree_lists(prefix, n_tok);
   std::vector<float> out(n_tok * n_head * hd);
   std::vector<uint16_t> out16(out.size(), 0xffff), want(out.size());
-  AttentionArgs a = c.args(true);
+  AttentionArgs a = c.args(TestCache::kRowsAndCopy);
   a.q = q.data(), a.n_tok = n_tok, a.n_head = n_head, a.visible = &vis, a.out = out.data(), a.out16 = out16.data();
   attention_bf16_amx(a, pool);
   bf16_round_rows_into(out.data(), n_tok, n_head * hd, want.data());
@@ -209,9 +267,11 @@ TEST(Attention, PrepareRunsOncePerKvHeadBeforeItsInputsAreRead) {
   // AttentionArgs::prepare (the transformer's rotary and cache stores, per KV head): with the
   // batch's q rows and K/V slots poisoned (NaN) until the hook writes them, both kernels give the
   // bits of a call whose inputs were ready, and call it exactly once per KV head, whether it runs
-  // inside the head's only unit (up to 16 tokens on 1-2 threads) or in a round of its own.
+  // inside the head's only unit (up to 16 tokens on 1-2 threads) or in a round of its own; the
+  // AMX kernel also with a cache that keeps only the bf16 copy.
   const int64_t hd = 64, n_kv = 2, group = 2, n_head = n_kv * group, prefix = 37;
-  for (bool amx : {false, true}) {
+  for (auto src : {TestCache::kRows, TestCache::kRowsAndCopy, TestCache::kCopyOnly}) {
+    const bool amx = src != TestCache::kRows;  // the f32 kernel reads the rows
     if (amx && !bf16_amx_available()) continue;
     for (int threads : {1, 2, 3})
       for (int64_t n_tok : {5, 16, 40}) {
@@ -225,7 +285,7 @@ TEST(Attention, PrepareRunsOncePerKvHeadBeforeItsInputsAreRead) {
           else attention(a, pool);
         };
         std::vector<float> want(n_tok * n_head * hd), got(want.size());
-        AttentionArgs a = ready.args(amx);
+        AttentionArgs a = ready.args(src);
         a.q = q.data();
         run(a, want);
 
@@ -250,12 +310,12 @@ TEST(Attention, PrepareRunsOncePerKvHeadBeforeItsInputsAreRead) {
           }
         };
         const FunctionRef<void(int64_t)> prepare = prepare_head;
-        AttentionArgs b = late.args(amx);
+        AttentionArgs b = late.args(src);
         b.q = q_late.data(), b.prepare = &prepare;
         run(b, got);
         for (int64_t h = 0; h < n_kv; ++h) EXPECT_EQ(calls[h].load(), 1) << "head " << h;
         ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
-            << (amx ? "amx" : "f32") << " threads " << threads << " tokens " << n_tok;
+            << (amx ? "amx" : "f32") << " source " << src << " threads " << threads << " tokens " << n_tok;
       }
   }
 }
