@@ -205,9 +205,9 @@ void pack_keys_copy(const uint16_t* k16, const int32_t* sl, int64_t n, int64_t h
     const __mmask16 live = lanes::mask_for(n - i0);
     const __m512i slots = _mm512_maskz_loadu_epi32(live, sl + i0);
     // 32-bit index of (slot, dimension pair 0): tile (slot / 16, step 0), row 0, column slot % 16.
-    const __m512i base =
-        _mm512_add_epi32(_mm512_mullo_epi32(_mm512_maskz_srli_epi32(0xffff, slots, 4), _mm512_set1_epi32(static_cast<int>(steps * 256))),
-                         _mm512_and_si512(slots, _mm512_set1_epi32(kTile - 1)));
+    const __m512i base = _mm512_add_epi32(
+        _mm512_mullo_epi32(_mm512_maskz_srli_epi32(0xffff, slots, 4), _mm512_set1_epi32(static_cast<int>(steps * 256))),
+        _mm512_and_si512(slots, _mm512_set1_epi32(kTile - 1)));
     for (int64_t s = 0; s < steps; ++s) {
       uint32_t* tile = d32 + (i0 / kTile * steps + s) * kTile * kTile;
       for (int r = 0; r < kTile; ++r) {
@@ -222,9 +222,10 @@ void pack_keys_copy(const uint16_t* k16, const int32_t* sl, int64_t n, int64_t h
 // in the high half of a 32-bit lane (so, as floats, the bf16 values widened): the row of the
 // copy's value tile interleaves the slot with its pair partner.
 inline __m512i copy_values_high(const uint16_t* v16, int64_t slot, int64_t dt, int64_t hd) {
-  // maskz shifts: GCC 12 warns that the unmasked ones read an uninitialised pass-through.
   const __m512i row = _mm512_loadu_si512(v16 + ((slot / kBlock * (hd / kTile) + dt) * kTile + slot % kBlock / 2) * 32);
-  return slot % 2 ? _mm512_and_si512(row, _mm512_set1_epi32(static_cast<int>(0xffff0000u))) : _mm512_maskz_slli_epi32(0xffff, row, 16);
+  // maskz shifts: GCC 12 warns that the unmasked ones read an uninitialised pass-through.
+  return slot % 2 ? _mm512_and_si512(row, _mm512_set1_epi32(static_cast<int>(0xffff0000u)))
+                  : _mm512_maskz_slli_epi32(0xffff, row, 16);
 }
 
 // The same blocks as pack_values, from the bf16 copy of values (same bits, as pack_keys_copy).
@@ -595,11 +596,15 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       const int64_t u_pad = round_up(std::max<int64_t>(n_union, 1), kTile);
       uint16_t* ku = sized(w.k_own, u_pad * hd);
       float* uscores = sized(w.union_scores, kTile * u_pad);
-      if (copy_only) pack_keys_copy(k_copy, uslots, n_union, hd, ku);
-      else pack_keys(kh, kv_stride, uslots, n_union, hd, ku);
+      if (copy_only)
+        pack_keys_copy(k_copy, uslots, n_union, hd, ku);
+      else
+        pack_keys(kh, kv_stride, uslots, n_union, hd, ku);
       float* vu = sized(w.v_union, std::max<int64_t>(n_union, 1) * hd);
-      if (copy_only) copy_value_rows(v_copy, uslots, n_union, hd, vu);
-      else round_value_rows(vh, kv_stride, uslots, n_union, hd, vu);
+      if (copy_only)
+        copy_value_rows(v_copy, uslots, n_union, hd, vu);
+      else
+        round_value_rows(vh, kv_stride, uslots, n_union, hd, vu);
       // Row tiles of whole tokens (16 / G tokens, up to 16 query rows), each taken through scores,
       // softmax and sums before the next: its scores (16 x l_pad f32) and weights stay in L1
       // between the phases (scoring all rows first spilled them to L2; ~10% of this kernel).
@@ -647,8 +652,10 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
           const int64_t n = len(t), r0 = (t - ta) * G, nf = n / kBlock * kBlock;
           if (nf > shared) {  // whole own blocks
             uint16_t* vo = sized(w.v_own, (nf - shared) * hd);
-            if (copy_only) pack_values_copy(v_copy, list(t) + shared, nf - shared, hd, vo);
-            else pack_values(vh, kv_stride, list(t) + shared, nf - shared, hd, vo);
+            if (copy_only)
+              pack_values_copy(v_copy, list(t) + shared, nf - shared, hd, vo);
+            else
+              pack_values(vh, kv_stride, list(t) + shared, nf - shared, hd, vo);
             configure(static_cast<int>(G));
             sum_blocks(p + r0 * l_pad + shared, l_pad, vo, (nf - shared) / kBlock, hd, acc + r0 * hd, false);
           }
