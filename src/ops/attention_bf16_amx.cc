@@ -32,7 +32,8 @@
 // which is a fixed function of that element's operands (the matrix kernel's contract,
 // ops/bf16_amx.h; tested here for rows and columns by tokens alone vs in batches,
 // tests/ops/attention_bf16_amx_test.cc). Tiles are configured with the row tile's rows (a lone
-// token's 1-2 rows load and store no more than that).
+// token's 1-2 rows load and store no more than that). The pair layout and the packing of keys and
+// values into it (from f32 rows or the cache's bf16 copy) are in ops/attention_bf16_pairs.h.
 //
 // Measured on the Xeon (24 layers, 16 tokens after 200, 2 threads): ~310 us against ~790 us for
 // the f32 kernel; one token after 200: ~75 us against ~100 us. The partial block on AVX-512
@@ -48,6 +49,7 @@
 #include <vector>
 
 #include "ops/attention.h"
+#include "ops/attention_bf16_pairs.h"
 #include "ops/bf16_amx.h"
 #include "ops/bf16_dot.h"
 #include "ops/lanes.h"
@@ -69,8 +71,8 @@ bool attention_amx_usable(int64_t n_head, int64_t n_kv_head, int64_t head_dim) {
 
 namespace {
 
-constexpr int kTile = 16;   // rows of a tile; keys per score tile; query rows per tile
-constexpr int kBlock = 32;  // keys per value block (one tile instruction's k dimension)
+using bf16_pairs::kBlock;  // keys per value block
+using bf16_pairs::kTile;   // rows of a tile; keys per score tile; query rows per tile
 constexpr int kConfigKey = 1 << 20;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -94,153 +96,6 @@ inline void convert_row(const float* row, int64_t hd, uint16_t* dst) {
     const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + c + 16), _mm512_loadu_ps(row + c));
     _mm512_storeu_si512(dst + c, reinterpret_cast<const __m512i&>(b));
   }
-}
-
-// Scatters one row of hd floats, as bf16 pairs (dimensions 2i, 2i + 1 in 32-bit element i), into
-// column `col` of pair-layout tiles [hd / 32][16 pairs][16 columns][2] at d32 (as 32-bit pairs:
-// [hd / 32][16][16]): key column of K^T, the B operand of the scores.
-inline void scatter_pairs(const float* row, int64_t hd, uint32_t* d32, int col) {
-  const __m512i stride = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                            _mm512_set1_epi32(kTile));
-  for (int64_t s = 0; s < hd / 32; ++s) {
-    const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + s * 32 + 16), _mm512_loadu_ps(row + s * 32));
-    _mm512_i32scatter_epi32(d32 + s * kTile * kTile + col, stride, reinterpret_cast<const __m512i&>(b), 4);
-  }
-}
-
-// 16 x 16 transpose of floats in registers (unpack, 64-bit unpack, two 128-bit shuffles).
-void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_maskz_unpacklo_ps(0xffff, r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_maskz_unpackhi_ps(0xffff, r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
-    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
-    r[4 * i] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(0xff, a, c));
-    r[4 * i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(0xff, a, c));
-    r[4 * i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(0xff, b, d));
-    r[4 * i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(0xff, b, d));
-  }
-  // r[4i + e]: rows 4i..4i+3 of elements e, 4 + e, 8 + e, 12 + e (one per 128-bit lane).
-  for (int e = 0; e < 4; ++e) {
-    t[e] = _mm512_maskz_shuffle_f32x4(0xffff, r[e], r[4 + e], 0x88);      // rows 0-7: elements e, 8 + e
-    t[4 + e] = _mm512_maskz_shuffle_f32x4(0xffff, r[e], r[4 + e], 0xdd);  // rows 0-7: elements 4 + e, 12 + e
-    t[8 + e] = _mm512_maskz_shuffle_f32x4(0xffff, r[8 + e], r[12 + e], 0x88);
-    t[12 + e] = _mm512_maskz_shuffle_f32x4(0xffff, r[8 + e], r[12 + e], 0xdd);
-  }
-  for (int e = 0; e < 4; ++e) {
-    r[e] = _mm512_maskz_shuffle_f32x4(0xffff, t[e], t[8 + e], 0x88);            // element e
-    r[8 + e] = _mm512_maskz_shuffle_f32x4(0xffff, t[e], t[8 + e], 0xdd);        // element 8 + e
-    r[4 + e] = _mm512_maskz_shuffle_f32x4(0xffff, t[4 + e], t[12 + e], 0x88);   // element 4 + e
-    r[12 + e] = _mm512_maskz_shuffle_f32x4(0xffff, t[4 + e], t[12 + e], 0xdd);  // element 12 + e
-  }
-}
-
-// K^T of keys sl[0, n) in pair layout, per 16 keys hd / 32 tiles [16 dim pairs][16 keys][2]
-// (k_pair_index; the cache's bf16 copy has the same layout): [ceil(n / 16)][hd / 32][16][16][2].
-// Keys past n are zero. Per 16 keys and 32 dimensions: the keys' bf16 pairs as 16 x 16 32-bit
-// elements, transposed in registers (a scatter per key and step was ~2x slower).
-void pack_keys(const float* k, int64_t kv_stride, const int32_t* sl, int64_t n, int64_t hd, uint16_t* dst) {
-  uint32_t* d32 = reinterpret_cast<uint32_t*>(dst);
-  for (int64_t i0 = 0; i0 < n; i0 += kTile) {
-    const int64_t cnt = std::min<int64_t>(kTile, n - i0);
-    for (int64_t s = 0; s < hd / 32; ++s) {
-      __m512 r[kTile];
-      for (int64_t i = 0; i < kTile; ++i) {
-        if (i >= cnt) {
-          r[i] = _mm512_setzero_ps();
-          continue;
-        }
-        const float* row = k + static_cast<int64_t>(sl[i0 + i]) * kv_stride + s * 32;
-        const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + 16), _mm512_loadu_ps(row));
-        r[i] = reinterpret_cast<const __m512&>(b);
-      }
-      transpose16(r);
-      uint32_t* tile = d32 + (i0 / kTile * (hd / 32) + s) * kTile * kTile;
-      for (int j = 0; j < kTile; ++j) _mm512_storeu_ps(reinterpret_cast<float*>(tile + j * kTile), r[j]);
-    }
-  }
-}
-
-// V rows of keys sl[0, n) in pair layout: per block of 32 keys and 16 dimensions one tile
-// [16 key pairs][16 dims][2], blocks [ceil(n / 32)][hd / 16]; keys past n are zero.
-void pack_values(const float* v, int64_t kv_stride, const int32_t* sl, int64_t n, int64_t hd, uint16_t* dst) {
-  // Interleaves [a0..a15 | b0..b15] into [a0 b0 a1 b1 ...].
-  alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
-                                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-  const __m512i idx = _mm512_load_si512(kInterleave);
-  const int64_t n_dt = hd / kTile;
-  for (int64_t b = 0; b * kBlock < n; ++b)
-    for (int r = 0; r < kTile; ++r) {
-      const int64_t ka = b * kBlock + 2 * r, kb = ka + 1;
-      if (ka >= n) {  // the rest of the last block: zero keys
-        for (int64_t dt = 0; dt < n_dt; ++dt)
-          _mm512_storeu_si512(dst + ((b * n_dt + dt) * kTile + r) * 32, _mm512_setzero_si512());
-        continue;
-      }
-      const float* ra = v + static_cast<int64_t>(sl[ka]) * kv_stride;
-      const float* rb = kb < n ? v + static_cast<int64_t>(sl[kb]) * kv_stride : nullptr;
-      for (int64_t dt = 0; dt < n_dt; ++dt) {
-        const __m512 xa = _mm512_loadu_ps(ra + dt * kTile);
-        const __m512 xb = rb ? _mm512_loadu_ps(rb + dt * kTile) : _mm512_setzero_ps();
-        const __m512bh ab = _mm512_cvtne2ps_pbh(xb, xa);
-        const __m512i pairs = _mm512_permutexvar_epi16(idx, reinterpret_cast<const __m512i&>(ab));
-        _mm512_storeu_si512(dst + ((b * n_dt + dt) * kTile + r) * 32, pairs);
-      }
-    }
-}
-
-// The same tiles as pack_keys, gathered from the cache's bf16 copy of keys (k_pair_index) instead
-// of converted from f32 rows: the copy holds each key rounded to nearest even, as pack_keys
-// rounds it, so both give the same bits (tested). Used when the cache keeps only the copy
-// (model/kv_cache.h: enable_bf16_only). Per 16 keys and 32 dimensions, one 16-lane gather per
-// dimension pair (tile row): lane c reads key c's pair from its slot's tile column.
-void pack_keys_copy(const uint16_t* k16, const int32_t* sl, int64_t n, int64_t hd, uint16_t* dst) {
-  const int* src = reinterpret_cast<const int*>(k16);
-  uint32_t* d32 = reinterpret_cast<uint32_t*>(dst);
-  const int64_t steps = hd / 32;
-  for (int64_t i0 = 0; i0 < n; i0 += kTile) {
-    const __mmask16 live = lanes::mask_for(n - i0);
-    const __m512i slots = _mm512_maskz_loadu_epi32(live, sl + i0);
-    // 32-bit index of (slot, dimension pair 0): tile (slot / 16, step 0), row 0, column slot % 16.
-    const __m512i base = _mm512_add_epi32(
-        _mm512_mullo_epi32(_mm512_maskz_srli_epi32(0xffff, slots, 4), _mm512_set1_epi32(static_cast<int>(steps * 256))),
-        _mm512_and_si512(slots, _mm512_set1_epi32(kTile - 1)));
-    for (int64_t s = 0; s < steps; ++s) {
-      uint32_t* tile = d32 + (i0 / kTile * steps + s) * kTile * kTile;
-      for (int r = 0; r < kTile; ++r) {
-        const __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(static_cast<int>(s * 256 + r * kTile)));
-        _mm512_storeu_si512(tile + r * kTile, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, idx, src, 4));
-      }
-    }
-  }
-}
-
-// One slot's 16 values of dimensions [16 dt, 16 dt + 16) from the bf16 copy (v_pair_index), each
-// in the high half of a 32-bit lane (so, as floats, the bf16 values widened): the row of the
-// copy's value tile interleaves the slot with its pair partner.
-inline __m512i copy_values_high(const uint16_t* v16, int64_t slot, int64_t dt, int64_t hd) {
-  const __m512i row = _mm512_loadu_si512(v16 + ((slot / kBlock * (hd / kTile) + dt) * kTile + slot % kBlock / 2) * 32);
-  // maskz shifts: GCC 12 warns that the unmasked ones read an uninitialised pass-through.
-  return slot % 2 ? _mm512_and_si512(row, _mm512_set1_epi32(static_cast<int>(0xffff0000u)))
-                  : _mm512_maskz_slli_epi32(0xffff, row, 16);
-}
-
-// The same blocks as pack_values, from the bf16 copy of values (same bits, as pack_keys_copy).
-void pack_values_copy(const uint16_t* v16, const int32_t* sl, int64_t n, int64_t hd, uint16_t* dst) {
-  const int64_t n_dt = hd / kTile;
-  for (int64_t b = 0; b * kBlock < n; ++b)
-    for (int r = 0; r < kTile; ++r) {
-      const int64_t ka = b * kBlock + 2 * r, kb = ka + 1;
-      for (int64_t dt = 0; dt < n_dt; ++dt) {
-        __m512i pairs = _mm512_setzero_si512();  // keys past n: zero
-        if (ka < n) pairs = _mm512_maskz_srli_epi32(0xffff, copy_values_high(v16, sl[ka], dt, hd), 16);
-        if (kb < n) pairs = _mm512_or_si512(pairs, copy_values_high(v16, sl[kb], dt, hd));
-        _mm512_storeu_si512(dst + ((b * n_dt + dt) * kTile + r) * 32, pairs);
-      }
-    }
 }
 
 // Raw scores of the row tile's query rows (q16: bf16 rows, row stride hd) against packed keys
@@ -394,28 +249,6 @@ void softmax_to_bf16(const float* const* s, int64_t n, float scale, uint16_t* co
   for (int r = 0; r < R; ++r) inv[r] = 1.0f / lanes::reduce(_mm512_add_ps(sum0[r], sum1[r]));
 }
 
-// Rows sl[0, n) of v (hd floats each) rounded to bf16 and widened back to f32: the operands of
-// partial_block(), equal to what the tiles multiply.
-void round_value_rows(const float* v, int64_t kv_stride, const int32_t* sl, int64_t n, int64_t hd, float* dst) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float* r = v + static_cast<int64_t>(sl[i]) * kv_stride;
-    for (int64_t d = 0; d < hd; d += 16) {
-      const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(r + d));
-      // maskz forms: GCC 12 warns that the unmasked ones read an uninitialised pass-through.
-      const __m512i w =
-          _mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, reinterpret_cast<const __m256i&>(h)), 16);
-      _mm512_storeu_ps(dst + i * hd + d, _mm512_castsi512_ps(w));
-    }
-  }
-}
-
-// round_value_rows() from the bf16 copy of values (the same floats).
-void copy_value_rows(const uint16_t* v16, const int32_t* sl, int64_t n, int64_t hd, float* dst) {
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t dt = 0; dt < hd / kTile; ++dt)
-      _mm512_storeu_si512(dst + i * hd + dt * kTile, copy_values_high(v16, sl[i], dt, hd));
-}
-
 // The last, partial value block of one query row (keys [nf, n) of its list, n - nf < 32) on
 // AVX-512 instead of a tile pass: acc[d] = fma(w_j, v_j[d], acc[d]) for j = nf, nf + 1, ... in
 // list order, w_j the row's bf16 weight and v_j the key's bf16 value (both exact in f32). Then
@@ -448,17 +281,6 @@ void partial_block(const uint16_t* p_row, const float* vals, const int32_t* idx,
       _mm512_storeu_si512(out16 + d0 + 32, reinterpret_cast<const __m512i&>(b23));
     }
   }
-}
-
-// Index of (slot, dimension d) in the pair layout of keys (pack_keys, kv_bf16_store): per 16 slots
-// hd / 32 tiles [16 dimension pairs][16 slots][2].
-inline int64_t k_pair_index(int64_t slot, int64_t d, int64_t hd) {
-  return ((slot / kTile * (hd / 32) + d / 32) * kTile + d % 32 / 2) * 32 + slot % kTile * 2 + d % 2;
-}
-
-// Index of (slot, dimension d) in the pair layout of values (pack_values, kv_bf16_store).
-inline int64_t v_pair_index(int64_t slot, int64_t d, int64_t hd) {
-  return ((slot / kBlock * (hd / kTile) + d / kTile) * kTile + slot % kBlock / 2) * 32 + d % kTile * 2 + slot % 2;
 }
 
 // First index where lists a and b differ within [0, n) (n when equal), 16 entries per compare.
@@ -540,8 +362,6 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       const int64_t kvh = i / n_chunks, t0 = i % n_chunks * chunk, t1 = std::min(a.n_tok, t0 + chunk);
       const int64_t rows = (t1 - t0) * G;
       if (prepare_in_unit) (*a.prepare)(kvh);
-      const float* kh = copy_only ? nullptr : a.k + kvh * head_stride;
-      const float* vh = copy_only ? nullptr : a.v + kvh * head_stride;
       auto list = [&](int64_t t) { return vis.slots.data() + vis.offsets[t]; };
       auto len = [&](int64_t t) { return vis.offsets[t + 1] - vis.offsets[t]; };
       auto q_row = [&](int64_t r) { return a.q + (t0 + r / G) * q_stride + (kvh * G + r % G) * hd; };
@@ -554,6 +374,10 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       const int64_t m = a.k16 ? identity_prefix(list(t0), shared) / kBlock * kBlock : 0;
       const uint16_t* k_copy = a.k16 ? a.k16 + kvh * a.kv16_head_stride : nullptr;
       const uint16_t* v_copy = a.v16 ? a.v16 + kvh * a.kv16_head_stride : nullptr;
+      // Every other key and value: packed from the f32 rows, or from the copy when there are none.
+      bf16_pairs::KvSource src;
+      if (copy_only) src.k16 = k_copy, src.v16 = v_copy;
+      else src.k = a.k + kvh * head_stride, src.v = a.v + kvh * head_stride, src.stride = kv_stride;
       // One row tile's buffers (rows of the tile's tokens from 0).
       float* scores = sized(w.scores, kTile * l_pad);
       uint16_t* p = sized(w.p, kTile * l_pad);
@@ -562,13 +386,8 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       uint16_t* q16 = sized(w.q16, kTile * hd);
       uint16_t* ks = sized(w.k_shared, std::max<int64_t>(shared - m, 1) * hd);
       uint16_t* vs = sized(w.v_shared, std::max<int64_t>(shared - m, 1) * hd);
-      if (copy_only) {
-        pack_keys_copy(k_copy, list(t0) + m, shared - m, hd, ks);
-        pack_values_copy(v_copy, list(t0) + m, shared - m, hd, vs);
-      } else {
-        pack_keys(kh, kv_stride, list(t0) + m, shared - m, hd, ks);
-        pack_values(vh, kv_stride, list(t0) + m, shared - m, hd, vs);
-      }
+      src.pack_keys(list(t0) + m, shared - m, hd, ks);
+      src.pack_values(list(t0) + m, shared - m, hd, vs);
       // The chunk's own keys (list entries past the shared part), each slot once: their scores are
       // computed for every row at once and each token picks its own (a key's score does not depend
       // on its tile position). For a verification tree: the committed tail and the tree's slots.
@@ -596,15 +415,9 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       const int64_t u_pad = round_up(std::max<int64_t>(n_union, 1), kTile);
       uint16_t* ku = sized(w.k_own, u_pad * hd);
       float* uscores = sized(w.union_scores, kTile * u_pad);
-      if (copy_only)
-        pack_keys_copy(k_copy, uslots, n_union, hd, ku);
-      else
-        pack_keys(kh, kv_stride, uslots, n_union, hd, ku);
+      src.pack_keys(uslots, n_union, hd, ku);
       float* vu = sized(w.v_union, std::max<int64_t>(n_union, 1) * hd);
-      if (copy_only)
-        copy_value_rows(v_copy, uslots, n_union, hd, vu);
-      else
-        round_value_rows(vh, kv_stride, uslots, n_union, hd, vu);
+      src.value_rows(uslots, n_union, hd, vu);
       // Row tiles of whole tokens (16 / G tokens, up to 16 query rows), each taken through scores,
       // softmax and sums before the next: its scores (16 x l_pad f32) and weights stay in L1
       // between the phases (scoring all rows first spilled them to L2; ~10% of this kernel).
@@ -652,10 +465,7 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
           const int64_t n = len(t), r0 = (t - ta) * G, nf = n / kBlock * kBlock;
           if (nf > shared) {  // whole own blocks
             uint16_t* vo = sized(w.v_own, (nf - shared) * hd);
-            if (copy_only)
-              pack_values_copy(v_copy, list(t) + shared, nf - shared, hd, vo);
-            else
-              pack_values(vh, kv_stride, list(t) + shared, nf - shared, hd, vo);
+            src.pack_values(list(t) + shared, nf - shared, hd, vo);
             configure(static_cast<int>(G));
             sum_blocks(p + r0 * l_pad + shared, l_pad, vo, (nf - shared) / kBlock, hd, acc + r0 * hd, false);
           }
@@ -676,41 +486,10 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
   });
 }
 
-void kv_bf16_store(const float* k_row, const float* v_row, int64_t hd, int64_t slot, uint16_t* k16, uint16_t* v16) {
-  SWIFT_CHECK(hd % 64 == 0 && hd <= 512, "head dim {}", hd);
-  scatter_pairs(k_row, hd, reinterpret_cast<uint32_t*>(k16 + k_pair_index(slot, 0, hd)), 0);
-  // Value d of this slot goes to lane 2 (d % 16) + slot % 2 of row slot % 32 / 2 of tile d / 16:
-  // spread 16 values to every other lane and store those lanes only.
-  alignas(64) static const uint16_t kSpread[32] = {0, 0, 1, 1, 2,  2,  3,  3,  4,  4,  5,  5,  6,  6,  7,  7,
-                                                   8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15};
-  const __m512i idx = _mm512_load_si512(kSpread);
-  const __mmask32 lanes = slot % 2 ? 0xAAAAAAAAu : 0x55555555u;
-  for (int64_t dt = 0; dt < hd / kTile; ++dt) {
-    const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(v_row + dt * kTile));
-    const __m512i spread = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(reinterpret_cast<const __m256i&>(h)));
-    _mm512_mask_storeu_epi16(v16 + v_pair_index(slot, dt * kTile, hd) - slot % 2, lanes, spread);
-  }
-}
-
-void kv_bf16_move(int64_t from, int64_t to, int64_t hd, uint16_t* k16, uint16_t* v16) {
-  for (int64_t d = 0; d < hd; ++d) {
-    k16[k_pair_index(to, d, hd)] = k16[k_pair_index(from, d, hd)];
-    v16[v_pair_index(to, d, hd)] = v16[v_pair_index(from, d, hd)];
-  }
-}
-
 #else
 
 void attention_bf16_amx(const AttentionArgs& a, ThreadPool&) {
   SWIFT_CHECK(false, "AMX attention called in a build without AMX ({} heads)", a.n_head);
-}
-
-void kv_bf16_store(const float*, const float*, int64_t hd, int64_t, uint16_t*, uint16_t*) {
-  SWIFT_CHECK(false, "bf16 KV copy in a build without AMX (head dim {})", hd);
-}
-
-void kv_bf16_move(int64_t, int64_t, int64_t hd, uint16_t*, uint16_t*) {
-  SWIFT_CHECK(false, "bf16 KV copy in a build without AMX (head dim {})", hd);
 }
 
 #endif

@@ -1,0 +1,49 @@
+// The pair layout of AMX attention's tile operands (ops/attention_bf16_amx.cc), which the KV
+// cache's bf16 copy also uses (ops/attention.h: kv_bf16_store), and the packing of keys and values
+// into it, from f32 rows or from that copy.
+//
+// Keys: K^T per 16 slots (or keys of a list) and 32 dimensions, one tile [16 dimension pairs][16
+// keys][2] (the scores' B operand). Values: per 32 keys and 16 dimensions, one tile [16 key
+// pairs][16 dimensions][2] (the sums' B operand). Invariant: packing a key or value from its f32
+// row or from the copy it was stored into gives the same bits (both round to nearest even once),
+// so a cache may keep the copy only (model/kv_cache.h: enable_bf16_only) and attention does not
+// change (tests/ops/attention_bf16_amx_test.cc).
+#pragma once
+
+#include <cstdint>
+
+namespace swift::bf16_pairs {
+
+constexpr int kTile = 16;   // rows of a tile; keys per key tile
+constexpr int kBlock = 32;  // keys per value block (one tile instruction's k dimension)
+
+// Index of (slot, dimension d) in the pair layout of keys: per 16 slots hd / 32 tiles [16 dimension
+// pairs][16 slots][2].
+inline int64_t k_pair_index(int64_t slot, int64_t d, int64_t hd) {
+  return ((slot / kTile * (hd / 32) + d / 32) * kTile + d % 32 / 2) * 32 + slot % kTile * 2 + d % 2;
+}
+
+// Index of (slot, dimension d) in the pair layout of values: per 32 slots hd / 16 tiles [16 slot
+// pairs][16 dimensions][2].
+inline int64_t v_pair_index(int64_t slot, int64_t d, int64_t hd) {
+  return ((slot / kBlock * (hd / kTile) + d / kTile) * kTile + slot % kBlock / 2) * 32 + d % kTile * 2 + slot % 2;
+}
+
+// Where attention reads one KV head's keys and values by slot: f32 rows (k, v, `stride` floats
+// apart), or, with k == null, the cache's bf16 copy (k16, v16) only. hd is a multiple of 64.
+struct KvSource {
+  const float* k = nullptr;
+  const float* v = nullptr;
+  int64_t stride = 0;
+  const uint16_t* k16 = nullptr;
+  const uint16_t* v16 = nullptr;
+
+  // K^T of keys sl[0, n) in pair layout: [ceil(n / 16)][hd / 32][16][16][2]; keys past n zero.
+  void pack_keys(const int32_t* sl, int64_t n, int64_t hd, uint16_t* dst) const;
+  // V of keys sl[0, n) in pair layout: [ceil(n / 32)][hd / 16][16][16][2]; keys past n zero.
+  void pack_values(const int32_t* sl, int64_t n, int64_t hd, uint16_t* dst) const;
+  // Values of sl[0, n) rounded to bf16 and widened back to f32 ([n][hd]): what the tiles multiply.
+  void value_rows(const int32_t* sl, int64_t n, int64_t hd, float* dst) const;
+};
+
+}  // namespace swift::bf16_pairs
