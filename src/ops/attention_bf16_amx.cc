@@ -53,6 +53,7 @@
 #include "ops/bf16_amx.h"
 #include "ops/bf16_dot.h"
 #include "ops/lanes.h"
+#include "util/aligned.h"
 #include "util/check.h"
 #include "util/half.h"
 
@@ -179,24 +180,32 @@ void sum_blocks(const uint16_t* p, int64_t p_stride, const uint16_t* vp, int64_t
   }
 }
 
-// 2^t for t <= 0 to f32 accuracy (relative error < 1e-6; below -150 it is 0), cheaper than
-// lanes::exp (~10 instructions instead of ~25): t = n + r with n an integer and |r| <= 1/2,
-// 2^r = 1 + r P(r) with Cephes' exp2f polynomial, then scaled by 2^n (vscalefps). The weights
-// are rounded to bf16 (relative 2^-9) right after.
-inline __m512 exp2_nonpositive(__m512 t) {
+// Maximum of a row's n raw scores (n >= 1; exact in any order): two lane chains, then a
+// butterfly over 256-, 128-, 64- and 32-bit halves (maskz forms: GCC 12 warns on
+// _mm512_reduce_max_ps's unmasked ones). Run for all rows of a row tile before their softmax:
+// independent rows side by side overlap their dependent chains, where a row's maximum just
+// before its own exp pass left that latency exposed (softmax phase of a 16-token unit after 300
+// tokens 10.1-10.7K -> 9.4-9.9K TSC cycles, three paired runs, Xeon).
+inline float row_max(const float* s, int64_t n) {
   constexpr __mmask16 kAll = 0xffff;
-  t = _mm512_maskz_max_ps(kAll, t, _mm512_set1_ps(-150.0f));
-  const __m512 n = _mm512_maskz_roundscale_ps(kAll, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 r = _mm512_sub_ps(t, n);
-  __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
-  for (float c : {1.339887440266574e-3f, 9.618437357674640e-3f, 5.550332471162809e-2f, 2.402264791363012e-1f,
-                  6.931472028550421e-1f})
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
-  return _mm512_maskz_scalef_ps(kAll, _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f)), n);
+  __m512 mv0 = _mm512_set1_ps(-INFINITY), mv1 = mv0;
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    mv0 = _mm512_maskz_max_ps(kAll, mv0, _mm512_loadu_ps(s + j));
+    mv1 = _mm512_maskz_max_ps(kAll, mv1, _mm512_loadu_ps(s + j + 16));
+  }
+  for (; j < n; j += 16) mv0 = _mm512_maskz_max_ps(kAll, mv0, _mm512_mask_loadu_ps(mv0, lanes::mask_for(n - j), s + j));
+  __m512 m = _mm512_maskz_max_ps(kAll, mv0, mv1);
+  m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_shuffle_f32x4(kAll, m, m, 0x4E));
+  m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_shuffle_f32x4(kAll, m, m, 0xB1));
+  m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_permute_ps(kAll, m, 0x4E));
+  m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_permute_ps(kAll, m, 0xB1));
+  return _mm512_cvtss_f32(m);
 }
 
-// Softmax weights of R rows (1 or 2) of n raw scores each straight to bf16: w_j = 2^(s_j c - max
-// c), c = scale log2(e) (one fma per 16 keys: e^(scale (s_j - max))), into p[r][0, n) rounded to
+// Softmax weights of R rows (1 or 2) of n raw scores each, maxima mx (row_max), straight to bf16:
+// w_j = 2^(s_j c - max c) (lanes::exp2), c = scale log2(e) (one fma per 16 keys:
+// e^(scale (s_j - max))), into p[r][0, n) rounded to
 // nearest even, zeros on to the next multiple of 32 (the value block's width); inv[r] = 1 / sum_j
 // w_j with the f32 weights summed in 16 lanes (key j into lane j % 16, keys in order, two sums for
 // keys j % 32 < 16 and >= 16) and the lanes reduced in a fixed tree. Two passes over the scores
@@ -205,27 +214,11 @@ inline __m512 exp2_nonpositive(__m512 t) {
 // A row's operations do not depend on R: two rows (a token's query heads, same n) interleave
 // their exp chains (~9% faster than one row at a time, 32 rows x 316 keys warm), same bits.
 template <int R>
-void softmax_to_bf16(const float* const* s, int64_t n, float scale, uint16_t* const* p, float* inv) {
-  constexpr __mmask16 kAll = 0xffff;
+void softmax_to_bf16(const float* const* s, int64_t n, float scale, const float* mx, uint16_t* const* p, float* inv) {
   __m512 mc[R], sum0[R], sum1[R];
   const __m512 c = _mm512_set1_ps(scale * lanes::kLog2e);
   for (int r = 0; r < R; ++r) {
-    __m512 mv0 = _mm512_set1_ps(-INFINITY), mv1 = mv0;
-    int64_t j = 0;
-    for (; j + 32 <= n; j += 32) {
-      mv0 = _mm512_maskz_max_ps(kAll, mv0, _mm512_loadu_ps(s[r] + j));
-      mv1 = _mm512_maskz_max_ps(kAll, mv1, _mm512_loadu_ps(s[r] + j + 16));
-    }
-    for (; j < n; j += 16)
-      mv0 = _mm512_maskz_max_ps(kAll, mv0, _mm512_mask_loadu_ps(mv0, lanes::mask_for(n - j), s[r] + j));
-    // Max is exact in any order: a butterfly over 256-, 128-, 64- and 32-bit halves leaves it in
-    // every lane (maskz forms: GCC 12 warns on _mm512_reduce_max_ps's unmasked ones).
-    __m512 m = _mm512_maskz_max_ps(kAll, mv0, mv1);
-    m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_shuffle_f32x4(kAll, m, m, 0x4E));
-    m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_shuffle_f32x4(kAll, m, m, 0xB1));
-    m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_permute_ps(kAll, m, 0x4E));
-    m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_permute_ps(kAll, m, 0xB1));
-    mc[r] = _mm512_mul_ps(m, c);
+    mc[r] = _mm512_mul_ps(_mm512_set1_ps(mx[r]), c);
     sum0[r] = sum1[r] = _mm512_setzero_ps();
   }
   int64_t j = 0;
@@ -237,14 +230,15 @@ void softmax_to_bf16(const float* const* s, int64_t n, float scale, uint16_t* co
   };
   for (; j + 32 <= n; j += 32)
     for (int r = 0; r < R; ++r)
-      step(r, exp2_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(s[r] + j), c, mc[r])),
-           exp2_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(s[r] + j + 16), c, mc[r])));
+      step(r, lanes::exp2<true>(_mm512_fmsub_ps(_mm512_loadu_ps(s[r] + j), c, mc[r])),
+           lanes::exp2<true>(_mm512_fmsub_ps(_mm512_loadu_ps(s[r] + j + 16), c, mc[r])));
   if (j < n) {
     const __mmask16 m0 = lanes::mask_for(n - j), m1 = lanes::mask_for(std::max<int64_t>(n - j - 16, 0));
     for (int r = 0; r < R; ++r)
       step(r,
-           _mm512_maskz_mov_ps(m0, exp2_nonpositive(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m0, s[r] + j), c, mc[r]))),
-           _mm512_maskz_mov_ps(m1, exp2_nonpositive(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m1, s[r] + j + 16), c, mc[r]))));
+           _mm512_maskz_mov_ps(m0, lanes::exp2<true>(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m0, s[r] + j), c, mc[r]))),
+           _mm512_maskz_mov_ps(m1,
+                               lanes::exp2<true>(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m1, s[r] + j + 16), c, mc[r]))));
   }
   for (int r = 0; r < R; ++r) inv[r] = 1.0f / lanes::reduce(_mm512_add_ps(sum0[r], sum1[r]));
 }
@@ -321,10 +315,10 @@ struct Scratch {
   std::vector<float> inv;           // [16]
 };
 
+// Room for n elements, 64-byte aligned: the tiles load and store these rows (util/aligned.h).
 template <typename T>
 T* sized(std::vector<T>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) < n) v.resize(n);
-  return v.data();
+  return grow_aligned64(v, n);
 }
 
 }  // namespace
@@ -447,13 +441,22 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
               _mm512_mask_storeu_ps(sr + shared + j, mk, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, ix, us, 4));
             }
           }
+        }
+        float mx[kTile];
+        for (int64_t r = 0; r < tr; ++r) {
+          const int64_t n = len(ta + r / G);
+          mx[r] = n > 0 ? row_max(scores + r * l_pad, n) : 0.0f;
+        }
+        for (int64_t t = ta; t < tb; ++t) {
+          const int64_t n = len(t), r0 = (t - ta) * G;
           for (int64_t h = 0; h < G; h += 2) {  // the token's rows two at a time (same n)
             const int64_t h2 = h + 1 < G ? h + 1 : h;  // an odd G's last row runs alone
             const float* sr[2] = {scores + (r0 + h) * l_pad, scores + (r0 + h2) * l_pad};
             uint16_t* pr[2] = {p + (r0 + h) * l_pad, p + (r0 + h2) * l_pad};
+            const float m2[2] = {mx[r0 + h], mx[r0 + h2]};
             if (n == 0) std::fill_n(inv + r0 + h, std::min<int64_t>(2, G - h), 0.0f);
-            else if (h + 1 < G) softmax_to_bf16<2>(sr, n, a.scale, pr, inv + r0 + h);
-            else softmax_to_bf16<1>(sr, n, a.scale, pr, inv + r0 + h);
+            else if (h + 1 < G) softmax_to_bf16<2>(sr, n, a.scale, m2, pr, inv + r0 + h);
+            else softmax_to_bf16<1>(sr, n, a.scale, m2, pr, inv + r0 + h);
           }
         }
         // Weighted sums over the shared blocks for the tile's rows, then each token's own whole

@@ -38,6 +38,30 @@ constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
 constexpr float kExpP[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
                             4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
 
+// 2^t to f32 accuracy for the bf16 math's softmax weights and SiLU, whose results are rounded to
+// bf16 (relative 2^-9) right after: t = n + r with n = t rounded to nearest and |r| <= 1/2,
+// 2^r = 1 + r P(r) with Cephes' exp2f polynomial (relative error < 2e-7 against std::exp2,
+// tests/ops/elementwise_test.cc), scaled by 2^n (vscalefps; ldexp in the portable path, the
+// same correctly rounded result). t is clamped to [kExp2Min, kExp2Max] first (below, 2^t is 0;
+// above, 2^126 keeps 1 + 2^t finite); kNonPositive skips the upper clamp for callers whose t
+// is never above 0 (softmax: scores minus their maximum). ~10 instructions per 16 lanes against
+// exp's ~25: the SiLU of a 16-token verification pass's SwiGLU went 0.50 -> 0.27 ns per element
+// (warm, 32-wide rows as the AMX SwiGLU epilogue calls it, Xeon).
+constexpr float kExp2Min = -150.0f, kExp2Max = 126.0f;
+constexpr float kExp2P[6] = {1.535336188319500e-4f, 1.339887440266574e-3f, 9.618437357674640e-3f,
+                             5.550332471162809e-2f, 2.402264791363012e-1f, 6.931472028550421e-1f};
+
+// The scalar form of exp2 (the portable path, and the reference the AVX-512 path must equal).
+inline float exp2_scalar(float t, bool non_positive = false) {
+  if (std::isnan(t)) return t;
+  t = t > kExp2Min ? t : kExp2Min;
+  if (!non_positive) t = t < kExp2Max ? t : kExp2Max;
+  const float n = std::nearbyint(t), r = t - n;
+  float p = kExp2P[0];
+  for (int i = 1; i < 6; ++i) p = std::fma(p, r, kExp2P[i]);
+  return std::ldexp(std::fma(p, r, 1.0f), static_cast<int>(n));
+}
+
 // The scalar form of exp: the portable path, and the reference the AVX-512 path must equal bit
 // for bit (tests/ops/attention_test.cc).
 inline float exp_scalar(float x) {
@@ -151,6 +175,18 @@ inline Vec exp(Vec x) {
   out = _mm512_mask_mov_ps(out, big, _mm512_set1_ps(INFINITY));
   return _mm512_mask_mov_ps(out, nan, x);
 }
+// 2^t, see exp2_scalar (NaN lanes give 0 here: vmaxps returns the bound for them).
+template <bool kNonPositive = false>
+inline Vec exp2(Vec t) {
+  constexpr __mmask16 kAll = 0xffff;
+  t = _mm512_maskz_max_ps(kAll, t, _mm512_set1_ps(kExp2Min));
+  if constexpr (!kNonPositive) t = _mm512_maskz_min_ps(kAll, t, _mm512_set1_ps(kExp2Max));
+  const __m512 n = _mm512_maskz_roundscale_ps(kAll, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(kExp2P[0]);
+  for (int i = 1; i < 6; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp2P[i]));
+  return _mm512_maskz_scalef_ps(kAll, _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f)), n);
+}
 #else
 struct Vec {
   float v[kLanes];
@@ -229,6 +265,11 @@ inline float reduce(Vec a) {
 }
 inline Vec exp(Vec a) {
   for (float& x : a.v) x = exp_scalar(x);
+  return a;
+}
+template <bool kNonPositive = false>
+inline Vec exp2(Vec a) {
+  for (float& x : a.v) x = std::isnan(x) ? 0.0f : exp2_scalar(x, kNonPositive);
   return a;
 }
 #endif

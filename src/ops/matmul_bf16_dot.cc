@@ -12,6 +12,7 @@
 
 #include "ops/bf16_dot.h"
 #include "ops/panel.h"
+#include "util/aligned.h"
 #include "util/check.h"
 #include "util/half.h"
 
@@ -162,10 +163,10 @@ void bf16_round_rows_into(const float* x, int64_t n_tok, int64_t cols, uint16_t*
 const uint16_t* bf16_round_rows(const float* x, int64_t n_tok, int64_t cols) {
   // The buffer belongs to the calling thread and only grows: no allocation per token in steady
   // state. Stored as pairs: the dot-product kernel broadcasts one 32-bit pair at a time.
+  // 64-byte aligned: the AMX kernel loads its rows as tiles (util/aligned.h).
   thread_local std::vector<uint32_t> buf;
   const int64_t width = 2 * n_pairs(cols);
-  if (static_cast<int64_t>(buf.size()) * 2 < n_tok * width) buf.resize(static_cast<size_t>(n_tok * width / 2));
-  auto* out = reinterpret_cast<uint16_t*>(buf.data());
+  auto* out = reinterpret_cast<uint16_t*>(grow_aligned64(buf, n_tok * width / 2));
   bf16_round_rows_into(x, n_tok, cols, out);
   return out;
 }

@@ -177,7 +177,9 @@ TEST(KvCache, Bf16OnlyHoldsWhatTheCopyOfTheRowsWouldAndNoF32Rows) {
         ++compared;
         EXPECT_EQ(cache.k16(l)[i], k16[i]) << "layer " << l << " key element " << i;
       }
-      if (v16[i] != 0) EXPECT_EQ(cache.v16(l)[i], v16[i]) << "layer " << l << " value element " << i;
+      if (v16[i] != 0) {
+        EXPECT_EQ(cache.v16(l)[i], v16[i]) << "layer " << l << " value element " << i;
+      }
     }
     EXPECT_GT(compared, 7 * 2 * hd / 2) << "layer " << l;
   }

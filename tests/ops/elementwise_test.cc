@@ -1,11 +1,13 @@
 // Row-wise kernels against scalar references (ops/elementwise.h).
 #include "ops/elementwise.h"
 
+#include "ops/lanes.h"
 #include "ops/rope.h"
 #include "util/half.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -58,8 +60,9 @@ TEST(Argmax, NonFiniteValuesFollowTheScalarRule) {
   EXPECT_EQ(argmax_first(p.data(), 4), 1);
 }
 
-// The fused bf16 outputs must be the plain kernels' f32 values rounded to nearest even, bit for
-// bit, on odd widths (masked tails, the zero pad column) and with or without the f32 rows.
+// The fused bf16 outputs must be their f32 values rounded to nearest even, bit for bit (rmsnorm's:
+// the plain kernel's; the SwiGLU gate's: its formula with lanes::exp2_scalar), on odd widths
+// (masked tails, the zero pad column) and with or without the f32 rows.
 TEST(RowKernelsBf16, EqualThePlainKernelsRounded) {
   std::mt19937 rng(11);
   std::normal_distribution<float> nd(0.0f, 3.0f);
@@ -91,9 +94,10 @@ TEST(RowKernelsBf16, EqualThePlainKernelsRounded) {
         EXPECT_EQ(y[0], -1.0f) << "f32 rows written though not asked for";
       }
     }
+    // silu_mul_bf16: its formula written out with the scalar exp2 (the same IEEE operations).
     std::vector<float> sref(n), s(n, -1.0f);
     std::vector<uint16_t> s16(w16, 0xFFFF);
-    silu_mul(x.data(), u.data(), n, sref.data());
+    for (int64_t i = 0; i < n; ++i) sref[i] = (x[i] / (1.0f + lanes::exp2_scalar(x[i] * -lanes::kLog2e))) * u[i];
     silu_mul_bf16(x.data(), u.data(), n, s.data(), s16.data());
     for (int64_t i = 0; i < n; ++i) {
       ASSERT_EQ(std::memcmp(&s[i], &sref[i], 4), 0) << "silu f32 n " << n << " i " << i;
@@ -106,6 +110,74 @@ TEST(RowKernelsBf16, EqualThePlainKernelsRounded) {
     silu_mul_bf16(x.data(), u.data(), n, nullptr, s16.data());
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(s16[i], f32_to_bf16(sref[i])) << "silu (bf16 only) n " << n;
   }
+}
+
+// lanes::exp2 (softmax weights and SiLU of --math bf16): the vector path equals the scalar one bit
+// for bit, and both are within 2e-7 relative of std::exp2 over the normal range; below it the
+// result is a correctly rounded denormal or 0, and the clamps hold at both ends.
+TEST(Exp2, WithinTwoTenMillionthsOfStdExp2AndSameBitsOnEveryPath) {
+  std::vector<float> ts;
+  for (float t = 130.0f; t > -160.0f; t -= 0.00077f) ts.push_back(t);
+  for (float t : {-0.0f, 0.0f, 0.5f, -0.5f, 1e-30f, -1e-30f, 126.0f, 125.999f, -126.0f, -149.0f, -149.5f, -150.0f,
+                  -151.0f, 1000.0f, -1000.0f})
+    ts.push_back(t);
+  double worst = 0;
+  for (size_t i = 0; i < ts.size(); i += lanes::kLanes) {
+    const int64_t n = std::min<int64_t>(lanes::kLanes, static_cast<int64_t>(ts.size() - i));
+    const lanes::Mask m = lanes::mask_for(n);
+    float out[lanes::kLanes], out_np[lanes::kLanes];
+    lanes::store(out, lanes::exp2(lanes::load(ts.data() + i, m)), m);
+    lanes::store(out_np, lanes::exp2<true>(lanes::load(ts.data() + i, m)), m);
+    for (int64_t l = 0; l < n; ++l) {
+      const float t = ts[i + l], scalar = lanes::exp2_scalar(t);
+      ASSERT_EQ(0, std::memcmp(&out[l], &scalar, 4)) << "t=" << t;
+      if (t <= 0.0f) {  // the variant without the upper clamp agrees where it applies
+        ASSERT_EQ(0, std::memcmp(&out_np[l], &scalar, 4)) << "t=" << t;
+        const float np = lanes::exp2_scalar(t, true);
+        ASSERT_EQ(0, std::memcmp(&np, &scalar, 4)) << "t=" << t;
+      }
+      const double want = std::exp2(static_cast<double>(std::clamp(t, lanes::kExp2Min, lanes::kExp2Max)));
+      if (t >= -126.0f) {
+        const double rel = std::fabs(out[l] - want) / want;
+        worst = std::max(worst, rel);
+        ASSERT_LE(rel, 2e-7) << "t=" << t << " got " << out[l] << " want " << want;
+      } else {  // denormal results: within one step of the smallest denormal (2^-149)
+        ASSERT_LE(std::fabs(out[l] - want), std::ldexp(1.0, -149)) << "t=" << t;
+      }
+    }
+  }
+  std::printf("[ exp2 ] worst relative difference from std::exp2: %.3g over %zu inputs\n", worst, ts.size());
+  EXPECT_EQ(lanes::exp2_scalar(-150.0f), 0.0f);
+  EXPECT_EQ(lanes::exp2_scalar(-1000.0f), 0.0f);
+  EXPECT_EQ(lanes::exp2_scalar(0.0f), 1.0f);
+  EXPECT_EQ(lanes::exp2_scalar(10.0f), 1024.0f);
+  EXPECT_EQ(lanes::exp2_scalar(1000.0f), std::ldexp(1.0f, 126));  // clamped: 1 + 2^t stays finite
+}
+
+// silu_mul_bf16's SiLU against the exact one (double): within 1e-6 relative for |g| < 16 (where
+// the activations of a trained model live) and 5e-6 down to g = -87 (the rounding of -g log2 e
+// in f32 grows with |g|), and it keeps its sign and the zero crossing.
+TEST(SiluBf16, CloseToTheExactSiluOverTheWholeRange) {
+  std::vector<float> g;
+  for (float v = -87.0f; v < 88.0f; v += 0.00091f) g.push_back(v);
+  for (float v : {0.0f, -0.0f, 1e-20f, -1e-20f, 1e-3f, -1e-3f}) g.push_back(v);
+  std::vector<float> ones(g.size(), 1.0f), out(g.size());
+  std::vector<uint16_t> out16(g.size() + 1);
+  silu_mul_bf16(g.data(), ones.data(), static_cast<int64_t>(g.size()), out.data(), out16.data());
+  double worst_small = 0, worst = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double exact = g[i] / (1.0 + std::exp(-static_cast<double>(g[i])));
+    if (exact == 0.0) {
+      ASSERT_EQ(out[i], 0.0f) << "g=" << g[i];
+      continue;
+    }
+    const double rel = std::fabs(out[i] - exact) / std::fabs(exact);
+    if (std::fabs(g[i]) < 16.0f) worst_small = std::max(worst_small, rel);
+    worst = std::max(worst, rel);
+    ASSERT_LE(rel, std::fabs(g[i]) < 16.0f ? 1e-6 : 5e-6) << "g=" << g[i] << " got " << out[i] << " exact " << exact;
+  }
+  std::printf("[ silu ] worst relative difference from the exact SiLU: %.3g for |g| < 16, %.3g over [-87, 88]\n",
+              worst_small, worst);
 }
 
 // Rotary read from strided rows (the Q or K part of fused Q|K|V rows) equals copying the rows
