@@ -59,7 +59,10 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath math)
 }
 
 std::string Transformer::math_description() const {
-  if (math_ == MatMath::kF32) return "f32";
+  if (math_ == MatMath::kF32) {
+    const MatView& m = w_.layers.empty() ? w_.lm_head : w_.layers[0].wo;
+    return f32_amx_usable(m) ? "f32 (prompt prefill on AMX tiles, three bf16 parts per activation)" : "f32";
+  }
   const MatView& m = w_.layers.empty() ? w_.lm_head : w_.layers[0].wo;
   std::string d = bf16_amx_usable(m) ? "bf16 on AMX tiles" : "bf16 with AVX-512 BF16 dot products";
   if (amx_attention_) d += ", attention on AMX tiles";

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "ops/bf16_amx.h"
 #include "ops/lanes.h"
 #include "ops/matmul.h"
 #include "util/check.h"
@@ -87,8 +88,10 @@ void panel_rows(const float* panel, int64_t cols, const float* x, int64_t n_tok,
 
 void matmul_prefill(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
   SWIFT_CHECK(n_tok >= 1);
-  // Packed weights: matmul()'s kernels already read them without per-call packing (the f32 panel
-  // kernel sums in this order; the bf16 ones have their own contracts).
+  // BF16 panels with AMX: three bf16 products per step, f32-accurate (ops/bf16_amx.h).
+  if (f32_amx_usable(w)) return matmul_f32_amx(w, x, n_tok, y, bias, pool);
+  // Other packed weights: matmul()'s kernels already read them without per-call packing (the f32
+  // panel kernel sums in this order; the bf16 ones have their own contracts).
   if (w.layout != MatLayout::kRows) return matmul(w, x, n_tok, y, bias, pool);
   const int64_t n_panels = (w.rows + kPrefillPanelRows - 1) / kPrefillPanelRows;
   pool.parallel_for(n_panels, [&](int64_t begin, int64_t end, int) {

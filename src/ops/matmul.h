@@ -31,7 +31,8 @@ void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const flo
 // Prompt prefill (gemm_prefill.cc): the same product for long batches, 2x+ faster on short rows,
 // thread-split and batch invariant too, but summing in another order than matmul() — so it is
 // only for prompt prefill, which every decoding mode runs identically (lossless decoding
-// compares decode and verification passes, which always use matmul()).
+// compares decode and verification passes, which always use matmul()). BF16 panels on CPUs with
+// AMX tiles go to matmul_f32_amx (ops/bf16_amx.h: three exact bf16 parts of each activation).
 void matmul_prefill(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
 // Its sum order in scalar code, for tests.
 void matmul_prefill_reference_order(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias);

@@ -13,7 +13,8 @@
 // column order, then + bias (or + 0). It does not depend on the token count, the tile shape, the
 // position of t in the batch or the thread split. It is the order matmul_prefill uses for
 // row-major weights (matmul.h), so for packed weights prefill, decode and verification round
-// identically.
+// identically, except BF16 panels on CPUs with AMX tiles, which matmul_prefill runs as three
+// bf16 products (ops/bf16_amx.h: matmul_f32_amx; prefill only, as lossless decoding allows).
 #pragma once
 
 #include <algorithm>
