@@ -340,17 +340,24 @@ void panel_to_pairs(const uint16_t* panel, int64_t cols, int64_t width, uint16_t
   }
 }
 
-// One token tile at t0 (its rows as configured) against NP <= 2 repacked panels b[k]: per
-// 32-column step two weight tiles and the three planes' activation tiles (A1 = 5 holds plane 1,
-// tile 2 is free with one token tile: plane 2), then 3 NP products into C0, C1.
+// One token tile at t0 (its rows as configured) against NP <= 2 repacked panels b[k], columns
+// [c0, c1): per 32-column step two weight tiles and the three planes' activation tiles (A1 = 5
+// holds plane 1, tile 2 is free with one token tile: plane 2), then 3 NP products into C0, C1,
+// which start from zero (acc null) or from the 16 x 16 f32 tiles at acc (row stride 64 bytes).
 template <int NP>
-void tiles_split3(const uint16_t* x3, int64_t plane, int64_t width, const uint16_t* const* b, int64_t t0) {
+void tiles_split3(const uint16_t* x3, int64_t plane, int64_t width, const uint16_t* const* b, int64_t t0, int64_t c0,
+                  int64_t c1, const float* acc) {
   asm volatile("" : : : "memory");  // as in tiles2()
-  _tile_zero(0);
-  if constexpr (NP == 2) _tile_zero(1);
+  if (acc) {
+    _tile_loadd(0, acc, 64);
+    if constexpr (NP == 2) _tile_loadd(1, acc + kPanelRows * kPanelRows, 64);
+  } else {
+    _tile_zero(0);
+    if constexpr (NP == 2) _tile_zero(1);
+  }
   const int64_t x_stride = width * static_cast<int64_t>(sizeof(uint16_t));
   const uint16_t* x0 = x3 + t0 * width;
-  for (int64_t c = 0; c < width; c += 32) {
+  for (int64_t c = c0; c < c1; c += 32) {
     _tile_loadd(6, b[0] + c * kPanelRows, 64);
     if constexpr (NP == 2) _tile_loadd(7, b[1] + c * kPanelRows, 64);
     _tile_loadd(4, x0 + c, x_stride);
@@ -367,35 +374,49 @@ void tiles_split3(const uint16_t* x3, int64_t plane, int64_t width, const uint16
 
 // Panels [p0, p1) of the kPanel16 matrix for all tokens, kSplit3Chunk panels at a time: the
 // chunk repacked into this thread's buffer (128 KB for 256 columns, in L2; the thread's whole
-// share of a gate|up matrix would be 0.4 MB), then every token tile against it (the tile's
-// three planes, 24 KB for 256 columns, stay in L1). Measured (1536 x 256, 250 tokens, one
-// thread): chunks of 16 panels ~390-400 us, of 2-4 (weights in L1, activations from L2)
-// ~445-465 us.
+// share of a gate|up matrix would be 0.4 MB), then every token tile against it, kSplit3Cols
+// columns at a time (the tile's three planes of them, 24 KB, stay in L1 while the panels
+// stream; the accumulators wait in a 16 KB buffer between column ranges, exact f32 tiles, so
+// every output sums its products in the same order either way). Measured (one thread, 250
+// tokens): 1536 x 256, chunks of 16 panels ~390-400 us, of 2-4 (weights in L1, activations
+// from L2) ~445-465 us; 256 x 768 (the demo model's down projection) 336-346 -> 290-306 us
+// with column ranges.
 constexpr int64_t kSplit3Chunk = 16;
+constexpr int64_t kSplit3Cols = 256;
 
 void split3_range(const MatView& w, const uint16_t* x3, int64_t plane, int64_t width, int64_t n_tok, float* y,
                   const float* bias, int64_t p0, int64_t p1) {
   thread_local std::vector<uint16_t> buffer;  // [kSplit3Chunk][width / 2][16][2], grown on demand
+  thread_local std::vector<float> acc_buffer;  // [kSplit3Chunk][16][16] accumulators between column ranges
   const int64_t per_panel = width * kPanelRows;
   uint16_t* pairs = grow_aligned64(buffer, kSplit3Chunk * per_panel);
+  float* acc = grow_aligned64(acc_buffer, kSplit3Chunk * kPanelRows * kPanelRows);
   const uint16_t* wp = static_cast<const uint16_t*>(w.data);
   const AmxArgs a{nullptr, w.rows, width / 2, nullptr, y, bias};
-  for (int64_t c0 = p0; c0 < p1; c0 += kSplit3Chunk) {
-    const int64_t c1 = std::min(p1, c0 + kSplit3Chunk);
-    for (int64_t p = c0; p < c1; ++p)
-      panel_to_pairs(wp + p * w.cols * kPanelRows, w.cols, width, pairs + (p - c0) * per_panel);
+  for (int64_t q0 = p0; q0 < p1; q0 += kSplit3Chunk) {
+    const int64_t q1 = std::min(p1, q0 + kSplit3Chunk);
+    for (int64_t p = q0; p < q1; ++p)
+      panel_to_pairs(wp + p * w.cols * kPanelRows, w.cols, width, pairs + (p - q0) * per_panel);
     for (int64_t t0 = 0; t0 < n_tok; t0 += kPanelRows) {
       const int r0 = static_cast<int>(std::min<int64_t>(kPanelRows, n_tok - t0));
       configure_split3(r0);
-      for (int64_t p = c0; p < c1; p += 2) {
-        const uint16_t* b[2] = {pairs + (p - c0) * per_panel, pairs + (p + 1 - c0) * per_panel};
-        if (p + 1 < c1) {
-          tiles_split3<2>(x3, plane, width, b, t0);
+      for (int64_t c0 = 0; c0 < width; c0 += kSplit3Cols) {
+        const int64_t c1 = std::min(width, c0 + kSplit3Cols);
+        const bool last = c1 == width;
+        for (int64_t p = q0; p < q1; p += 2) {
+          const uint16_t* b[2] = {pairs + (p - q0) * per_panel, pairs + (p + 1 - q0) * per_panel};
+          float* pa = acc + (p - q0) * kPanelRows * kPanelRows;  // this pair's two accumulator tiles
+          const float* from = c0 > 0 ? pa : nullptr;
+          const bool two = p + 1 < q1;
+          if (two) tiles_split3<2>(x3, plane, width, b, t0, c0, c1, from);
+          else tiles_split3<1>(x3, plane, width, b, t0, c0, c1, from);
+          if (!last) {
+            _tile_stored(0, pa, 64);
+            if (two) _tile_stored(1, pa + kPanelRows * kPanelRows, 64);
+            continue;
+          }
           store(a, kC00, t0, r0, p);
-          store(a, kC01, t0, r0, p + 1);
-        } else {
-          tiles_split3<1>(x3, plane, width, b, t0);
-          store(a, kC00, t0, r0, p);
+          if (two) store(a, kC01, t0, r0, p + 1);
         }
       }
     }
