@@ -47,10 +47,11 @@ void add_math_option(CLI::App& app, std::string& value) {
   app.add_option("--math", value,
                  "How matrix products round: f32 (default; every product in f32, as the float32 Hugging Face "
                  "reference; with BF16 weights on AMX tiles the prompt prefill splits each activation into three "
-                 "bf16 parts that sum to it exactly: as accurate, ~1.8x faster on the demo model) or bf16 (BF16 weight matrices times activations rounded to bf16, as llama.cpp does; on "
-                 "AMX tiles where the CPU has them (Intel Sapphire Rapids and later: a 16-token pass ~2.5x one token "
-                 "instead of 3.5-4.2x, prefill 2.3-2.6x faster), else AVX-512 BF16 dot products; logits within 0.2 of f32 on "
-                 "the demo model; BF16 models only; `info` and `bench` name the kernel)")
+                 "bf16 parts that sum to it exactly: as accurate, ~1.8x faster on the demo model) or bf16 (BF16 "
+                 "weight matrices times activations rounded to bf16, as llama.cpp does; on AMX tiles where the CPU "
+                 "has them (Intel Sapphire Rapids and later: a 16-token pass ~1.5-1.6x one token instead of ~4x, "
+                 "prefill ~2x faster than f32), else AVX-512 BF16 dot products; logits within 0.2 of f32 on the "
+                 "demo model; BF16 models only; `info` and `bench` name the kernel)")
       ->check(CLI::IsMember({"f32", "bf16"}));
 }
 
