@@ -90,9 +90,11 @@ void matmul_bf16_amx_swiglu(const MatView& w_gate_up, const uint16_t* x16, int64
 // magnitude is under ~2^-110 lose their last parts (the tile unit treats bf16 denormals as zero).
 // Weights: the kPanel16 panels the f32 kernels read ([cols][16 rows]), repacked per call 16
 // panels at a time into the pair layout in a thread's buffer (one vpermw per two columns), then
-// run against every token: no second copy of the model. Measured on the 2-core Xeon (a 1536 x
-// 256 matrix, 250 tokens, one thread): ~390-440 us against ~1,490 us for the f32 panel kernel
-// and ~200 us for the bf16 one (matmul_bf16_amx).
+// run against every token (512 at a time, so the planes' buffer stays bounded for long
+// prompts): no second copy of the model. Measured on the 2-core Xeon (a 1536 x 256 matrix, 250
+// tokens, one thread): ~390-440 us against ~1,490 us for the f32 panel kernel and ~200 us for
+// the bf16 one (matmul_bf16_amx).
 bool f32_amx_usable(const MatView& w);  // AMX available and w a kPanel16 BF16 matrix
 void matmul_f32_amx(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
+
 }  // namespace swift

@@ -502,17 +502,28 @@ void matmul_f32_amx(const MatView& w, const float* x, int64_t n_tok, float* y, c
               dtype_name(w.dtype));
   if (n_tok <= 0 || w.rows == 0) return;
 #if defined(SWIFT_BF16_AMX)
-  const int64_t width = (w.cols + 31) / 32 * 32, plane = n_tok * width;
+  // At most kSplit3Tokens tokens per pass over the weights: the three planes of a longer prompt
+  // would take 6 bytes per activation (~270 MB for 4,096 tokens of an 11,008-wide LLaMA-7B
+  // row) in a buffer the calling thread keeps; per chunk they stay under 34 MB there. A token's
+  // outputs do not depend on its chunk. (256-token chunks cost a 442-token prefill of the demo
+  // model ~2.5%: the weights repacked twice, a short second pass.)
+  constexpr int64_t kSplit3Tokens = 512;
+  const int64_t width = (w.cols + 31) / 32 * 32, n_panels = (w.rows + kPanelRows - 1) / kPanelRows;
   thread_local std::vector<uint16_t> x3;  // the calling thread's; the pool's rounds read it
-  uint16_t* xs = grow_aligned64(x3, 3 * plane);
-  pool.parallel_for(n_tok, [&](int64_t t0, int64_t t1, int) { split3_rows(x, t0, t1, w.cols, width, plane, xs); });
-  // Work unit: a pair of panels, repacked once and run against every token.
-  const int64_t n_panels = (w.rows + kPanelRows - 1) / kPanelRows;
-  pool.parallel_for((n_panels + 1) / 2, [&](int64_t u0, int64_t u1, int) {
-    split3_range(w, xs, plane, width, n_tok, y, bias, 2 * u0, std::min(2 * u1, n_panels));
-  });
+  for (int64_t c0 = 0; c0 < n_tok; c0 += kSplit3Tokens) {
+    const int64_t n = std::min(kSplit3Tokens, n_tok - c0), plane = n * width;
+    const float* xc = x + c0 * w.cols;
+    float* yc = y + c0 * w.rows;
+    uint16_t* xs = grow_aligned64(x3, 3 * plane);
+    pool.parallel_for(n, [&](int64_t t0, int64_t t1, int) { split3_rows(xc, t0, t1, w.cols, width, plane, xs); });
+    // Work unit: a pair of panels, repacked once and run against every token of the chunk.
+    pool.parallel_for((n_panels + 1) / 2, [&](int64_t u0, int64_t u1, int) {
+      split3_range(w, xs, plane, width, n, yc, bias, 2 * u0, std::min(2 * u1, n_panels));
+    });
+  }
 #else
   (void)x, (void)y, (void)bias, (void)pool;
 #endif
 }
+
 }  // namespace swift

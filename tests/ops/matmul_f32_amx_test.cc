@@ -60,8 +60,8 @@ TEST(MatmulF32Amx, WithinFourTenthsOfAMillionthOfTheExactSumOnOddShapes) {
   struct Shape {
     int64_t rows, cols, n_tok;
   };
-  const Shape shapes[] = {{1, 1, 1},    {15, 7, 3},   {16, 32, 16},  {17, 33, 17},  {33, 100, 31},
-                          {31, 64, 32}, {130, 9, 33}, {48, 256, 70}, {20, 768, 45}, {512, 256, 200}};
+  const Shape shapes[] = {{1, 1, 1},    {15, 7, 3},    {16, 32, 16},  {17, 33, 17},    {33, 100, 31}, {31, 64, 32},
+                          {130, 9, 33}, {48, 256, 70}, {20, 768, 45}, {512, 256, 200}, {40, 64, 600}};
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
     for (const Shape& s : shapes) {
@@ -88,7 +88,7 @@ TEST(MatmulF32Amx, WithinFourTenthsOfAMillionthOfTheExactSumOnOddShapes) {
 
 TEST(MatmulF32Amx, SameBitsForAnyThreadCountAndBatchPosition) {
   if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 tiles on this CPU or build";
-  const int64_t rows = 70, cols = 96, n_tok = 37;
+  const int64_t rows = 70, cols = 96, n_tok = 600;  // two chunks of the kernel's 512 tokens
   const Bf16Panels w = make(rows, cols, 9);
   const auto x = activations(n_tok * cols, 4);
   ThreadPool pool1(1), pool3(3);
@@ -96,7 +96,7 @@ TEST(MatmulF32Amx, SameBitsForAnyThreadCountAndBatchPosition) {
   matmul_f32_amx(w.view, x.data(), n_tok, y1.data(), nullptr, pool1);
   matmul_f32_amx(w.view, x.data(), n_tok, y3.data(), nullptr, pool3);
   ASSERT_EQ(0, std::memcmp(y1.data(), y3.data(), y1.size() * sizeof(float)));
-  for (int64_t t : {int64_t{0}, int64_t{15}, int64_t{16}, int64_t{36}}) {  // first, tile edges, last
+  for (int64_t t : {0, 15, 16, 511, 512, 599}) {  // first, tile and chunk edges, last
     std::vector<float> single(rows);
     matmul_f32_amx(w.view, x.data() + t * cols, 1, single.data(), nullptr, pool3);
     EXPECT_EQ(0, std::memcmp(single.data(), y1.data() + t * rows, rows * sizeof(float))) << "token " << t;
