@@ -34,7 +34,9 @@ constexpr int kSpinPolls = 20000;
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads)
-    : n_threads_(n_threads < 1 ? 1 : n_threads), worker_tids_(new std::atomic<int>[n_threads_]) {
+    : n_threads_(n_threads < 1 ? 1 : n_threads),
+      worker_tids_(new std::atomic<int>[n_threads_]),
+      pair_claims_(new PairClaims[static_cast<size_t>(n_threads_ / 2 + 1)]) {
   for (int i = 0; i < n_threads_; ++i) worker_tids_[i].store(0);
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
@@ -189,6 +191,34 @@ void ThreadPool::parallel_for(int64_t n, Job fn) {
     const bool contended = delay_after >= 0 && 2 * (delay_after - delay_before) >= wait_ns;
     note_long_wait(contended, wait_ns, now);
   }
+}
+
+void ThreadPool::parallel_for_balanced(int64_t n, int64_t shared, Job fn) {
+  const int64_t T = n_threads_;
+  if (T == 1 || n <= 1 || shared <= 0) return parallel_for(n, fn);
+  for (int64_t j = 0; j < T / 2; ++j) pair_claims_[j].taken.store(0, std::memory_order_relaxed);
+  // Published to the workers by parallel_for's generation bump (release), like the job itself.
+  auto body = [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t begin = n * i / T, end = n * (i + 1) / T;
+      if (i == T - 1 && T % 2 == 1) {  // the odd thread out: its own chunk
+        if (begin < end) fn(begin, end, static_cast<int>(i));
+        continue;
+      }
+      const bool front = i % 2 == 0;
+      const int64_t mid = front ? end : begin;  // the cut between the pair's two chunks
+      const int64_t lo = std::max(n * (i - i % 2) / T, mid - shared);
+      const int64_t hi = std::min(n * (i - i % 2 + 2) / T, mid + shared);
+      if (front && begin < lo) fn(begin, lo, static_cast<int>(i));
+      if (!front && hi < end) fn(hi, end, static_cast<int>(i));
+      std::atomic<int64_t>& taken = pair_claims_[i / 2].taken;
+      for (int64_t k = 0; taken.fetch_add(1, std::memory_order_relaxed) < hi - lo; ++k) {
+        const int64_t u = front ? lo + k : hi - 1 - k;
+        fn(u, u + 1, static_cast<int>(i));
+      }
+    }
+  };
+  parallel_for(T, body);
 }
 
 int ThreadPool::default_threads() {

@@ -6,7 +6,8 @@
 // sleep in std::atomic::wait. The calling thread always takes part in the work.
 //
 // Invariant: parallel_for splits [0, n) into contiguous chunks, one per thread, in a fixed way
-// that depends only on n and the thread count. Kernels make each output element the work of one
+// that depends only on n and the thread count (parallel_for_balanced shares the units around
+// the cuts out at run time). Kernels make each output element the work of one call on one
 // thread, so results never depend on the split (see ops/matmul.h on batch invariance).
 //
 // Contention: when other processes keep the cores busy, a worker loses its core for whole
@@ -56,6 +57,24 @@ class ThreadPool {
   using Job = FunctionRef<void(int64_t, int64_t, int)>;
   void parallel_for(int64_t n, Job fn);
 
+  // The units of parallel_for's split, shared out at the end so that neither thread of a pair
+  // waits for the other: threads 2j and 2j+1 take their two chunks as one range [b, e) with
+  // middle m (where parallel_for would cut it); thread 2j runs [b, m - shared) and thread 2j + 1
+  // runs [m + shared, e) at once, then each claims single units of [m - shared, m + shared)
+  // through a counter the two share, 2j from the front and 2j + 1 from the back, until none is
+  // left (an odd last thread runs its chunk alone). fn is called once for the first run and once
+  // per claimed unit. Every unit runs exactly once, but which thread runs a middle unit depends
+  // on timing, so fn's results must not depend on the thread (the kernels' rule anyway: each
+  // output is the work of one call, whatever thread makes it).
+  // Why (issue 6): a worker starts a round ~0.4 us after the calling thread, and one half of a
+  // split often runs 5-10% longer than the other (whichever thread takes it), so with fixed
+  // halves the calling thread waited ~2-4K cycles at the end of most matrix products of a
+  // 16-token pass on the 2-core Xeon (~130 us of a 1.65 ms pass, cycle counters per round).
+  // Cost: one shared atomic add per claim (a cross-core cache-line transfer, ~0.1 us) and per
+  // thread one more to find the middle used up, so a unit should be worth a few microseconds
+  // of work or more.
+  void parallel_for_balanced(int64_t n, int64_t shared, Job fn);
+
   // Physical cores of this machine (threads sharing a core do not add memory bandwidth).
   static int default_threads();
 
@@ -98,6 +117,12 @@ class ThreadPool {
   const Job* job_ = nullptr;
   int64_t job_n_ = 0;
   std::unique_ptr<std::atomic<int>[]> worker_tids_;  // [n_threads_] Linux thread ids, 0 until known
+  // parallel_for_balanced: per pair of threads, the units of the shared middle claimed so far
+  // (own cache line each, so pairs do not contend with one another).
+  struct alignas(64) PairClaims {
+    std::atomic<int64_t> taken{0};
+  };
+  std::unique_ptr<PairClaims[]> pair_claims_;  // [n_threads_ / 2]
   // Written by the calling thread only (one writer: a relaxed load and store, no locked add).
   struct Counter {
     std::atomic<uint64_t> v{0};

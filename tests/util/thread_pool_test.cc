@@ -10,9 +10,12 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace swift {
@@ -70,6 +73,84 @@ TEST(ThreadPool, CoversEveryIndexOnceInFixedChunks) {
         }
     }
   }
+}
+
+// parallel_for_balanced: each thread of a pair first runs its chunk less the shared units next to
+// the cut, as one call, then claims single units of the middle (the front thread upwards from
+// the middle's start, the back thread downwards from its end) until the pair has run them all.
+TEST(ThreadPool, BalancedRunsEveryUnitOnceStaticRunsFirstThenSingleClaims) {
+  for (int threads : {1, 2, 3, 4, 5}) {
+    ThreadPool p(threads);
+    for (int64_t n : {1, 2, 3, 7, 64, 1000}) {
+      for (int64_t shared : {0, 1, 2, 5, 1000}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        std::vector<std::vector<std::pair<int64_t, int64_t>>> calls(threads);  // each thread its own
+        p.parallel_for_balanced(n, shared, [&](int64_t b, int64_t e, int idx) {
+          calls[idx].push_back({b, e});
+          for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
+        });
+        std::string what = std::to_string(threads);
+        what.append(" threads, n ").append(std::to_string(n)).append(", shared ").append(std::to_string(shared));
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << what << ", unit " << i;
+        if (threads == 1 || n <= 1 || shared <= 0) continue;  // parallel_for's fixed chunks
+        for (int t = 0; t < threads; ++t) {
+          const int64_t begin = n * t / threads, end = n * (t + 1) / threads;
+          if (t == threads - 1 && threads % 2 == 1) {  // the odd thread out: its chunk, one call
+            if (begin < end) {
+              EXPECT_EQ(calls[t], (std::vector<std::pair<int64_t, int64_t>>{{begin, end}})) << what;
+            }
+            continue;
+          }
+          const bool front = t % 2 == 0;
+          const int64_t p0 = n * (t - t % 2) / threads, p2 = n * (t - t % 2 + 2) / threads;
+          const int64_t mid = front ? end : begin;
+          const int64_t lo = std::max(p0, mid - shared), hi = std::min(p2, mid + shared);
+          size_t c = 0;
+          if (front && begin < lo) {
+            ASSERT_FALSE(calls[t].empty()) << what;
+            EXPECT_EQ(calls[t][c++], std::make_pair(begin, lo)) << what << ", thread " << t;
+          }
+          if (!front && hi < end) {
+            ASSERT_FALSE(calls[t].empty()) << what;
+            EXPECT_EQ(calls[t][c++], std::make_pair(hi, end)) << what << ", thread " << t;
+          }
+          for (int64_t k = 0; c < calls[t].size(); ++c, ++k) {  // claims: single units, in order
+            const int64_t u = front ? lo + k : hi - 1 - k;
+            EXPECT_EQ(calls[t][c], std::make_pair(u, u + 1)) << what << ", thread " << t << ", claim " << k;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(ThreadPool, BalancedGivesTheSharedUnitsToTheThreadThatIsFree) {
+  // The worker's units take 50 ms each and the caller's none: the caller claims the shared ones
+  // (all but what the worker took before the caller had run out: one at most unless the
+  // calling thread loses its core for ~100 ms).
+  ThreadPool p(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<int> by_worker{0};
+  p.parallel_for_balanced(10, 5, [&](int64_t b, int64_t e, int) {
+    if (std::this_thread::get_id() == caller) return;
+    by_worker += static_cast<int>(e - b);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  });
+  EXPECT_LE(by_worker.load(), 2);
+}
+
+TEST(ThreadPool, BalancedRunsOnTheCallingThreadAloneWhenContended) {
+  ThreadPool p(2);
+  FakeDelay fake;
+  fake.attach(p);
+  const std::thread::id caller = std::this_thread::get_id();
+  ASSERT_NE(chunk1_thread(p, 20, &fake, 20), caller);  // contended: the next rounds run alone
+  std::vector<int> hits(9, 0);
+  p.parallel_for_balanced(9, 2, [&](int64_t b, int64_t e, int) {
+    EXPECT_EQ(std::this_thread::get_id(), caller);
+    for (int64_t i = b; i < e; ++i) ++hits[i];
+  });
+  EXPECT_EQ(hits, std::vector<int>(9, 1));
 }
 
 TEST(ThreadPool, RunsAloneWhileContentionTakesMostOfTheTimeThenTriesTheWorkersAgain) {
