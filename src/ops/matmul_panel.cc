@@ -5,18 +5,21 @@
 // latency while the weights stream from memory; three or four (small verification trees) use
 // 6 x 4, one pass over the weights (8 x 2 + 8 x 1 read them twice: a 3-token pass cost as much
 // as a 4-token one; 6 x 4 took 0.1-0.27 ms off 3- and 4-token passes); longer batches use 4
-// panels x 4 tokens, whose 4 x cols x 16 weights stay in L1 while the token tiles reuse them. The tile shape never
-// changes a result (ops/panel.h, numeric contract).
+// panels x 4 tokens, whose 4 x cols x 16 weights stay in L1 while the token tiles reuse them,
+// and from 12 tokens on, F16/BF16 weights 4 x 6 tiles over an f32 copy of the four panels
+// (panel_tokens_widened). The tile shape never changes a result (ops/panel.h, numeric contract).
 //
 // Measured on this 2-core AVX-512 machine, swift-mini-24L BF16, 2 threads (three alternating
 // runs each, `generate` of 256 tokens after the 200-token case-0 prompt): decode 352-449 ->
 // 541-599 tokens/s, prefill 287-374 -> 158-162 ms. With a cold cache the one-token pass over all
 // matrices streams at ~38 GB/s, ~90% of this machine's two-thread read bandwidth (42 GB/s).
 #include <algorithm>
+#include <vector>
 
 #include "ops/lanes.h"
 #include "ops/matmul.h"
 #include "ops/panel.h"
+#include "util/aligned.h"
 #include "util/check.h"
 
 namespace swift {
@@ -72,9 +75,12 @@ struct PanelArgs {
   const float* bias;
 };
 
-// Panels [p0, p0 + P) x tokens [t0, t0 + T).
+// Panels [p0, p0 + P) x tokens [t0, t0 + T). wf null: the weights from the panels; else their
+// f32 copy [cols][P][16] (panel_tokens_widened), the same values. wf_out: where to write that
+// copy of the weights this tile reads from the panels.
 template <DType DT, int P, int T>
-[[gnu::always_inline]] inline void panel_tile(const PanelArgs& a, int64_t p0, int64_t t0) {
+[[gnu::always_inline]] inline void panel_tile(const PanelArgs& a, int64_t p0, int64_t t0, const float* wf = nullptr,
+                                              float* wf_out = nullptr) {
   Vec acc[P * T];
 #pragma GCC unroll 32
   for (int i = 0; i < P * T; ++i) acc[i] = zero();
@@ -84,7 +90,12 @@ template <DType DT, int P, int T>
   for (int64_t c = 0; c < cols; ++c) {
     Vec wv[P];
 #pragma GCC unroll 8
-    for (int p = 0; p < P; ++p) wv[p] = load_w<DT>(a.w, ((p0 + p) * cols + c) * kPanelRows, full);
+    for (int p = 0; p < P; ++p)
+      wv[p] =
+          wf ? load(wf + (c * P + p) * kPanelRows, full) : load_w<DT>(a.w, ((p0 + p) * cols + c) * kPanelRows, full);
+    if (wf_out)
+#pragma GCC unroll 8
+      for (int p = 0; p < P; ++p) store(wf_out + (c * P + p) * kPanelRows, wv[p], full);
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       const Vec xb = broadcast(xt[t * cols + c]);
@@ -102,9 +113,59 @@ template <DType DT, int P, int T>
   }
 }
 
+// Tiles of 6 tokens over an f32 copy of the P panels' weights, for batches of 12+ tokens of
+// F16/BF16 weights. Why: converting a 16-bit weight vector to f32 takes two uops on the ports
+// that also run the fmas (a zero-extension and a shift), so 4 x 4 tiles that convert every
+// weight vector again for each token tile issued 16 fmas and 8 conversion uops per column,
+// ~65% of the fma peak: the bound of the f32 16-token pass on the 2-core Xeon (its matrix
+// products ~2.4 ms, as 24 fmas per 16 cycles per core predicts). The first 6-token tile converts
+// the weights as they stream in and also stores them as f32 in the thread's buffer (the four
+// panels of a 768-column matrix: 192 KB, in L2); the later tiles read that copy: 24 fmas and no
+// conversions per column. Converting in a pass of its own before the first tile lost more than
+// it saved (the stream from memory then overlapped no fmas: 2.38 -> 2.58-2.84 ms for the
+// products of a 16-token pass); this way 2.34-2.40 -> 2.11-2.22 ms. Same weights, same fma chain
+// per output: the same bits (ops/panel.h).
+constexpr int kWideTok = 6;
+// From two whole tiles on: with 7-11 tokens the converting tile and a short remainder over the
+// copy cost more than 4 x 4 tiles (8 tokens: 2.21-2.25 -> 2.34-2.40 ms per pass, `bench
+// --verify-cost`); 12 tokens 3.08-3.13 -> 2.87-2.94, 16 3.96-3.98 -> 3.65-3.66, 64 14.9-15.0 ->
+// 12.6-12.8 ms.
+constexpr int kWideMin = 2 * kWideTok;
+
+template <DType DT, int P>
+void panel_tokens_widened(const PanelArgs& a, int64_t p0, int64_t n_tok) {
+  thread_local std::vector<float> buffer;
+  float* wf = grow_aligned64(buffer, a.cols * P * kPanelRows);
+  panel_tile<DT, P, kWideTok>(a, p0, 0, nullptr, wf);  // the first tile widens what it streams in
+  int64_t t = kWideTok;
+  for (; t + kWideTok <= n_tok; t += kWideTok) panel_tile<DT, P, kWideTok>(a, p0, t, wf);
+  switch (n_tok - t) {
+    case 1:
+      panel_tile<DT, P, 1>(a, p0, t, wf);
+      break;
+    case 2:
+      panel_tile<DT, P, 2>(a, p0, t, wf);
+      break;
+    case 3:
+      panel_tile<DT, P, 3>(a, p0, t, wf);
+      break;
+    case 4:
+      panel_tile<DT, P, 4>(a, p0, t, wf);
+      break;
+    case 5:
+      panel_tile<DT, P, 5>(a, p0, t, wf);
+      break;
+    default:
+      break;
+  }
+}
+
 // All tokens for panels [p0, p0 + P): tiles of T, then the remainder.
 template <DType DT, int P, int T>
 void panel_tokens(const PanelArgs& a, int64_t p0, int64_t n_tok) {
+  if constexpr (DT != DType::kF32 && T == 4 && P <= 4) {  // long batches (kPanelTilesMany)
+    if (n_tok >= kWideMin) return panel_tokens_widened<DT, P>(a, p0, n_tok);
+  }
   int64_t t = 0;
   for (; t + T <= n_tok; t += T) panel_tile<DT, P, T>(a, p0, t);
   switch (n_tok - t) {

@@ -183,10 +183,27 @@ TEST_P(PanelMatmulTest, MatchesItsSumOrderOnOddShapesWithAnyBatchAndThreads) {
   // the double reference's bound, give each token the same bits alone as in any batch, and give
   // matmul_prefill the same bits (prefill and decode share the order for packed weights; BF16 on
   // AMX prefills with three bf16 products instead, held to the reference bound here).
-  const Shape shapes[] = {{1, 1, 1},   {3, 17, 5},   {16, 16, 2},  {17, 33, 3},  {31, 64, 4},  {129, 40, 7},
-                          {200, 9, 1}, {255, 20, 2}, {70, 768, 13}, {33, 5, 20}, {300, 16, 6},
+  const Shape shapes[] = {{1, 1, 1},
+                          {3, 17, 5},
+                          {16, 16, 2},
+                          {17, 33, 3},
+                          {31, 64, 4},
+                          {129, 40, 7},
+                          {200, 9, 1},
+                          {255, 20, 2},
+                          {70, 768, 13},
+                          {33, 5, 20},
+                          {300, 16, 6},
                           // 3-4 tokens: 6-panel tiles (and their 4/2/1-panel remainders)
-                          {200, 24, 3}, {400, 12, 4}, {111, 10, 4}};
+                          {200, 24, 3},
+                          {400, 12, 4},
+                          {111, 10, 4},
+                          // 5+ tokens, F16/BF16: 6-token tiles over widened weights, remainders 1-5
+                          {47, 50, 9},
+                          {64, 256, 16},
+                          {20, 31, 17},
+                          {9, 19, 10},
+                          {130, 7, 11}};
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
     for (Shape s : shapes) {
