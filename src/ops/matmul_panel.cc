@@ -123,8 +123,10 @@ template <DType DT, int P, int T>
 // panels of a 768-column matrix: 192 KB, in L2); the later tiles read that copy: 24 fmas and no
 // conversions per column. Converting in a pass of its own before the first tile lost more than
 // it saved (the stream from memory then overlapped no fmas: 2.38 -> 2.58-2.84 ms for the
-// products of a 16-token pass); this way 2.34-2.40 -> 2.11-2.22 ms. Same weights, same fma chain
-// per output: the same bits (ops/panel.h).
+// products of a 16-token pass); this way 2.34-2.40 -> 2.11-2.22 ms. Prefill takes this kernel
+// for F16 weights and, on CPUs without AMX, for BF16 (ops/matmul.h): F16 warm prefill of the demo
+// model 5.1-5.2K -> 6.2-6.8K tokens/s here. Same weights, same fma chain per output: the same
+// bits (ops/panel.h).
 constexpr int kWideTok = 6;
 // From two whole tiles on: with 7-11 tokens the converting tile and a short remainder over the
 // copy cost more than 4 x 4 tiles (8 tokens: 2.21-2.25 -> 2.34-2.40 ms per pass, `bench
