@@ -6,8 +6,9 @@
 // 6 x 4, one pass over the weights (8 x 2 + 8 x 1 read them twice: a 3-token pass cost as much
 // as a 4-token one; 6 x 4 took 0.1-0.27 ms off 3- and 4-token passes); longer batches use 4
 // panels x 4 tokens, whose 4 x cols x 16 weights stay in L1 while the token tiles reuse them,
-// and from 12 tokens on, F16/BF16 weights 4 x 6 tiles over an f32 copy of the four panels
-// (panel_tokens_widened). The tile shape never changes a result (ops/panel.h, numeric contract).
+// except that F16/BF16 weights take 4 x 6 tiles: converted per tile for 5-11 tokens, and from
+// 12 tokens on over an f32 copy of the four panels (panel_tokens_widened). The tile shape never
+// changes a result (ops/panel.h, numeric contract).
 //
 // Measured on this 2-core AVX-512 machine, swift-mini-24L BF16, 2 threads (three alternating
 // runs each, `generate` of 256 tokens after the 200-token case-0 prompt): decode 352-449 ->
@@ -134,12 +135,10 @@ constexpr int kWideTok = 6;
 // 12.6-12.8 ms.
 constexpr int kWideMin = 2 * kWideTok;
 
+// Tokens [t, n_tok) of panels [p0, p0 + P): tiles of 6, then the remainder (1-5 tokens), the
+// weights from their f32 copy wf or (null) from the panels.
 template <DType DT, int P>
-void panel_tokens_widened(const PanelArgs& a, int64_t p0, int64_t n_tok) {
-  thread_local std::vector<float> buffer;
-  float* wf = grow_aligned64(buffer, a.cols * P * kPanelRows);
-  panel_tile<DT, P, kWideTok>(a, p0, 0, nullptr, wf);  // the first tile widens what it streams in
-  int64_t t = kWideTok;
+void panel_tiles6(const PanelArgs& a, int64_t p0, int64_t t, int64_t n_tok, const float* wf) {
   for (; t + kWideTok <= n_tok; t += kWideTok) panel_tile<DT, P, kWideTok>(a, p0, t, wf);
   switch (n_tok - t) {
     case 1:
@@ -162,11 +161,24 @@ void panel_tokens_widened(const PanelArgs& a, int64_t p0, int64_t n_tok) {
   }
 }
 
+template <DType DT, int P>
+void panel_tokens_widened(const PanelArgs& a, int64_t p0, int64_t n_tok) {
+  thread_local std::vector<float> buffer;
+  float* wf = grow_aligned64(buffer, a.cols * P * kPanelRows);
+  panel_tile<DT, P, kWideTok>(a, p0, 0, nullptr, wf);  // the first tile widens what it streams in
+  panel_tiles6<DT, P>(a, p0, kWideTok, n_tok, wf);
+}
+
 // All tokens for panels [p0, p0 + P): tiles of T, then the remainder.
 template <DType DT, int P, int T>
 void panel_tokens(const PanelArgs& a, int64_t p0, int64_t n_tok) {
   if constexpr (DT != DType::kF32 && T == 4 && P <= 4) {  // long batches (kPanelTilesMany)
     if (n_tok >= kWideMin) return panel_tokens_widened<DT, P>(a, p0, n_tok);
+    // 5-11 tokens: 4 x 6 tiles straight from the panels. Each token tile converts the weights
+    // again, so 6 tokens as one tile instead of 4 + 2 (and 9-11 as two instead of three) issue
+    // half (two thirds) of the conversions: a 6-token pass 1.91-1.96 -> 1.59-1.71 ms (`bench
+    // --verify-cost`, three alternations on the Xeon), 8 tokens unchanged.
+    return panel_tiles6<DT, P>(a, p0, 0, n_tok, nullptr);
   }
   int64_t t = 0;
   for (; t + T <= n_tok; t += T) panel_tile<DT, P, T>(a, p0, t);
