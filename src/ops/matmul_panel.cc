@@ -7,7 +7,7 @@
 // as a 4-token one; 6 x 4 took 0.1-0.27 ms off 3- and 4-token passes); longer batches use 4
 // panels x 4 tokens, whose 4 x cols x 16 weights stay in L1 while the token tiles reuse them,
 // except that F16/BF16 weights take 4 x 6 tiles: converted per tile for 5-11 tokens, and from
-// 12 tokens on over an f32 copy of the four panels (panel_tokens_widened). The tile shape never
+// 12 tokens on over an f32 copy of the four panels (panel_tokens). The tile shape never
 // changes a result (ops/panel.h, numeric contract).
 //
 // Measured on this 2-core AVX-512 machine, swift-mini-24L BF16, 2 threads (three alternating
@@ -77,7 +77,7 @@ struct PanelArgs {
 };
 
 // Panels [p0, p0 + P) x tokens [t0, t0 + T). wf null: the weights from the panels; else their
-// f32 copy [cols][P][16] (panel_tokens_widened), the same values. wf_out: where to write that
+// f32 copy [cols][P][16] (panel_tokens), the same values. wf_out: where to write that
 // copy of the weights this tile reads from the panels.
 template <DType DT, int P, int T>
 [[gnu::always_inline]] inline void panel_tile(const PanelArgs& a, int64_t p0, int64_t t0, const float* wf = nullptr,
@@ -114,9 +114,9 @@ template <DType DT, int P, int T>
   }
 }
 
-// Tiles of 6 tokens over an f32 copy of the P panels' weights, for batches of 12+ tokens of
-// F16/BF16 weights. Why: converting a 16-bit weight vector to f32 takes two uops on the ports
-// that also run the fmas (a zero-extension and a shift), so 4 x 4 tiles that convert every
+// Tiles of 6 tokens over an f32 copy of the P panels' weights (panel_tokens), for batches of
+// 12+ tokens of F16/BF16 weights. Why: converting a 16-bit weight vector to f32 takes two uops
+// on the ports that also run the fmas (a zero-extension and a shift), so 4 x 4 tiles that convert every
 // weight vector again for each token tile issued 16 fmas and 8 conversion uops per column,
 // ~65% of the fma peak: the bound of the f32 16-token pass on the 2-core Xeon (its matrix
 // products ~2.4 ms, as 24 fmas per 16 cycles per core predicts). The first 6-token tile converts
@@ -135,63 +135,53 @@ constexpr int kWideTok = 6;
 // 12.6-12.8 ms.
 constexpr int kWideMin = 2 * kWideTok;
 
-// Tokens [t, n_tok) of panels [p0, p0 + P): tiles of 6, then the remainder (1-5 tokens), the
+// Tokens [t, n_tok) of panels [p0, p0 + P): tiles of T, then the remainder (< T tokens), the
 // weights from their f32 copy wf or (null) from the panels.
-template <DType DT, int P>
-void panel_tiles6(const PanelArgs& a, int64_t p0, int64_t t, int64_t n_tok, const float* wf) {
-  for (; t + kWideTok <= n_tok; t += kWideTok) panel_tile<DT, P, kWideTok>(a, p0, t, wf);
+template <DType DT, int P, int T>
+void panel_tiles(const PanelArgs& a, int64_t p0, int64_t t, int64_t n_tok, const float* wf) {
+  for (; t + T <= n_tok; t += T) panel_tile<DT, P, T>(a, p0, t, wf);
   switch (n_tok - t) {
     case 1:
       panel_tile<DT, P, 1>(a, p0, t, wf);
       break;
     case 2:
-      panel_tile<DT, P, 2>(a, p0, t, wf);
+      if constexpr (T > 2) panel_tile<DT, P, 2>(a, p0, t, wf);
       break;
     case 3:
-      panel_tile<DT, P, 3>(a, p0, t, wf);
+      if constexpr (T > 3) panel_tile<DT, P, 3>(a, p0, t, wf);
       break;
     case 4:
-      panel_tile<DT, P, 4>(a, p0, t, wf);
+      if constexpr (T > 4) panel_tile<DT, P, 4>(a, p0, t, wf);
       break;
     case 5:
-      panel_tile<DT, P, 5>(a, p0, t, wf);
+      if constexpr (T > 5) panel_tile<DT, P, 5>(a, p0, t, wf);
       break;
     default:
       break;
   }
 }
 
-template <DType DT, int P>
-void panel_tokens_widened(const PanelArgs& a, int64_t p0, int64_t n_tok) {
-  thread_local std::vector<float> buffer;
-  float* wf = grow_aligned64(buffer, a.cols * P * kPanelRows);
-  panel_tile<DT, P, kWideTok>(a, p0, 0, nullptr, wf);  // the first tile widens what it streams in
-  panel_tiles6<DT, P>(a, p0, kWideTok, n_tok, wf);
-}
-
-// All tokens for panels [p0, p0 + P): tiles of T, then the remainder.
+// All tokens for panels [p0, p0 + P). 6-token tiles (F16/BF16 weights, 5+ tokens) run from
+// kWideMin tokens on over the f32 copy the first tile writes (see kWideTok);
+// below that straight from the panels: each tile still converts the weights, but 6 tokens as one
+// tile instead of 4 + 2 (9-11 as two instead of three) issue half (two thirds) of the
+// conversions: a 6-token pass 1.91-1.96 -> 1.59-1.71 ms (`bench --verify-cost`, three
+// alternations on the Xeon), 8 tokens unchanged.
 template <DType DT, int P, int T>
 void panel_tokens(const PanelArgs& a, int64_t p0, int64_t n_tok) {
-  if constexpr (DT != DType::kF32 && T == 4 && P <= 4) {  // long batches (kPanelTilesMany)
-    if (n_tok >= kWideMin) return panel_tokens_widened<DT, P>(a, p0, n_tok);
-    // 5-11 tokens: 4 x 6 tiles straight from the panels. Each token tile converts the weights
-    // again, so 6 tokens as one tile instead of 4 + 2 (and 9-11 as two instead of three) issue
-    // half (two thirds) of the conversions: a 6-token pass 1.91-1.96 -> 1.59-1.71 ms (`bench
-    // --verify-cost`, three alternations on the Xeon), 8 tokens unchanged.
-    return panel_tiles6<DT, P>(a, p0, 0, n_tok, nullptr);
+  if constexpr (T == kWideTok) {
+    if (n_tok >= kWideMin) {
+      thread_local std::vector<float> buffer;
+      float* wf = grow_aligned64(buffer, a.cols * P * kPanelRows);
+      panel_tile<DT, P, T>(a, p0, 0, nullptr, wf);  // the first tile widens what it streams in
+      return panel_tiles<DT, P, T>(a, p0, T, n_tok, wf);
+    }
   }
-  int64_t t = 0;
-  for (; t + T <= n_tok; t += T) panel_tile<DT, P, T>(a, p0, t);
-  switch (n_tok - t) {
-    case 1: panel_tile<DT, P, 1>(a, p0, t); break;
-    case 2: if constexpr (T > 2) panel_tile<DT, P, 2>(a, p0, t); break;
-    case 3: if constexpr (T > 3) panel_tile<DT, P, 3>(a, p0, t); break;
-    default: break;
-  }
+  panel_tiles<DT, P, T>(a, p0, 0, n_tok, nullptr);
 }
 
 // Panels [p0, p0 + np) in chunks of PMAX (8 for T <= 2: 16 accumulators + 8 weight vectors; 6 for
-// T = 4: 24 + 6), then 4, 2, 1.
+// T = 4: 24 + 6; 4 for T = 6: 24 + 4), then 4, 2, 1.
 template <DType DT, int T, int PMAX>
 void panel_range(const PanelArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
   static_assert(PMAX * T + PMAX + 1 <= 32, "accumulators + weights + broadcast must fit 32 registers");
@@ -207,7 +197,10 @@ void matmul_panel_typed(const PanelArgs& a, int64_t n_tok, ThreadPool& pool) {
   panel_parallel((a.rows + kPanelRows - 1) / kPanelRows, n_tok, pool, [&](PanelTiles tiles, int64_t p0, int64_t np) {
     if (tiles == kPanelTiles2) panel_range<DT, 2, 8>(a, p0, np, n_tok);
     else if (tiles == kPanelTiles4) panel_range<DT, 4, 6>(a, p0, np, n_tok);
-    else panel_range<DT, 4, 4>(a, p0, np, n_tok);
+    else if constexpr (DT == DType::kF32)
+      panel_range<DT, 4, 4>(a, p0, np, n_tok);  // nothing to convert
+    else
+      panel_range<DT, kWideTok, 4>(a, p0, np, n_tok);
   });
 }
 

@@ -36,7 +36,7 @@ constexpr int kSpinPolls = 20000;
 ThreadPool::ThreadPool(int n_threads)
     : n_threads_(n_threads < 1 ? 1 : n_threads),
       worker_tids_(new std::atomic<int>[n_threads_]),
-      pair_claims_(new PairClaims[static_cast<size_t>(n_threads_ / 2 + 1)]) {
+      pair_claims_(new PairClaims[static_cast<size_t>(n_threads_ / 2)]) {
   for (int i = 0; i < n_threads_; ++i) worker_tids_[i].store(0);
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
