@@ -304,8 +304,8 @@ void run(const BenchArgs& a) {
       for (double t : v) s += fmt::format("{}{:.1f}", s.empty() ? "" : ", ", t);
       return s;
     };
-    // K and V of a slot, as the attention reads them: f32, or the cache's bf16 copy (AMX attention).
-    const double kv_elem = model->transformer->amx_attention() ? 2.0 : 4.0;
+    // K and V of a slot, as the attention reads them: f32, or the cache's bf16 copy (bf16 attention).
+    const double kv_elem = model->transformer->bf16_attention() ? 2.0 : 4.0;
     const double slot_bytes = 2.0 * static_cast<double>(model->config.n_layer * model->config.kv_dim()) * kv_elem;
     std::printf(
         "\nroofline (%d threads; best of the runs before, halfway and after):\n"

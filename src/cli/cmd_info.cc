@@ -46,8 +46,8 @@ void run(const InfoArgs& a) {
   auto model = load_model(a.model, parse_math(a.math));
   const ModelConfig& c = model->config;
   const auto& w = model->transformer->weights();
-  // K and V per slot: f32, or bf16 only for AMX attention (model/kv_cache.h: enable_bf16_only).
-  const bool kv_bf16 = model->transformer->amx_attention();
+  // K and V per slot: f32, or bf16 only for bf16 attention (model/kv_cache.h: enable_bf16_only).
+  const bool kv_bf16 = model->transformer->bf16_attention();
   const uint64_t kv_bytes =
       static_cast<uint64_t>(2 * c.n_layer * (c.max_positions + kScratchSlots) * c.kv_dim()) * (kv_bf16 ? 2 : 4);
   int64_t n_params = 0;
@@ -94,7 +94,7 @@ void run(const InfoArgs& a) {
               static_cast<long long>(c.vocab_size), static_cast<long long>(c.max_positions), c.rope.type.c_str(),
               c.rope.theta, static_cast<long long>(n_sliding), c.tie_embeddings ? "tied" : "untied");
   std::printf("memory       KV cache at full context %.1f MiB (%s); resident after load %.1f MiB\n",
-              kv_bytes / 1048576.0, kv_bf16 ? "bf16, for AMX attention" : "f32", resident_bytes() / 1048576.0);
+              kv_bytes / 1048576.0, kv_bf16 ? "bf16, for bf16 attention" : "f32", resident_bytes() / 1048576.0);
   std::printf("tokenizer    %s\n", j["tokenizer"].get<std::string>().c_str());
   std::printf("identity     %s\n", j["identity"].get<std::string>().c_str());
   if (gguf.is_null()) return;

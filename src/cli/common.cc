@@ -50,7 +50,8 @@ void add_math_option(CLI::App& app, std::string& value) {
                  "bf16 parts that sum to it exactly: as accurate, ~1.8x faster on the demo model) or bf16 (BF16 "
                  "weight matrices times activations rounded to bf16, as llama.cpp does; on AMX tiles where the CPU "
                  "has them (Intel Sapphire Rapids and later: a 16-token pass ~1.5-1.6x one token instead of ~4x, "
-                 "prefill ~2x faster than f32), else AVX-512 BF16 dot products; logits within 0.2 of f32 on the "
+                 "prefill ~2x faster than f32), else AVX-512 BF16 dot products (AMD Zen 4 and later), attention "
+                 "included; logits within 0.2 of f32 on the "
                  "demo model; BF16 models only; `info` and `bench` name the kernel)")
       ->check(CLI::IsMember({"f32", "bf16"}));
 }

@@ -44,10 +44,10 @@ class KvCache {
   // Copies slot `from` to slot `to` in every layer (compaction of accepted tree nodes).
   void move_slot(int64_t from, int64_t to);
 
-  // From the first call on, K and V are kept only in bf16, in the layout AMX attention reads
+  // From the first call on, K and V are kept only in bf16, in the layout bf16 attention reads
   // (ops/attention.h: kv_bf16_store): slots that already hold a token are converted, the f32
   // blocks go back to the pool, store() and move_slot() write the bf16 copy, and k() / v() are
-  // gone. Why: AMX attention rounds every key and value to bf16 anyway (the f32 rows it read were
+  // gone. Why: bf16 attention rounds every key and value to bf16 anyway (the f32 rows it read were
   // rounded on each call, the same bits), so the f32 rows cost memory (2/3 of the cache with both)
   // and stores (a 16-token pass's per KV head and layer: ~4.2K -> ~3.3K cycles on the Xeon this
   // was measured on).

@@ -45,7 +45,7 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath math)
            w_.dtype_summary);
   }
   inv_freq_ = rope_inv_freq(cfg_.rope, 0);
-  amx_attention_ = math == MatMath::kBf16 && attention_amx_usable(cfg_.n_head, cfg_.n_kv_head, cfg_.head_dim);
+  bf16_attention_ = math == MatMath::kBf16 && attention_bf16_usable(cfg_.n_head, cfg_.n_kv_head, cfg_.head_dim);
   amx_rounded_ = math == MatMath::kBf16 && bf16_amx_available();
   if (amx_rounded_) {
     auto amx = [](const MatView& m) { return !m.data || bf16_amx_usable(m); };
@@ -65,7 +65,7 @@ std::string Transformer::math_description() const {
   }
   const MatView& m = w_.layers.empty() ? w_.lm_head : w_.layers[0].wo;
   std::string d = bf16_amx_usable(m) ? "bf16 on AMX tiles" : "bf16 with AVX-512 BF16 dot products";
-  if (amx_attention_) d += ", attention on AMX tiles";
+  if (bf16_attention_) d += bf16_amx_available() ? ", attention on AMX tiles" : ", attention with AVX-512 BF16 dot products";
   return d;
 }
 
@@ -174,7 +174,7 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
   }
 
   rope_table(b.positions.data(), n, *inv_freq, rope_);
-  if (amx_attention_) cache.enable_bf16_only();  // once per cache: AMX attention reads nothing else
+  if (bf16_attention_) cache.enable_bf16_only();  // once per cache: bf16 attention reads nothing else
   for (int64_t i = 0; i < n; ++i) cache.set_slot_pos(b.slots[i], b.positions[i]);
   build_visibility(b, cache);
 
@@ -253,18 +253,18 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
       const FunctionRef<void(int64_t)> prepare = prepare_head;
       AttentionArgs a;
       a.q = q, a.n_tok = n, a.n_head = cfg_.n_head, a.n_kv_head = cfg_.n_kv_head;
-      if (!amx_attention_) a.k = cache.k(l), a.v = cache.v(l);  // else the bf16 copy only
+      if (!bf16_attention_) a.k = cache.k(l), a.v = cache.v(l);  // else the bf16 copy only
       a.kv_row_stride = hd, a.kv_head_stride = cache.head_stride();
       a.head_dim = hd, a.scale = scale, a.out = att;
       a.visible = cfg_.sliding_window[l] > 0 ? &vis_window_ : &vis_full_;
       a.prepare = &prepare;
-      if (amx_attention_) {  // it also writes att rounded (q_dim is a multiple of 64: no pad column)
+      if (bf16_attention_) {  // it also writes att rounded (q_dim is a multiple of 64: no pad column)
         a.k16 = cache.k16(l), a.v16 = cache.v16(l), a.kv16_head_stride = cache.head_stride16(), a.out16 = att16;
-        attention_bf16_amx(a, pool);
+        attention_bf16(a, pool);
       } else {
         attention(a, pool);
       }
-      linear(L.wo, att, amx_attention_ ? att16 : nullptr, out, bias(L.bo));
+      linear(L.wo, att, bf16_attention_ ? att16 : nullptr, out, bias(L.bo));
       residual_add();
     }
     if (!plan.skip_mlp[l]) {

@@ -55,10 +55,10 @@ class Transformer {
   MatMath math() const { return math_; }
   // "f32", "bf16 on AMX tiles" or "bf16 with AVX-512 BF16 dot products": the math and, for bf16,
   // the kernel the layers' matrices run (ops/bf16_amx.h: chosen by machine and matrix shape),
-  // with ", attention on AMX tiles" when attention runs there too.
+  // with ", attention on AMX tiles" (or "with AVX-512 BF16 dot products") when attention runs in bf16.
   std::string math_description() const;
-  // Whether attention runs on AMX tiles (the KV cache then keeps a bf16 copy: +50% of its bytes).
-  bool amx_attention() const { return amx_attention_; }
+  // Whether attention runs in bf16 (the KV cache then keeps K and V in bf16 only: half its bytes).
+  bool bf16_attention() const { return bf16_attention_; }
   const ModelWeights& weights() const { return w_; }
 
   // Runs the batch; logits gets [batch.logit_rows.size(), vocab]. Throws swift::Error for token
@@ -74,9 +74,9 @@ class Transformer {
   ModelConfig cfg_;
   ModelWeights w_;
   MatMath math_;
-  // Attention on AMX tiles (ops/attention.h: attention_bf16_amx) with a bf16 copy of the cache:
-  // bf16 math on a machine with AMX-BF16 and a head shape it takes.
-  bool amx_attention_ = false;
+  // Attention in bf16 (ops/attention.h: attention_bf16, on AMX tiles or with vdpbf16ps) over the
+  // cache's bf16 copy only: bf16 math in a build with AVX-512 BF16 and a head shape it takes.
+  bool bf16_attention_ = false;
   // bf16 math with AMX matrices: activations are rounded to bf16 by the op that produces them
   // (norms, SwiGLU, attention) for the AMX kernel (ops/bf16_amx.h: matmul_bf16_amx_rounded).
   bool amx_rounded_ = false;

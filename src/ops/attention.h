@@ -38,7 +38,7 @@ struct AttentionArgs {
   float scale = 1.0f;              // usually 1/sqrt(head_dim)
   const SlotLists* visible = nullptr;
   float* out = nullptr;            // [n_tok, n_head * head_dim]
-  // Optional, attention_bf16_amx only: the layer's bf16 copy kept by kv_bf16_store (layout there),
+  // Optional, attention_bf16 only: the layer's bf16 copy kept by kv_bf16_store (layout there),
   // KV head h at k16 / v16 + h * kv16_head_stride. Read for the part of a list that runs 0, 1, 2,
   // ... from its start (the committed context), in place of converting those rows on every call.
   // With k = v = null (a cache that keeps only the copy, model/kv_cache.h) every key and value is
@@ -46,7 +46,7 @@ struct AttentionArgs {
   const uint16_t* k16 = nullptr;
   const uint16_t* v16 = nullptr;
   int64_t kv16_head_stride = 0;  // elements
-  // Optional, attention_bf16_amx only: out rounded to bf16 as well ([n_tok, n_head * head_dim], the
+  // Optional, attention_bf16 only: out rounded to bf16 as well ([n_tok, n_head * head_dim], the
   // rounding of bf16_round_rows_into), the next matrix product's operand made where out is written.
   uint16_t* out16 = nullptr;
   // Optional: makes KV head h's inputs ready before they are read: the q rows of its query heads
@@ -61,15 +61,21 @@ struct AttentionArgs {
 
 void attention(const AttentionArgs& a, ThreadPool& pool);
 
-// Attention on AMX tiles for `--math bf16` (contract in ops/attention_bf16_amx.cc): q, keys, values
-// and softmax weights rounded to bf16, products summed by the tile unit; the same determinism as
-// attention() (a query's output depends only on its q and its visible keys in list order), but
-// not the same bits. Usable with AMX-BF16, at most 16 query heads per KV head, and head_dim a
-// multiple of 64 (every LLaMA-family model: 64 or 128).
-bool attention_amx_usable(int64_t n_head, int64_t n_kv_head, int64_t head_dim);
-void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool);
+// Attention for `--math bf16` (contract in ops/attention_bf16.cc): q, keys, values and softmax
+// weights rounded to bf16, products of bf16 pairs summed in f32, on AMX tiles where the CPU has
+// them, else with AVX-512 BF16's vdpbf16ps; the same determinism as attention() (a query's output
+// depends only on its q and its visible keys in list order), but not the same bits (nor the same
+// bits on the two product units: a machine uses one). Usable in builds with AVX-512 BF16
+// (attention_bf16_native), at most 16 query heads per KV head, and head_dim a multiple of 64
+// (every LLaMA-family model: 64 or 128).
+bool attention_bf16_native();
+bool attention_bf16_usable(int64_t n_head, int64_t n_kv_head, int64_t head_dim);
+// Test seam: true runs the vdpbf16ps products even where AMX tiles are available, so that an AMX
+// machine tests both (not thread-safe against a running kernel; tests only).
+void attention_bf16_use_dot_for_test(bool on);
+void attention_bf16(const AttentionArgs& a, ThreadPool& pool);
 
-// The bf16 copy of one KV head's cache that attention_bf16_amx reads (the same conversion and
+// The bf16 copy of one KV head's cache that attention_bf16 reads (the same conversion and
 // layout it packs other rows into, so either source gives the same bits), both in pair layout,
 // the tile unit's B operand: keys per block of 16 slots and 32 dimensions one tile [16 dim
 // pairs][16 slots][2] ([n_slots / 16, hd / 32, 16, 32]: K^T, so score tiles come out as query

@@ -3,17 +3,16 @@
 #include <algorithm>
 
 #include "ops/attention.h"
-#include "ops/bf16_amx.h"  // SWIFT_BF16_AMX
 #include "ops/lanes.h"
 #include "util/check.h"
 
-#if defined(SWIFT_BF16_AMX)
+#if defined(SWIFT_BF16_ATTENTION)
 #include <immintrin.h>
 #endif
 
 namespace swift {
 
-#if defined(SWIFT_BF16_AMX)
+#if defined(SWIFT_BF16_ATTENTION)
 
 namespace bf16_pairs {
 
@@ -244,11 +243,11 @@ void kv_bf16_move(int64_t from, int64_t to, int64_t hd, uint16_t* k16, uint16_t*
 #else
 
 void kv_bf16_store(const float*, const float*, int64_t hd, int64_t, uint16_t*, uint16_t*) {
-  SWIFT_CHECK(false, "bf16 KV copy in a build without AMX (head dim {})", hd);
+  SWIFT_CHECK(false, "bf16 KV copy in a build without AVX-512 BF16 (head dim {})", hd);
 }
 
 void kv_bf16_move(int64_t, int64_t, int64_t hd, uint16_t*, uint16_t*) {
-  SWIFT_CHECK(false, "bf16 KV copy in a build without AMX (head dim {})", hd);
+  SWIFT_CHECK(false, "bf16 KV copy in a build without AVX-512 BF16 (head dim {})", hd);
 }
 
 #endif

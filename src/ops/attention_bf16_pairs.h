@@ -1,16 +1,24 @@
-// The pair layout of AMX attention's tile operands (ops/attention_bf16_amx.cc), which the KV
-// cache's bf16 copy also uses (ops/attention.h: kv_bf16_store), and the packing of keys and values
-// into it, from f32 rows or from that copy.
+// The pair layout of bf16 attention's operands (ops/attention_bf16.cc: the AMX tiles' B operands,
+// and vdpbf16ps's: a 64-byte row is 16 keys x one dimension pair, or 16 dimensions x one key
+// pair), which the KV cache's bf16 copy also uses (ops/attention.h: kv_bf16_store), and the
+// packing of keys and values into it, from f32 rows or from that copy.
 //
 // Keys: K^T per 16 slots (or keys of a list) and 32 dimensions, one tile [16 dimension pairs][16
 // keys][2] (the scores' B operand). Values: per 32 keys and 16 dimensions, one tile [16 key
 // pairs][16 dimensions][2] (the sums' B operand). Invariant: packing a key or value from its f32
 // row or from the copy it was stored into gives the same bits (both round to nearest even once),
 // so a cache may keep the copy only (model/kv_cache.h: enable_bf16_only) and attention does not
-// change (tests/ops/attention_bf16_amx_test.cc).
+// change (tests/ops/attention_bf16_test.cc).
 #pragma once
 
 #include <cstdint>
+
+// Builds that compile the bf16 attention kernel (ops/attention_bf16.cc) and this packing:
+// AVX-512 with its BF16 instructions (vcvtne2ps2bf16 rounds; vdpbf16ps multiplies where there are
+// no AMX tiles). AMX builds have them too.
+#if defined(__AVX512BF16__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define SWIFT_BF16_ATTENTION 1
+#endif
 
 namespace swift::bf16_pairs {
 

@@ -435,7 +435,7 @@ bool bf16_amx_available() {
 #endif
 }
 
-void amx_load_config(int key, const AmxTileConfig& c) {
+void amx_load_config(int key, [[maybe_unused]] const AmxTileConfig& c) {
   thread_local int loaded = -1;
   if (key == loaded) return;
 #if defined(SWIFT_BF16_AMX)

@@ -15,7 +15,6 @@
 #include "engine/swift/tree_acceptance.h"
 #include "model/kv_cache.h"
 #include "ops/attention.h"
-#include "ops/bf16_amx.h"
 #include "util/check.h"
 
 namespace swift {
@@ -131,8 +130,8 @@ TEST(KvCache, StoreAndMoveKeepEachHeadsRowsContiguous) {
 }
 
 TEST(KvCache, Bf16OnlyHoldsWhatTheCopyOfTheRowsWouldAndNoF32Rows) {
-  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU or build";
-  // enable_bf16_only (AMX attention): slots stored before are converted, later stores and moves
+  if (!attention_bf16_native()) GTEST_SKIP() << "no AVX-512 BF16 in this build";
+  // enable_bf16_only (bf16 attention): slots stored before are converted, later stores and moves
   // write the bf16 copy, the f32 rows are gone (an error to ask for, not a stale read).
   ModelConfig cfg;
   cfg.n_layer = 2;

@@ -40,9 +40,10 @@ GenerateOptions greedy(int64_t n) {
 TEST(Bf16Math, LogitsStayCloseToTheF32ReferenceAndTop1AgreesAwayFromNearTies) {
   if (!bf16_dot_native()) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
   // Tolerances (stated): every position's reference top-5 logits within 0.3 of ours (measured
-  // over the 32 prompts' 5,745 positions: 0.19 with the AVX-512 dot products, 0.14 with AMX
-  // matrices, 0.17 with AMX matrices and AMX attention, whose q, k, v and softmax weights are
-  // bf16 too; f32 math stays within ~1e-3), and our top-1 equal to the reference's
+  // over the 32 prompts' 5,745 positions: 0.19 with the AVX-512 dot products and f32 attention,
+  // 0.14 with them and bf16 attention (vdpbf16ps, AMD EPYC), 0.14 with AMX matrices, 0.17 with
+  // AMX matrices and AMX attention, whose q, k, v and softmax weights are bf16 too; f32 math
+  // stays within ~1e-3), and our top-1 equal to the reference's
   // wherever the reference's top-1 leads its top-2 by more than 0.25 — a lead that bf16 activations (relative error
   // 2^-9 per product input) cannot overturn on this model; near-ties may flip, as they do between PyTorch's bf16 and
   // f32 runs.

@@ -1,4 +1,5 @@
-// AMX attention (ops/attention.h: attention_bf16_amx, contract in ops/attention_bf16_amx.cc):
+// bf16 attention (ops/attention.h: attention_bf16, contract in ops/attention_bf16.cc), on AMX
+// tiles and with vdpbf16ps:
 // accuracy against the f32 kernel, batch invariance bit for bit (the lossless-decoding contract),
 // the bf16 cache copy against packing from the f32 rows, and its rounded output copy; and the
 // per-KV-head preparation hook of both kernels.
@@ -67,26 +68,39 @@ SlotLists tree_lists(int64_t prefix, int64_t n_tok) {
 
 }  // namespace
 
-TEST(AttentionAmx, TakesHeadShapesItsTilesFit) {
-  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU or build";
-  EXPECT_TRUE(attention_amx_usable(4, 2, 64));
-  EXPECT_TRUE(attention_amx_usable(32, 8, 128));
-  EXPECT_TRUE(attention_amx_usable(16, 1, 64));   // 16 query heads per KV head: one tile of rows
-  EXPECT_FALSE(attention_amx_usable(32, 1, 64));  // 32: more rows than a tile
-  EXPECT_FALSE(attention_amx_usable(4, 2, 80));   // not whole 64-dimension steps
-  EXPECT_FALSE(attention_amx_usable(4, 2, 96));
-  EXPECT_FALSE(attention_amx_usable(6, 4, 64));  // heads not a multiple of KV heads
+// Each test runs once per product unit this machine has: AMX tiles (where available) and
+// vdpbf16ps (every AVX-512 BF16 build; on an AMX machine through the test seam).
+class AttentionBf16 : public ::testing::TestWithParam<bool> {  // true: vdpbf16ps
+ protected:
+  void SetUp() override {
+    if (!attention_bf16_native()) GTEST_SKIP() << "no AVX-512 BF16 in this build";
+    if (!GetParam() && !bf16_amx_available()) GTEST_SKIP() << "no AMX tiles on this CPU or build";
+    attention_bf16_use_dot_for_test(GetParam());
+  }
+  void TearDown() override { attention_bf16_use_dot_for_test(false); }
+};
+INSTANTIATE_TEST_SUITE_P(Products, AttentionBf16, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "Dot" : "Tiles"; });
+
+TEST(AttentionBf16Shapes, TakesHeadShapesItsTilesFit) {
+  if (!attention_bf16_native()) GTEST_SKIP() << "no AVX-512 BF16 in this build";
+  EXPECT_TRUE(attention_bf16_usable(4, 2, 64));
+  EXPECT_TRUE(attention_bf16_usable(32, 8, 128));
+  EXPECT_TRUE(attention_bf16_usable(16, 1, 64));   // 16 query heads per KV head: one tile of rows
+  EXPECT_FALSE(attention_bf16_usable(32, 1, 64));  // 32: more rows than a tile
+  EXPECT_FALSE(attention_bf16_usable(4, 2, 80));   // not whole 64-dimension steps
+  EXPECT_FALSE(attention_bf16_usable(4, 2, 96));
+  EXPECT_FALSE(attention_bf16_usable(6, 4, 64));  // heads not a multiple of KV heads
 }
 
-TEST(AttentionAmx, MatchesF32AttentionWithinBf16Rounding) {
-  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU or build";
+TEST_P(AttentionBf16, MatchesF32AttentionWithinBf16Rounding) {
   // Error model (stated), per output of a query head over its visible keys j:
   //   q and k rounded to bf16 (relative 2^-9 each) move score j by at most 2^-8 A_j, with
   //   A_j = scale * sum_i |q_i k_ji|; scores moved by at most D = 2^-8 max_j A_j change the
   //   normalised weights by at most exp(2 D) - 1 in total (l1), hence the output by that times
   //   max_j |v_j|; rounding the weights and the values adds 2^-9 max_j |v_j| each.
   //   bound = max_j |v_j| (exp(2 D) - 1 + 2^-8) + 1e-6 (f32 sums, ~1e-7 here)
-  // The AMX output must stay within the bound of the f32 kernel's; and the worst difference
+  // The bf16 output must stay within the bound of the f32 kernel's; and the worst difference
   // must exceed 1e-4 (f32 arithmetic alone stays below 1e-5: the bf16 kernel really ran).
   ThreadPool pool(2);
   double worst = 0, worst_of_bound = 0;
@@ -102,7 +116,7 @@ TEST(AttentionAmx, MatchesF32AttentionWithinBf16Rounding) {
           a.q = q.data(), a.n_tok = n_tok, a.n_head = n_head, a.visible = &vis;
           std::vector<float> amx(n_tok * n_head * hd), f32(amx.size());
           a.out = amx.data();
-          attention_bf16_amx(a, pool);
+          attention_bf16(a, pool);
           a.out = f32.data();
           attention(a, pool);
           for (int64_t t = 0; t < n_tok; ++t)
@@ -130,13 +144,12 @@ TEST(AttentionAmx, MatchesF32AttentionWithinBf16Rounding) {
               }
             }
         }
-  std::printf("AMX vs f32 attention: worst difference %.2e, at most %.0f%% of the bound\n", worst,
+  std::printf("bf16 vs f32 attention: worst difference %.2e, at most %.0f%% of the bound\n", worst,
               100 * worst_of_bound);
   EXPECT_GT(worst, 1e-4);
 }
 
-TEST(AttentionAmx, TokensAloneAndInBatchesGiveTheSameBitsFromEitherSource) {
-  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU or build";
+TEST_P(AttentionBf16, TokensAloneAndInBatchesGiveTheSameBitsFromEitherSource) {
   // The lossless contract: a token's output alone (as plain decoding computes it) equals its
   // output in any batch (verification, prefill), whatever the shared context's length relative
   // to the 16-key score tiles and 32-key value blocks, the tree, the group size (query rows per
@@ -157,16 +170,16 @@ TEST(AttentionAmx, TokensAloneAndInBatchesGiveTheSameBitsFromEitherSource) {
       std::vector<float> batch(n_tok * n_head * hd), batch_packed(batch.size());
       AttentionArgs a = c.args(TestCache::kRowsAndCopy);
       a.q = q.data(), a.n_tok = n_tok, a.n_head = n_head, a.visible = &vis, a.out = batch.data();
-      attention_bf16_amx(a, pool);
+      attention_bf16(a, pool);
       AttentionArgs p = c.args(TestCache::kRows);
       p.q = q.data(), p.n_tok = n_tok, p.n_head = n_head, p.visible = &vis, p.out = batch_packed.data();
-      attention_bf16_amx(p, pool);
+      attention_bf16(p, pool);
       ASSERT_EQ(0, std::memcmp(batch.data(), batch_packed.data(), batch.size() * sizeof(float)))
           << "copy vs packed: hd " << hd << " group " << cs.group << " prefix " << prefix;
       std::vector<float> batch_copy(batch.size());
       AttentionArgs o = c.args(TestCache::kCopyOnly);
       o.q = q.data(), o.n_tok = n_tok, o.n_head = n_head, o.visible = &vis, o.out = batch_copy.data();
-      attention_bf16_amx(o, pool);
+      attention_bf16(o, pool);
       ASSERT_EQ(0, std::memcmp(batch.data(), batch_copy.data(), batch.size() * sizeof(float)))
           << "copy only vs packed: hd " << hd << " group " << cs.group << " prefix " << prefix;
       for (int64_t i = 0; i < n_tok; ++i) {
@@ -177,7 +190,7 @@ TEST(AttentionAmx, TokensAloneAndInBatchesGiveTheSameBitsFromEitherSource) {
         // Rotate the source: rows, rows and copy, copy only.
         AttentionArgs b = c.args(static_cast<TestCache::Source>(i % 3));
         b.q = q.data() + i * n_head * hd, b.n_tok = 1, b.n_head = n_head, b.visible = &one, b.out = alone.data();
-        attention_bf16_amx(b, pool);
+        attention_bf16(b, pool);
         ASSERT_EQ(0, std::memcmp(alone.data(), batch.data() + i * n_head * hd, alone.size() * sizeof(float)))
             << "hd " << hd << " group " << cs.group << " kv heads " << cs.n_kv << " tokens " << n_tok << " threads "
             << cs.threads << " prefix " << prefix << " token " << i;
@@ -186,8 +199,7 @@ TEST(AttentionAmx, TokensAloneAndInBatchesGiveTheSameBitsFromEitherSource) {
   }
 }
 
-TEST(AttentionAmx, CopyOnlyGivesTheBitsOfTheRowsForListsOfAnyShape) {
-  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU or build";
+TEST_P(AttentionBf16, CopyOnlyGivesTheBitsOfTheRowsForListsOfAnyShape) {
   // Without f32 rows every key and value is gathered from the bf16 copy: the context that does
   // not start at slot 0 (a sliding window), the own keys of each token (a tree, a prefill
   // chunk's whole value blocks), slots in any order. Each must give the bits of packing the f32
@@ -205,7 +217,8 @@ TEST(AttentionAmx, CopyOnlyGivesTheBitsOfTheRowsForListsOfAnyShape) {
         for (int64_t s = 0; s < prefix + i + 1; ++s) vis.slots.push_back(static_cast<int32_t>(s));
       else  // scattered: a random subset of the slots in a random order, then the token's own
         for (int64_t s = 0; s < prefix + n_tok; ++s)
-          if (rng() % 3 == 0 || s == prefix + i) vis.slots.push_back(static_cast<int32_t>((s * 7 + i) % (prefix + n_tok)));
+          if (rng() % 3 == 0 || s == prefix + i)
+            vis.slots.push_back(static_cast<int32_t>((s * 7 + i) % (prefix + n_tok)));
       vis.offsets.push_back(static_cast<int64_t>(vis.slots.size()));
     }
     return vis;
@@ -223,7 +236,7 @@ TEST(AttentionAmx, CopyOnlyGivesTheBitsOfTheRowsForListsOfAnyShape) {
           for (auto [src, out] : {std::pair{TestCache::kRows, &rows}, std::pair{TestCache::kCopyOnly, &copy}}) {
             AttentionArgs a = c.args(src);
             a.q = q.data(), a.n_tok = n_tok, a.n_head = n_head, a.visible = &vis, a.out = out->data();
-            attention_bf16_amx(a, pool);
+            attention_bf16(a, pool);
           }
           for (float x : rows) ASSERT_TRUE(std::isfinite(x));
           ASSERT_EQ(0, std::memcmp(rows.data(), copy.data(), rows.size() * sizeof(float)))
@@ -231,8 +244,7 @@ TEST(AttentionAmx, CopyOnlyGivesTheBitsOfTheRowsForListsOfAnyShape) {
         }
 }
 
-TEST(AttentionAmx, WritesTheRoundedOutputTheMatrixKernelWouldMake) {
-  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU or build";
+TEST_P(AttentionBf16, WritesTheRoundedOutputTheMatrixKernelWouldMake) {
   ThreadPool pool(2);
   const int64_t hd = 64, n_head = 4, n_kv = 2, n_tok = 5, prefix = 45;
   TestCache c(n_kv, prefix + n_tok, hd, 51);
@@ -242,13 +254,12 @@ TEST(AttentionAmx, WritesTheRoundedOutputTheMatrixKernelWouldMake) {
   std::vector<uint16_t> out16(out.size(), 0xffff), want(out.size());
   AttentionArgs a = c.args(TestCache::kRowsAndCopy);
   a.q = q.data(), a.n_tok = n_tok, a.n_head = n_head, a.visible = &vis, a.out = out.data(), a.out16 = out16.data();
-  attention_bf16_amx(a, pool);
+  attention_bf16(a, pool);
   bf16_round_rows_into(out.data(), n_tok, n_head * hd, want.data());
   EXPECT_EQ(want, out16);
 }
 
-TEST(AttentionAmx, Bf16CopyOfAMovedSlotEqualsStoringItThere) {
-  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU or build";
+TEST_P(AttentionBf16, Bf16CopyOfAMovedSlotEqualsStoringItThere) {
   // Accepted tree nodes are compacted with a move (model/kv_cache.h): the copy must then hold
   // what storing the row at its new slot would have written, in both value-pair lanes.
   for (int64_t hd : {64, 128})
@@ -272,7 +283,7 @@ TEST(Attention, PrepareRunsOncePerKvHeadBeforeItsInputsAreRead) {
   const int64_t hd = 64, n_kv = 2, group = 2, n_head = n_kv * group, prefix = 37;
   for (auto src : {TestCache::kRows, TestCache::kRowsAndCopy, TestCache::kCopyOnly}) {
     const bool amx = src != TestCache::kRows;  // the f32 kernel reads the rows
-    if (amx && !bf16_amx_available()) continue;
+    if (amx && !attention_bf16_native()) continue;
     for (int threads : {1, 2, 3})
       for (int64_t n_tok : {5, 16, 40}) {
         const TestCache ready(n_kv, prefix + n_tok, hd, 71);
@@ -281,8 +292,10 @@ TEST(Attention, PrepareRunsOncePerKvHeadBeforeItsInputsAreRead) {
         ThreadPool pool(threads);
         auto run = [&](AttentionArgs a, std::vector<float>& out) {
           a.n_tok = n_tok, a.n_head = n_head, a.visible = &vis, a.out = out.data();
-          if (amx) attention_bf16_amx(a, pool);
-          else attention(a, pool);
+          if (amx)
+            attention_bf16(a, pool);
+          else
+            attention(a, pool);
         };
         std::vector<float> want(n_tok * n_head * hd), got(want.size());
         AttentionArgs a = ready.args(src);

@@ -1,9 +1,16 @@
-// Attention on AMX tiles for `--math bf16` (ops/attention.h: attention_bf16_amx).
+// Attention in bf16 for `--math bf16` (ops/attention.h: attention_bf16): on AMX tiles where the
+// CPU has them, else with AVX-512 BF16's vdpbf16ps on the same operands (Products below).
 //
 // Why: with the matrix products on AMX (ops/bf16_amx.h), f32 attention was the largest cost of a
 // verification pass: 16 tokens after 300 cost 1.1-1.2 ms of a ~2.6 ms pass on the 2-core Xeon
 // this was measured on, bound by multiply-adds and lane reductions. The tile unit does a
-// 16 x 32 x 16 product per instruction.
+// 16 x 32 x 16 product per instruction. Without AMX (AMD Zen 4, issue 6), f32 attention was
+// again the largest part of a 16-token `--math bf16` pass (~200K of ~450K TSC cycles per layer,
+// 16 tokens after 300, 2-core EPYC); vdpbf16ps does 32 multiply-adds per instruction where an
+// f32 fma does 16, over half the bytes, and the pair layout needs no lane reductions:
+// 16 tokens ~200K -> ~115K cycles per layer, one token ~37K -> ~28K (the slower thread of the
+// round, three alternated runs each), and the bf16-only cache halves what a decode step reads
+// from the KV cache.
 //
 // Numbers: q, the cached keys and values and the softmax weights are rounded to bf16 (round to
 // nearest even, as the activations of the matrix products); scores, softmax and sums stay f32.
@@ -31,7 +38,7 @@
 // thus depends on its position in a tile only through the hardware's per-element computation,
 // which is a fixed function of that element's operands (the matrix kernel's contract,
 // ops/bf16_amx.h; tested here for rows and columns by tokens alone vs in batches,
-// tests/ops/attention_bf16_amx_test.cc). Tiles are configured with the row tile's rows (a lone
+// tests/ops/attention_bf16_test.cc). Tiles are configured with the row tile's rows (a lone
 // token's 1-2 rows load and store no more than that). The pair layout and the packing of keys and
 // values into it (from f32 rows or the cache's bf16 copy) are in ops/attention_bf16_pairs.h.
 //
@@ -43,6 +50,7 @@
 // turn key rows into query rows): that step 10.6-10.9K -> 7.9-8.3K cycles per unit (16 tokens
 // after 300, G = 2, TSC counters), the unit as a whole within the VM's noise.
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -57,18 +65,32 @@
 #include "util/check.h"
 #include "util/half.h"
 
-#if defined(SWIFT_BF16_AMX)
+#if defined(SWIFT_BF16_ATTENTION)
 #include <immintrin.h>
 #endif
 
 namespace swift {
 
-bool attention_amx_usable(int64_t n_head, int64_t n_kv_head, int64_t head_dim) {
-  return bf16_amx_available() && n_kv_head > 0 && n_head % n_kv_head == 0 && n_head / n_kv_head <= 16 && head_dim > 0 &&
-         head_dim % 64 == 0 && head_dim <= 512;
+bool attention_bf16_native() {
+#if defined(SWIFT_BF16_ATTENTION)
+  return true;
+#else
+  return false;
+#endif
 }
 
-#if defined(SWIFT_BF16_AMX)
+namespace {
+std::atomic<bool> g_dot_products{false};  // attention_bf16_use_dot_for_test
+}  // namespace
+
+void attention_bf16_use_dot_for_test(bool on) { g_dot_products.store(on); }
+
+bool attention_bf16_usable(int64_t n_head, int64_t n_kv_head, int64_t head_dim) {
+  return attention_bf16_native() && n_kv_head > 0 && n_head % n_kv_head == 0 && n_head / n_kv_head <= 16 &&
+         head_dim > 0 && head_dim % 64 == 0 && head_dim <= 512;
+}
+
+#if defined(SWIFT_BF16_ATTENTION)
 
 namespace {
 
@@ -77,6 +99,16 @@ using bf16_pairs::kTile;   // rows of a tile; keys per score tile; query rows pe
 constexpr int kConfigKey = 1 << 20;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// One row of hd floats as bf16 (round to nearest even), the conversion of every packed operand.
+inline void convert_row(const float* row, int64_t hd, uint16_t* dst) {
+  for (int64_t c = 0; c < hd; c += 32) {
+    const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + c + 16), _mm512_loadu_ps(row + c));
+    _mm512_storeu_si512(dst + c, reinterpret_cast<const __m512i&>(b));
+  }
+}
+
+#if defined(SWIFT_BF16_AMX)
 
 // Tiles of 64 bytes a row. Scores: C = 0..3 (query rows x four key tiles), A = 4 (query rows),
 // B = 6, 7 (keys). Sums: C = 0..3 (query rows x 64 dimensions), A = 4 (weights), B = 6 (values).
@@ -89,14 +121,6 @@ void configure(int rows) {
     c.colsb[t] = 64;
   }
   amx_load_config(kConfigKey + rows, c);
-}
-
-// One row of hd floats as bf16 (round to nearest even), the conversion of every packed operand.
-inline void convert_row(const float* row, int64_t hd, uint16_t* dst) {
-  for (int64_t c = 0; c < hd; c += 32) {
-    const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + c + 16), _mm512_loadu_ps(row + c));
-    _mm512_storeu_si512(dst + c, reinterpret_cast<const __m512i&>(b));
-  }
 }
 
 // Raw scores of the row tile's query rows (q16: bf16 rows, row stride hd) against packed keys
@@ -179,6 +203,167 @@ void sum_blocks(const uint16_t* p, int64_t p_stride, const uint16_t* vp, int64_t
     _tile_stored(3, a0 + 3 * kTile, acc_stride);
   }
 }
+
+#endif  // SWIFT_BF16_AMX
+
+// The same two products with AVX-512 BF16 (vdpbf16ps: 16 lanes, each adding the products of one
+// pair of bf16 values, exact in f32), for CPUs without AMX tiles (AMD Zen 4/5, Intel Cooper
+// Lake). The pair layout is already what the instruction wants: one 64-byte row of a key tile is
+// 16 keys x one dimension pair, of a value tile 16 dimensions x one key pair, so a query's or a
+// weight row's pair is broadcast against it and the lanes are keys (scores) or dimensions (sums):
+// no horizontal sums. Each output element is one chain of vdpbf16ps over its pairs in order
+// (scores: dimension pairs; sums: blocks, then key pairs), whatever rows or tiles run beside it,
+// so a token's result does not depend on its batch (not the AMX tiles' bits: a machine runs one
+// or the other, bf16_amx_available). Rows and key tiles are grouped so that up to 16
+// accumulators are in flight (the instruction's latency is several cycles).
+inline __m512bh pair_at(const uint16_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return reinterpret_cast<__m512bh>(_mm512_set1_epi32(v));
+}
+inline __m512bh load_pairs(const uint16_t* p) { return reinterpret_cast<__m512bh>(_mm512_loadu_si512(p)); }
+
+// R query rows against KT key tiles from k0 (tile t at k0 + t * steps * 512 elements).
+template <int R, int KT>
+void score_group_dp(const uint16_t* q16, int64_t hd, const uint16_t* k0, int64_t steps, float* out, int64_t stride) {
+  __m512 acc[R][KT];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < KT; ++t) acc[r][t] = _mm512_setzero_ps();
+  for (int64_t s = 0; s < steps; ++s)
+    for (int pp = 0; pp < kTile; ++pp) {
+      __m512bh kv[KT];
+      for (int t = 0; t < KT; ++t) kv[t] = load_pairs(k0 + (t * steps + s) * kTile * 32 + pp * 32);
+      for (int r = 0; r < R; ++r) {
+        const __m512bh qb = pair_at(q16 + r * hd + s * 32 + 2 * pp);
+        for (int t = 0; t < KT; ++t) acc[r][t] = _mm512_dpbf16_ps(acc[r][t], qb, kv[t]);
+      }
+    }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < KT; ++t) _mm512_storeu_ps(out + r * stride + t * kTile, acc[r][t]);
+}
+
+template <int R>
+void score_rows_dp(const uint16_t* q16, const uint16_t* kt, int64_t n_tiles, int64_t hd, float* scores,
+                   int64_t stride) {
+  constexpr int KT = R >= 5 ? 2 : R >= 3 ? 4 : 8;
+  const int64_t steps = hd / 32, tile = steps * kTile * 32;
+  int64_t g = 0;
+  for (; g + KT <= n_tiles; g += KT) score_group_dp<R, KT>(q16, hd, kt + g * tile, steps, scores + g * kTile, stride);
+  for (; g < n_tiles; ++g) score_group_dp<R, 1>(q16, hd, kt + g * tile, steps, scores + g * kTile, stride);
+}
+
+// score_tiles' contract for `rows` query rows, on AVX-512 BF16.
+void score_tiles_dp(const uint16_t* q16, const uint16_t* kt, int64_t n, int64_t hd, float* scores, int64_t stride,
+                    int64_t rows) {
+  const int64_t n_tiles = (n + kTile - 1) / kTile;
+  for (int64_t r0 = 0; r0 < rows; r0 += 8) {
+    const uint16_t* q = q16 + r0 * hd;
+    float* s = scores + r0 * stride;
+    switch (std::min<int64_t>(8, rows - r0)) {
+      case 1:
+        score_rows_dp<1>(q, kt, n_tiles, hd, s, stride);
+        break;
+      case 2:
+        score_rows_dp<2>(q, kt, n_tiles, hd, s, stride);
+        break;
+      case 3:
+        score_rows_dp<3>(q, kt, n_tiles, hd, s, stride);
+        break;
+      case 4:
+        score_rows_dp<4>(q, kt, n_tiles, hd, s, stride);
+        break;
+      case 5:
+        score_rows_dp<5>(q, kt, n_tiles, hd, s, stride);
+        break;
+      case 6:
+        score_rows_dp<6>(q, kt, n_tiles, hd, s, stride);
+        break;
+      case 7:
+        score_rows_dp<7>(q, kt, n_tiles, hd, s, stride);
+        break;
+      default:
+        score_rows_dp<8>(q, kt, n_tiles, hd, s, stride);
+        break;
+    }
+  }
+}
+
+// R rows of sums, 64 dimensions at a time (four accumulators a row), over value blocks in order.
+template <int R>
+void sum_rows_dp(const uint16_t* p, int64_t p_stride, const uint16_t* vp, int64_t n_blocks, int64_t hd, float* acc,
+                 bool first) {
+  const int64_t n_dt = hd / kTile;
+  for (int64_t d0 = 0; d0 < n_dt; d0 += 4) {
+    __m512 a[R][4];
+    for (int r = 0; r < R; ++r)
+      for (int i = 0; i < 4; ++i)
+        a[r][i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + r * hd + (d0 + i) * kTile);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint16_t* vb = vp + (b * n_dt + d0) * kTile * 32;
+      for (int kp = 0; kp < kTile; ++kp) {
+        __m512bh v[4];
+        for (int i = 0; i < 4; ++i) v[i] = load_pairs(vb + i * kTile * 32 + kp * 32);
+        for (int r = 0; r < R; ++r) {
+          const __m512bh w = pair_at(p + r * p_stride + b * kBlock + 2 * kp);
+          for (int i = 0; i < 4; ++i) a[r][i] = _mm512_dpbf16_ps(a[r][i], w, v[i]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int i = 0; i < 4; ++i) _mm512_storeu_ps(acc + r * hd + (d0 + i) * kTile, a[r][i]);
+  }
+}
+
+// sum_blocks' contract for `rows` rows, on AVX-512 BF16.
+void sum_blocks_dp(const uint16_t* p, int64_t p_stride, const uint16_t* vp, int64_t n_blocks, int64_t hd, float* acc,
+                   bool first, int64_t rows) {
+  if (!first && n_blocks == 0) return;
+  for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+    const uint16_t* pr = p + r0 * p_stride;
+    float* ar = acc + r0 * hd;
+    switch (std::min<int64_t>(4, rows - r0)) {
+      case 1:
+        sum_rows_dp<1>(pr, p_stride, vp, n_blocks, hd, ar, first);
+        break;
+      case 2:
+        sum_rows_dp<2>(pr, p_stride, vp, n_blocks, hd, ar, first);
+        break;
+      case 3:
+        sum_rows_dp<3>(pr, p_stride, vp, n_blocks, hd, ar, first);
+        break;
+      default:
+        sum_rows_dp<4>(pr, p_stride, vp, n_blocks, hd, ar, first);
+        break;
+    }
+  }
+}
+
+// The products of one row tile of `rows` rows: on the tiles where AMX is available, else with
+// vdpbf16ps. set_rows configures the tiles for a row tile (a no-op without them).
+struct Products {
+  bool tiles = false;
+  void set_rows(int64_t rows) const {
+#if defined(SWIFT_BF16_AMX)
+    if (tiles) configure(static_cast<int>(rows));
+#else
+    (void)rows;
+#endif
+  }
+  void scores(const uint16_t* q16, const uint16_t* kt, int64_t n, int64_t hd, float* out, int64_t stride,
+              int64_t rows) const {
+#if defined(SWIFT_BF16_AMX)
+    if (tiles) return score_tiles(q16, kt, n, hd, out, stride);
+#endif
+    score_tiles_dp(q16, kt, n, hd, out, stride, rows);
+  }
+  void sums(const uint16_t* p, int64_t p_stride, const uint16_t* vp, int64_t n_blocks, int64_t hd, float* acc,
+            bool first, int64_t rows) const {
+#if defined(SWIFT_BF16_AMX)
+    if (tiles) return sum_blocks(p, p_stride, vp, n_blocks, hd, acc, first);
+#endif
+    sum_blocks_dp(p, p_stride, vp, n_blocks, hd, acc, first, rows);
+  }
+};
 
 // Maximum of a row's n raw scores (n >= 1; exact in any order): two lane chains, then a
 // butterfly over 256-, 128-, 64- and 32-bit halves (maskz forms: GCC 12 warns on
@@ -304,7 +489,7 @@ int64_t identity_prefix(const int32_t* l, int64_t n) {
 // Per-thread buffers, grown on demand (never on the per-token path once warm).
 struct Scratch {
   std::vector<uint16_t> k_shared, v_shared, k_own, v_own, q16;
-  std::vector<float> v_union;  // [n_union, hd]: the own keys' values rounded to bf16, as f32
+  std::vector<float> v_union;                    // [n_union, hd]: the own keys' values rounded to bf16, as f32
   std::vector<int32_t> union_slots, slot_index;  // the chunk's own keys; slot -> index among them
   std::vector<int32_t> own_index;    // [16 / G, max_len - shared]: a row tile's tokens' own keys as union indices
   std::vector<uint32_t> slot_stamp;  // slot_index[s] is current when slot_stamp[s] == stamp
@@ -323,9 +508,9 @@ T* sized(std::vector<T>& v, int64_t n) {
 
 }  // namespace
 
-void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
-  SWIFT_CHECK(attention_amx_usable(a.n_head, a.n_kv_head, a.head_dim),
-              "AMX attention called for {} heads, {} KV heads, head dim {}", a.n_head, a.n_kv_head, a.head_dim);
+void attention_bf16(const AttentionArgs& a, ThreadPool& pool) {
+  SWIFT_CHECK(attention_bf16_usable(a.n_head, a.n_kv_head, a.head_dim),
+              "bf16 attention called for {} heads, {} KV heads, head dim {}", a.n_head, a.n_kv_head, a.head_dim);
   SWIFT_CHECK(static_cast<int64_t>(a.visible->offsets.size()) == a.n_tok + 1);
   if (a.n_tok <= 0) return;
   const int64_t G = a.n_head / a.n_kv_head, hd = a.head_dim;
@@ -335,7 +520,7 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
   // No f32 rows (a cache that keeps only the bf16 copy): every key and value comes from the copy.
   const bool copy_only = a.k == nullptr;
   SWIFT_CHECK(!copy_only || (a.v == nullptr && a.k16 && a.v16 && a.kv16_head_stride / 2 < INT32_MAX),
-              "AMX attention without f32 rows needs the bf16 copy (head stride {})", a.kv16_head_stride);
+              "bf16 attention without f32 rows needs the bf16 copy (head stride {})", a.kv16_head_stride);
   const int64_t max_len = a.visible->max_len();
   const int64_t l_pad = round_up(std::max<int64_t>(max_len, 1), kBlock);
   // Tokens per unit: enough units for every thread, at most 16 tokens (a unit's rows then fill
@@ -350,6 +535,7 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
     pool.parallel_for(a.n_kv_head, [&](int64_t h0, int64_t h1, int) {
       for (int64_t h = h0; h < h1; ++h) (*a.prepare)(h);
     });
+  const Products mm{bf16_amx_available() && !g_dot_products.load(std::memory_order_relaxed)};
   pool.parallel_for(n_chunks * a.n_kv_head, [&](int64_t i0, int64_t i1, int) {
     thread_local Scratch w;
     for (int64_t i = i0; i < i1; ++i) {
@@ -370,8 +556,10 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
       const uint16_t* v_copy = a.v16 ? a.v16 + kvh * a.kv16_head_stride : nullptr;
       // Every other key and value: packed from the f32 rows, or from the copy when there are none.
       bf16_pairs::KvSource src;
-      if (copy_only) src.k16 = k_copy, src.v16 = v_copy;
-      else src.k = a.k + kvh * head_stride, src.v = a.v + kvh * head_stride, src.stride = kv_stride;
+      if (copy_only)
+        src.k16 = k_copy, src.v16 = v_copy;
+      else
+        src.k = a.k + kvh * head_stride, src.v = a.v + kvh * head_stride, src.stride = kv_stride;
       // One row tile's buffers (rows of the tile's tokens from 0).
       float* scores = sized(w.scores, kTile * l_pad);
       uint16_t* p = sized(w.p, kTile * l_pad);
@@ -422,10 +610,10 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
         const int64_t r_base = (ta - t0) * G;
         for (int64_t r = 0; r < tr; ++r) convert_row(q_row(r_base + r), hd, q16 + r * hd);
         // Scores over the shared context and the own keys.
-        configure(static_cast<int>(tr));
-        if (m > 0) score_tiles(q16, k_copy, m, hd, scores, l_pad);
-        if (shared > m) score_tiles(q16, ks, shared - m, hd, scores + m, l_pad);
-        if (n_union > 0) score_tiles(q16, ku, n_union, hd, uscores, u_pad);
+        mm.set_rows(tr);
+        if (m > 0) mm.scores(q16, k_copy, m, hd, scores, l_pad, tr);
+        if (shared > m) mm.scores(q16, ks, shared - m, hd, scores + m, l_pad, tr);
+        if (n_union > 0) mm.scores(q16, ku, n_union, hd, uscores, u_pad, tr);
         // Each token's own scores in its list order (gathered by union index), then its softmax
         // weights as bf16 rows of p.
         for (int64_t t = ta; t < tb; ++t) {
@@ -449,28 +637,31 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
         }
         for (int64_t t = ta; t < tb; ++t) {
           const int64_t n = len(t), r0 = (t - ta) * G;
-          for (int64_t h = 0; h < G; h += 2) {  // the token's rows two at a time (same n)
+          for (int64_t h = 0; h < G; h += 2) {         // the token's rows two at a time (same n)
             const int64_t h2 = h + 1 < G ? h + 1 : h;  // an odd G's last row runs alone
             const float* sr[2] = {scores + (r0 + h) * l_pad, scores + (r0 + h2) * l_pad};
             uint16_t* pr[2] = {p + (r0 + h) * l_pad, p + (r0 + h2) * l_pad};
             const float m2[2] = {mx[r0 + h], mx[r0 + h2]};
-            if (n == 0) std::fill_n(inv + r0 + h, std::min<int64_t>(2, G - h), 0.0f);
-            else if (h + 1 < G) softmax_to_bf16<2>(sr, n, a.scale, m2, pr, inv + r0 + h);
-            else softmax_to_bf16<1>(sr, n, a.scale, m2, pr, inv + r0 + h);
+            if (n == 0)
+              std::fill_n(inv + r0 + h, std::min<int64_t>(2, G - h), 0.0f);
+            else if (h + 1 < G)
+              softmax_to_bf16<2>(sr, n, a.scale, m2, pr, inv + r0 + h);
+            else
+              softmax_to_bf16<1>(sr, n, a.scale, m2, pr, inv + r0 + h);
           }
         }
         // Weighted sums over the shared blocks for the tile's rows, then each token's own whole
         // blocks (on tiles of its G rows alone) and its partial block. The partial block's keys
         // are all past the shared part, so they are in the union (its values rounded once in vu).
-        sum_blocks(p, l_pad, v_copy, m / kBlock, hd, acc, true);
-        sum_blocks(p + m, l_pad, vs, (shared - m) / kBlock, hd, acc, false);
+        mm.sums(p, l_pad, v_copy, m / kBlock, hd, acc, true, tr);
+        mm.sums(p + m, l_pad, vs, (shared - m) / kBlock, hd, acc, false, tr);
         for (int64_t t = ta; t < tb; ++t) {
           const int64_t n = len(t), r0 = (t - ta) * G, nf = n / kBlock * kBlock;
           if (nf > shared) {  // whole own blocks
             uint16_t* vo = sized(w.v_own, (nf - shared) * hd);
             src.pack_values(list(t) + shared, nf - shared, hd, vo);
-            configure(static_cast<int>(G));
-            sum_blocks(p + r0 * l_pad + shared, l_pad, vo, (nf - shared) / kBlock, hd, acc + r0 * hd, false);
+            mm.set_rows(G);
+            mm.sums(p + r0 * l_pad + shared, l_pad, vo, (nf - shared) / kBlock, hd, acc + r0 * hd, false, G);
           }
           const int32_t* pidx = own_index + (t - ta) * own_max + (nf - shared);  // keys [nf, n)
           for (int64_t h = 0; h < G; ++h) {
@@ -491,8 +682,8 @@ void attention_bf16_amx(const AttentionArgs& a, ThreadPool& pool) {
 
 #else
 
-void attention_bf16_amx(const AttentionArgs& a, ThreadPool&) {
-  SWIFT_CHECK(false, "AMX attention called in a build without AMX ({} heads)", a.n_head);
+void attention_bf16(const AttentionArgs& a, ThreadPool&) {
+  SWIFT_CHECK(false, "bf16 attention called in a build without AVX-512 BF16 ({} heads)", a.n_head);
 }
 
 #endif
