@@ -65,7 +65,8 @@ std::string Transformer::math_description() const {
   }
   const MatView& m = w_.layers.empty() ? w_.lm_head : w_.layers[0].wo;
   std::string d = bf16_amx_usable(m) ? "bf16 on AMX tiles" : "bf16 with AVX-512 BF16 dot products";
-  if (bf16_attention_) d += bf16_amx_available() ? ", attention on AMX tiles" : ", attention with AVX-512 BF16 dot products";
+  if (bf16_attention_)
+    d += bf16_amx_available() ? ", attention on AMX tiles" : ", attention with AVX-512 BF16 dot products";
   return d;
 }
 

@@ -54,6 +54,7 @@
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "ops/attention.h"
@@ -223,6 +224,15 @@ inline __m512bh pair_at(const uint16_t* p) {
 }
 inline __m512bh load_pairs(const uint16_t* p) { return reinterpret_cast<__m512bh>(_mm512_loadu_si512(p)); }
 
+// f(std::integral_constant<int, R>{}) for the runtime row count r in [1, kMax]: the kernels below
+// are templated on their rows (accumulators in registers).
+template <int kMax, int R = 1, typename F>
+void with_rows(int64_t r, const F& f) {
+  if constexpr (R < kMax)
+    if (r > R) return with_rows<kMax, R + 1>(r, f);
+  f(std::integral_constant<int, R>{});
+}
+
 // R query rows against KT key tiles from k0 (tile t at k0 + t * steps * 512 elements).
 template <int R, int KT>
 void score_group_dp(const uint16_t* q16, int64_t hd, const uint16_t* k0, int64_t steps, float* out, int64_t stride) {
@@ -256,36 +266,10 @@ void score_rows_dp(const uint16_t* q16, const uint16_t* kt, int64_t n_tiles, int
 void score_tiles_dp(const uint16_t* q16, const uint16_t* kt, int64_t n, int64_t hd, float* scores, int64_t stride,
                     int64_t rows) {
   const int64_t n_tiles = (n + kTile - 1) / kTile;
-  for (int64_t r0 = 0; r0 < rows; r0 += 8) {
-    const uint16_t* q = q16 + r0 * hd;
-    float* s = scores + r0 * stride;
-    switch (std::min<int64_t>(8, rows - r0)) {
-      case 1:
-        score_rows_dp<1>(q, kt, n_tiles, hd, s, stride);
-        break;
-      case 2:
-        score_rows_dp<2>(q, kt, n_tiles, hd, s, stride);
-        break;
-      case 3:
-        score_rows_dp<3>(q, kt, n_tiles, hd, s, stride);
-        break;
-      case 4:
-        score_rows_dp<4>(q, kt, n_tiles, hd, s, stride);
-        break;
-      case 5:
-        score_rows_dp<5>(q, kt, n_tiles, hd, s, stride);
-        break;
-      case 6:
-        score_rows_dp<6>(q, kt, n_tiles, hd, s, stride);
-        break;
-      case 7:
-        score_rows_dp<7>(q, kt, n_tiles, hd, s, stride);
-        break;
-      default:
-        score_rows_dp<8>(q, kt, n_tiles, hd, s, stride);
-        break;
-    }
-  }
+  for (int64_t r0 = 0; r0 < rows; r0 += 8)
+    with_rows<8>(std::min<int64_t>(8, rows - r0), [&](auto r) {
+      score_rows_dp<decltype(r)::value>(q16 + r0 * hd, kt, n_tiles, hd, scores + r0 * stride, stride);
+    });
 }
 
 // R rows of sums, 64 dimensions at a time (four accumulators a row), over value blocks in order.
@@ -318,24 +302,10 @@ void sum_rows_dp(const uint16_t* p, int64_t p_stride, const uint16_t* vp, int64_
 void sum_blocks_dp(const uint16_t* p, int64_t p_stride, const uint16_t* vp, int64_t n_blocks, int64_t hd, float* acc,
                    bool first, int64_t rows) {
   if (!first && n_blocks == 0) return;
-  for (int64_t r0 = 0; r0 < rows; r0 += 4) {
-    const uint16_t* pr = p + r0 * p_stride;
-    float* ar = acc + r0 * hd;
-    switch (std::min<int64_t>(4, rows - r0)) {
-      case 1:
-        sum_rows_dp<1>(pr, p_stride, vp, n_blocks, hd, ar, first);
-        break;
-      case 2:
-        sum_rows_dp<2>(pr, p_stride, vp, n_blocks, hd, ar, first);
-        break;
-      case 3:
-        sum_rows_dp<3>(pr, p_stride, vp, n_blocks, hd, ar, first);
-        break;
-      default:
-        sum_rows_dp<4>(pr, p_stride, vp, n_blocks, hd, ar, first);
-        break;
-    }
-  }
+  for (int64_t r0 = 0; r0 < rows; r0 += 4)
+    with_rows<4>(std::min<int64_t>(4, rows - r0), [&](auto r) {
+      sum_rows_dp<decltype(r)::value>(p + r0 * p_stride, p_stride, vp, n_blocks, hd, acc + r0 * hd, first);
+    });
 }
 
 // The products of one row tile of `rows` rows: on the tiles where AMX is available, else with
