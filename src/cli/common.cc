@@ -52,14 +52,19 @@ void add_math_option(CLI::App& app, std::string& value) {
                  "has them (Intel Sapphire Rapids and later: a 16-token pass ~1.5-1.6x one token instead of ~4x, "
                  "prefill ~2x faster than f32), else AVX-512 BF16 dot products (AMD Zen 4 and later), attention "
                  "included; logits within 0.2 of f32 on the "
-                 "demo model; BF16 models only; `info` and `bench` name the kernel)")
-      ->check(CLI::IsMember({"f32", "bf16"}));
+                 "demo model; BF16 models only; `info` and `bench` name the kernel) or q8 (Q8_0 weight "
+                 "matrices times activations quantized to 8 bits per block of 32, with integer dot products, as "
+                 "llama.cpp computes quantized models: decoding of Q8_0 files 1.3-1.7x faster than f32 math on the demo "
+                 "model; other "
+                 "matrices as in f32; models with Q8_0 matrices only)")
+      ->check(CLI::IsMember({"f32", "bf16", "q8"}));
 }
 
 MatMath parse_math(const std::string& value) {
   if (value == "f32") return MatMath::kF32;
   if (value == "bf16") return MatMath::kBf16;
-  fail("--math must be f32 or bf16, not '{}'", value);
+  if (value == "q8") return MatMath::kQ8;
+  fail("--math must be f32, bf16 or q8, not '{}'", value);
 }
 
 void PromptOptions::add_to(CLI::App& app) {

@@ -9,6 +9,7 @@
 #include "ops/bf16_dot.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
+#include "ops/q8_dot.h"
 #include "ops/rope.h"
 #include "util/check.h"
 
@@ -44,6 +45,18 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath math)
            "convert the model with `swiftllm convert MODEL OUT --type bf16`",
            w_.dtype_summary);
   }
+  if (math == MatMath::kQ8) {
+    if (!q8_dot_native())
+      fail("q8 math (--math q8) needs AVX2 with FMA and F16C, which this CPU or build lacks; use --math f32");
+    bool any = false;
+    for (const LayerWeights& L : w_.layers)
+      for (const MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+        any = any || q8_dot_usable(*m);
+    if (!any)
+      fail("q8 math (--math q8) applies to Q8_0 weight matrices, and this model's are {}; use --math f32 or "
+           "convert the model with `swiftllm convert MODEL OUT.gguf --type q8_0`",
+           w_.dtype_summary);
+  }
   inv_freq_ = rope_inv_freq(cfg_.rope, 0);
   bf16_attention_ = math == MatMath::kBf16 && attention_bf16_usable(cfg_.n_head, cfg_.n_kv_head, cfg_.head_dim);
   amx_rounded_ = math == MatMath::kBf16 && bf16_amx_available();
@@ -59,6 +72,15 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath math)
 }
 
 std::string Transformer::math_description() const {
+  if (math_ == MatMath::kQ8) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return "q8 (Q8_0 matrices times activations quantized to 8 bits, AVX-512 VNNI integer dot products)";
+#elif defined(__AVXVNNI__)
+    return "q8 (Q8_0 matrices times activations quantized to 8 bits, AVX-VNNI integer dot products)";
+#else
+    return "q8 (Q8_0 matrices times activations quantized to 8 bits, AVX2 integer dot products)";
+#endif
+  }
   if (math_ == MatMath::kF32) {
     const MatView& m = w_.layers.empty() ? w_.lm_head : w_.layers[0].wo;
     return f32_amx_usable(m) ? "f32 (prompt prefill on AMX tiles, three bf16 parts per activation)" : "f32";
@@ -188,8 +210,10 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
   auto bias = [](const std::vector<float>& bv) { return bv.empty() ? nullptr : bv.data(); };
   const bool gemm = b.prefill && n >= ForwardBatch::kPrefillGemmMin;
   // in16: in rounded to bf16 by its producer (amx_rounded_), or null.
+  const bool q8 = math_ == MatMath::kQ8;
   auto linear = [&](const MatView& w, const float* in, const uint16_t* in16, float* o, const float* bs) {
-    if (in16 && bf16_amx_usable(w)) matmul_bf16_amx_rounded(w, in16, n, o, bs, pool);
+    if (q8 && q8_dot_usable(w)) matmul_q8(w, in, n, o, bs, pool);
+    else if (in16 && bf16_amx_usable(w)) matmul_bf16_amx_rounded(w, in16, n, o, bs, pool);
     else if (gemm) matmul_prefill(w, in, n, o, bs, pool);
     else matmul(w, in, n, o, bs, pool);
   };
@@ -304,7 +328,8 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     }
     rmsnorm(xr, w_.final_norm.data(), 1, H, cfg_.rms_eps, h + r * H);  // in place when added
   }
-  matmul(w_.lm_head, h, nr, logits.data(), nullptr, pool);
+  if (q8 && q8_dot_usable(w_.lm_head)) matmul_q8(w_.lm_head, h, nr, logits.data(), nullptr, pool);
+  else matmul(w_.lm_head, h, nr, logits.data(), nullptr, pool);
 }
 
 }  // namespace swift

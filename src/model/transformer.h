@@ -48,12 +48,13 @@ struct ForwardBatch {
 class Transformer {
  public:
   // Throws swift::Error when `math` cannot apply: MatMath::kBf16 without AVX-512 BF16 or without
-  // any BF16 matrix in the model.
+  // any BF16 matrix in the model, MatMath::kQ8 without AVX2 integer products or without any Q8_0
+  // matrix.
   Transformer(ModelConfig cfg, ModelWeights weights, MatMath math = MatMath::kF32);
 
   const ModelConfig& config() const { return cfg_; }
   MatMath math() const { return math_; }
-  // "f32", "bf16 on AMX tiles" or "bf16 with AVX-512 BF16 dot products": the math and, for bf16,
+  // "f32", "bf16 on AMX tiles", "bf16 with AVX-512 BF16 dot products" or "q8 (...)": the math and, for bf16,
   // the kernel the layers' matrices run (ops/bf16_amx.h: chosen by machine and matrix shape),
   // with ", attention on AMX tiles" (or "with AVX-512 BF16 dot products") when attention runs in bf16.
   std::string math_description() const;

@@ -1,0 +1,243 @@
+// Q8_0 x 8-bit activation kernel: contract in ops/q8_dot.h.
+//
+// Tiles of R rows x T tokens: per block of 32 columns each row's weights are loaded once, with
+// their absolute values and scale, and multiplied with the T tokens' blocks; every output keeps
+// its own 8-lane accumulator and the blocks run in order, so the tile shape never changes a bit.
+// The signed x signed integer product uses the unsigned x signed instruction on |w| and
+// x * sign(w) (ggml's trick): |w| <= 128 and |x| <= 127, so vpmaddubsw's pair sums (<= 32,512)
+// never saturate and both instruction paths give the same exact int32 lane sums.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "ops/q8_dot.h"
+#include "util/check.h"
+#include "util/half.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define SWIFT_Q8_DOT_NATIVE 1
+#endif
+
+namespace swift {
+
+namespace {
+
+constexpr int64_t kBlock = 32;       // weights per Q8_0 block
+constexpr int64_t kBlockBytes = 34;  // f16 scale + 32 int8
+
+float block_scale(const uint8_t* blk) {
+  uint16_t h;
+  std::memcpy(&h, blk, 2);
+  return f16_to_f32(h);
+}
+
+void quantize_block_scalar(const float* x, int8_t* q, float* dx) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  for (int64_t i = 0; i < kBlock; ++i) q[i] = static_cast<int8_t>(std::nearbyint(x[i] * id));
+  *dx = f16_to_f32(f32_to_f16(amax / 127.0f));
+}
+
+#if defined(SWIFT_Q8_DOT_NATIVE)
+// quantize_block_scalar with AVX2 (the sequence of ggml's quantize_row_q8_0): the same bits, since
+// the maximum is exact, the products round alike and _MM_FROUND_TO_NEAREST_INT is nearbyint's
+// default mode.
+void quantize_block(const float* x, int8_t* q, float* dx) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 v[4];
+  __m256 m = _mm256_setzero_ps();
+  for (int k = 0; k < 4; ++k) {
+    v[k] = _mm256_loadu_ps(x + 8 * k);
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+  }
+  __m128 h = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  const float amax = _mm_cvtss_f32(h);
+  const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+  __m256i i32[4];
+  for (int k = 0; k < 4; ++k)
+    i32[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  // Packing interleaves 128-bit lanes: groups of 4 come out as 0, 2, 4, 6, 1, 3, 5, 7.
+  const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(i32[0], i32[1]), _mm256_packs_epi32(i32[2], i32[3]));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q),
+                      _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  *dx = f16_to_f32(f32_to_f16(amax / 127.0f));
+}
+
+// Lane l: the exact sum of the 4 products of columns 4l..4l+3 of |w| (unsigned) and sx (signed).
+[[gnu::always_inline]] inline __m256i dot_lanes(__m256i aw, __m256i sx) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sx);
+#elif defined(__AVXVNNI__)
+  return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), aw, sx);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1));
+#endif
+}
+
+// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)): ggml's hsum_float_8.
+[[gnu::always_inline]] inline float hsum8(__m256 a) {
+  __m128 r = _mm_add_ps(_mm256_extractf128_ps(a, 1), _mm256_castps256_ps128(a));
+  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+  r = _mm_add_ss(r, _mm_movehdup_ps(r));
+  return _mm_cvtss_f32(r);
+}
+
+struct Q8Args {
+  const uint8_t* w;  // [rows, nb] Q8_0 blocks
+  int64_t rows, cols, nb, row_bytes;
+  const int8_t* q;   // [n_tok, cols] activations
+  const float* dx;   // [n_tok, nb] their scales
+  float* y;          // [n_tok, rows]
+  const float* bias;
+};
+
+// Rows [row0, row0 + R) x tokens [t0, t0 + T).
+template <int R, int T>
+[[gnu::always_inline]] inline void q8_tile(const Q8Args& a, int64_t row0, int64_t t0) {
+  __m256 acc[R * T];
+#pragma GCC unroll 32
+  for (int i = 0; i < R * T; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < a.nb; ++b) {
+    __m256i wq[R], aw[R];
+    __m256 dw[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* blk = a.w + (row0 + r) * a.row_bytes + b * kBlockBytes;
+      wq[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+      aw[r] = _mm256_sign_epi8(wq[r], wq[r]);  // |w|; -128 stays 0x80 = 128 unsigned
+      uint16_t h;
+      std::memcpy(&h, blk, 2);
+      dw[r] = _mm256_set1_ps(_cvtsh_ss(h));
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + (t0 + t) * a.cols + b * kBlock));
+      const __m256 dx = _mm256_set1_ps(a.dx[(t0 + t) * a.nb + b]);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const __m256i s = dot_lanes(aw[r], _mm256_sign_epi8(xq, wq[r]));
+        acc[r * T + t] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(s), acc[r * T + t]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t)
+      a.y[(t0 + t) * a.rows + row0 + r] = hsum8(acc[r * T + t]) + (a.bias ? a.bias[row0 + r] : 0.0f);
+}
+
+// Register budget (accumulators + 3 per row + 4 temporaries): 32 vector registers with AVX-512
+// (4 x 3), 16 with AVX2 alone (2 x 2).
+#if defined(__AVX512F__)
+constexpr int kRows = 4, kToks = 3;
+#else
+constexpr int kRows = 2, kToks = 2;
+#endif
+
+template <int R, int T>
+void q8_rows(const Q8Args& a, int64_t row0, int64_t n_tok) {
+  int64_t t = 0;
+  for (; t + T <= n_tok; t += T) q8_tile<R, T>(a, row0, t);
+  if constexpr (T > 1) {
+    if (n_tok - t == 1) q8_tile<R, 1>(a, row0, t);
+    if constexpr (T > 2)
+      if (n_tok - t == 2) q8_tile<R, 2>(a, row0, t);
+  }
+}
+#endif
+
+}  // namespace
+
+bool q8_dot_native() {
+#if defined(SWIFT_Q8_DOT_NATIVE)
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool q8_dot_usable(const MatView& w) {
+  return w.dtype == DType::kQ8_0 && w.layout == MatLayout::kRows && w.cols > 0 && w.cols % kBlock == 0 &&
+         w.data != nullptr;
+}
+
+void q8_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, float* dx) {
+  SWIFT_CHECK(cols % kBlock == 0, "{} columns are not whole blocks of {}", cols, kBlock);
+  const int64_t nb = cols / kBlock;
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t at = t * cols + b * kBlock;
+#if defined(SWIFT_Q8_DOT_NATIVE)
+      quantize_block(x + at, q + at, dx + t * nb + b);
+#else
+      quantize_block_scalar(x + at, q + at, dx + t * nb + b);
+#endif
+    }
+}
+
+void matmul_q8(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
+  SWIFT_CHECK(q8_dot_usable(w), "matmul_q8 takes Q8_0 rows of whole blocks, not a {} matrix of {} columns",
+              dtype_name(w.dtype), w.cols);
+  if (n_tok <= 0 || w.rows == 0) return;
+#if defined(SWIFT_Q8_DOT_NATIVE)
+  // The calling thread's buffers, grown only: no allocation per token in steady state.
+  thread_local std::vector<int8_t> q;
+  thread_local std::vector<float> dx;
+  const int64_t nb = w.cols / kBlock;
+  if (static_cast<int64_t>(q.size()) < n_tok * w.cols) q.resize(static_cast<size_t>(n_tok * w.cols));
+  if (static_cast<int64_t>(dx.size()) < n_tok * nb) dx.resize(static_cast<size_t>(n_tok * nb));
+  q8_quantize_rows(x, n_tok, w.cols, q.data(), dx.data());
+  const Q8Args a{static_cast<const uint8_t*>(w.data), w.rows, w.cols, nb, nb * kBlockBytes, q.data(), dx.data(), y,
+                 bias};
+  const int64_t n_groups = (w.rows + kRows - 1) / kRows;
+  pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1, int) {
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t row0 = g * kRows;
+      if (row0 + kRows <= w.rows) {
+        q8_rows<kRows, kToks>(a, row0, n_tok);
+      } else {
+        for (int64_t r = row0; r < w.rows; ++r) q8_rows<1, kToks>(a, r, n_tok);
+      }
+    }
+  });
+#else
+  (void)pool;
+  matmul_q8_reference(w, x, n_tok, y, bias);
+#endif
+}
+
+void matmul_q8_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias) {
+  SWIFT_CHECK(q8_dot_usable(w));
+  const int64_t nb = w.cols / kBlock, rb = nb * kBlockBytes;
+  std::vector<int8_t> q(static_cast<size_t>(n_tok * w.cols));
+  std::vector<float> dx(static_cast<size_t>(n_tok * nb));
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t b = 0; b < nb; ++b)
+      quantize_block_scalar(x + t * w.cols + b * kBlock, q.data() + t * w.cols + b * kBlock, &dx[t * nb + b]);
+  const auto* data = static_cast<const uint8_t*>(w.data);
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t t = 0; t < n_tok; ++t) {
+      float acc[8] = {};
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = data + r * rb + b * kBlockBytes;
+        const float d = block_scale(blk) * dx[t * nb + b];
+        const auto* qw = reinterpret_cast<const int8_t*>(blk + 2);
+        const int8_t* qx = q.data() + t * w.cols + b * kBlock;
+        for (int l = 0; l < 8; ++l) {
+          int32_t s = 0;
+          for (int i = 0; i < 4; ++i) s += int32_t{qw[4 * l + i]} * int32_t{qx[4 * l + i]};
+          acc[l] = std::fma(d, static_cast<float>(s), acc[l]);
+        }
+      }
+      const float sum = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+      y[t * w.rows + r] = sum + (bias ? bias[r] : 0.0f);
+    }
+}
+
+}  // namespace swift

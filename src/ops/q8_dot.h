@@ -1,0 +1,52 @@
+// Q8_0 weights times activations quantized to 8 bits (`--math q8`; issue 6: llama.cpp's speed on
+// quantized models).
+//
+// Why: the exact kernel (ops/matmul.cc) turns every Q8_0 weight into f32 with the operations of
+// ggml's dequantize_row_q8_0 (widen, convert, times the block scale) before an f32 fma, about four
+// instructions per 16 weights; decoding the demo model as Q8_0 ran at 0.69x llama.cpp's speed
+// (381 against 549 tokens/s, 2 threads, 2-core AMD EPYC Zen 4 VM). llama.cpp instead rounds each
+// activation row to 8 bits per block of 32 (the Q8_0 format itself) and multiplies integers:
+// 32 weights of a block against 32 activations are one vpdpbusd (AVX-512 VNNI / AVX-VNNI) or
+// vpmaddubsw + vpmaddwd (AVX2) on exact int32 sums, then one f32 fma by the two scales. The price
+// is the activations' rounding (half a step of amax / 127 per element), as in llama.cpp;
+// `--math f32` (the default) keeps the exact products.
+//
+// Numeric contract (batch invariance: each output depends only on its weight row and its token,
+// never on the batch, tile or thread split, so speculative decoding stays lossless):
+//   activations, per token and block b of 32 columns: amax = max_i |x_i|,
+//     q_i = nearest-even(x_i * (amax != 0 ? 127 / amax : 0)) (in [-127, 127]),
+//     dx_b = f16(amax / 127) as f32 (llama.cpp's quantize_row_q8_0 keeps the scale in f16);
+//   per output y[t, r], 8 lanes per block, lane l an exact integer over 4 columns:
+//     isum_{b,l} = sum_{i<4} qw[32 b + 4 l + i] * q[32 b + 4 l + i]
+//     acc_l = fma(f32(dw_b) * dx_b, f32(isum_{b,l}), acc_l) over the blocks in order, from +0
+//     y = ((acc_0 + acc_4) + (acc_2 + acc_6)) + ((acc_1 + acc_5) + (acc_3 + acc_7)), then + bias
+//       (or + 0)
+//   which is the order of ggml's AVX2 ggml_vec_dot_q8_0_q8_0 (8 lanes of 4 products, one fma per
+//   block, hsum_float_8).
+#pragma once
+
+#include <cstdint>
+
+#include "ops/dtype.h"
+#include "util/thread_pool.h"
+
+namespace swift {
+
+// True when this build runs the kernel with AVX2 integer products (and F16C, FMA); otherwise it
+// is the scalar contract below, exact but slow, and the CLI refuses `--math q8`.
+bool q8_dot_native();
+
+// Q8_0 matrices in place (kRows) whose columns are whole blocks: what matmul_q8 takes.
+bool q8_dot_usable(const MatView& w);
+
+// The activations' half of the contract: x [n_tok, cols] (cols a multiple of 32) into q
+// [n_tok, cols] and dx [n_tok, cols / 32].
+void q8_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, float* dx);
+
+// y[t, r] = W[r, :] . x[t, :] (+ bias[r]) under the contract, for q8_dot_usable(w).
+void matmul_q8(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
+
+// The contract in plain scalar code, for tests (and the non-native build).
+void matmul_q8_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias);
+
+}  // namespace swift

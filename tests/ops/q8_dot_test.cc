@@ -1,0 +1,173 @@
+// The Q8_0 x 8-bit activation kernel of `--math q8` (ops/q8_dot.h): the activation quantizer
+// against the contract written out here independently, the SIMD kernel against its scalar
+// reference bit for bit (odd shapes, every tile remainder, 1-3 threads, with and without bias),
+// batch invariance, and the reference's accuracy against the exact product of the dequantized
+// weights, within a bound derived from the activations' rounding.
+#include "ops/q8_dot.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "ops/matmul.h"
+#include "ops/quant.h"
+#include "test_util.h"
+#include "util/half.h"
+
+namespace swift {
+
+namespace {
+
+// Random Q8_0 rows: scales of ~1e-3..3e-3, values over the whole int8 range (-128 included), and
+// one all-zero block with a zero scale.
+std::vector<uint8_t> random_q8_0(int64_t rows, int64_t cols, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const int64_t nb = cols / 32;
+  std::vector<uint8_t> data(static_cast<size_t>(rows * nb * 34));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* blk = data.data() + (r * nb + b) * 34;
+      const bool zero = r == rows / 2 && b == nb - 1;
+      const uint16_t d = zero ? 0 : f32_to_f16(1e-3f + static_cast<float>(rng() % 2000) * 1e-6f);
+      std::memcpy(blk, &d, 2);
+      for (int i = 0; i < 32; ++i) blk[2 + i] = zero ? 0 : static_cast<uint8_t>(rng());
+    }
+  return data;
+}
+
+// The activation half of the contract, written out from ops/q8_dot.h.
+void contract_quantize(const float* x, int64_t cols, int8_t* q, float* dx) {
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    for (int i = 0; i < 32; ++i) {
+      const float v = x[b * 32 + i] * id;
+      float r = std::round(v);  // nearest, ties away from zero; then ties to even:
+      if (std::fabs(v - std::trunc(v)) == 0.5f && std::fmod(r, 2.0f) != 0.0f) r -= std::copysign(1.0f, v);
+      q[b * 32 + i] = static_cast<int8_t>(r);
+    }
+    dx[b] = f16_to_f32(f32_to_f16(amax / 127.0f));
+  }
+}
+
+std::vector<float> activations(int64_t n_tok, int64_t cols, uint64_t seed) {
+  auto x = test::random_floats(static_cast<size_t>(n_tok * cols), seed, 2.0f);
+  // A block of zeros, one with a single large value, and exact ties (0.5 steps) in a third.
+  if (cols >= 96) {
+    for (int i = 0; i < 32; ++i) x[i] = 0.0f;
+    x[32 + 5] = 1000.0f;
+    for (int i = 0; i < 32; ++i) x[64 + i] = (i % 2 ? -1.0f : 1.0f) * (static_cast<float>(i) + 0.5f);
+    x[64 + 31] = 127.0f;  // amax 127: id = 1 and the halves are exact ties
+  }
+  return x;
+}
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+}  // namespace
+
+TEST(Q8Dot, ActivationQuantizationFollowsTheContract) {
+  for (int64_t cols : {32, 96, 256, 800}) {
+    const int64_t n_tok = 3;
+    const auto x = activations(n_tok, cols, 7 + cols);
+    std::vector<int8_t> q(static_cast<size_t>(n_tok * cols)), want_q(q.size());
+    std::vector<float> dx(static_cast<size_t>(n_tok * cols / 32)), want_dx(dx.size());
+    q8_quantize_rows(x.data(), n_tok, cols, q.data(), dx.data());
+    for (int64_t t = 0; t < n_tok; ++t)
+      contract_quantize(x.data() + t * cols, cols, want_q.data() + t * cols, want_dx.data() + t * cols / 32);
+    EXPECT_EQ(q, want_q) << cols;
+    for (size_t i = 0; i < dx.size(); ++i) EXPECT_EQ(bits(dx[i]), bits(want_dx[i])) << cols << " block " << i;
+    if (cols >= 96) {
+      EXPECT_EQ(dx[0], 0.0f);                // the zero block
+      EXPECT_EQ(q[32 + 5], 127);             // its maximum maps to 127
+      EXPECT_EQ(q[64 + 0], 0);               // 0.5 -> 0 (even)
+      EXPECT_EQ(q[64 + 1], -2);              // -1.5 -> -2
+      EXPECT_EQ(q[64 + 2], 2);               // 2.5 -> 2
+    }
+  }
+}
+
+TEST(Q8Dot, KernelMatchesItsScalarContractBitForBit) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (int64_t rows : {1, 3, 4, 5, 7, 13, 64})
+      for (int64_t cols : {32, 96, 256, 288})
+        for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 16}) {
+          const auto data = random_q8_0(rows, cols, rows * 1000 + cols);
+          const MatView w{data.data(), DType::kQ8_0, rows, cols, MatLayout::kRows};
+          ASSERT_TRUE(q8_dot_usable(w));
+          const auto x = activations(n_tok, cols, n_tok + 3 * cols);
+          const auto bias = test::random_floats(static_cast<size_t>(rows), 99, 0.5f);
+          for (const float* bs : {static_cast<const float*>(nullptr), bias.data()}) {
+            std::vector<float> y(static_cast<size_t>(n_tok * rows)), want(y.size());
+            matmul_q8(w, x.data(), n_tok, y.data(), bs, pool);
+            matmul_q8_reference(w, x.data(), n_tok, want.data(), bs);
+            for (size_t i = 0; i < y.size(); ++i)
+              ASSERT_EQ(bits(y[i]), bits(want[i])) << rows << "x" << cols << " n_tok " << n_tok << " threads " << threads
+                                                  << " i " << i << ": " << y[i] << " vs " << want[i];
+          }
+        }
+  }
+}
+
+TEST(Q8Dot, TokensAloneMatchTheirRowsInABatch) {
+  ThreadPool pool(2);
+  const int64_t rows = 37, cols = 256, n_tok = 16;
+  const auto data = random_q8_0(rows, cols, 5);
+  const MatView w{data.data(), DType::kQ8_0, rows, cols, MatLayout::kRows};
+  const auto x = activations(n_tok, cols, 11);
+  std::vector<float> y(static_cast<size_t>(n_tok * rows)), single(static_cast<size_t>(rows));
+  matmul_q8(w, x.data(), n_tok, y.data(), nullptr, pool);
+  for (int64_t t = 0; t < n_tok; ++t) {
+    matmul_q8(w, x.data() + t * cols, 1, single.data(), nullptr, pool);
+    for (int64_t r = 0; r < rows; ++r) ASSERT_EQ(bits(single[r]), bits(y[t * rows + r])) << "token " << t << " row " << r;
+  }
+}
+
+TEST(Q8Dot, ErrorAgainstTheExactProductStaysWithinTheActivationRounding) {
+  // Bound per output: each activation moves by at most half a step of amax / 127 plus the f16
+  // scale's rounding (|q| <= 127 steps of relative error 2^-11): 0.5 + 127 * 2^-11 < 0.57 steps,
+  // times |w|; plus 1e-5 of sum |w x| for the f32 sums. The exact side is the dequantized
+  // weights (ggml's dequantize_row_q8_0) times the f32 activations, in double.
+  const int64_t rows = 29, cols = 288, n_tok = 5;
+  const auto data = random_q8_0(rows, cols, 21);
+  const MatView w{data.data(), DType::kQ8_0, rows, cols, MatLayout::kRows};
+  const auto x = activations(n_tok, cols, 23);
+  std::vector<float> y(static_cast<size_t>(n_tok * rows));
+  matmul_q8_reference(w, x.data(), n_tok, y.data(), nullptr);
+  std::vector<float> wr(static_cast<size_t>(cols));
+  double worst_ratio = 0.0;
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(DType::kQ8_0, data.data() + r * (cols / 32) * 34, cols, wr.data());
+    for (int64_t t = 0; t < n_tok; ++t) {
+      const float* xt = x.data() + t * cols;
+      double exact = 0.0, bound = 1e-6, mag = 0.0;
+      for (int64_t b = 0; b < cols / 32; ++b) {
+        float amax = 0.0f;
+        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xt[b * 32 + i]));
+        for (int i = 0; i < 32; ++i) {
+          const double wi = wr[b * 32 + i];
+          exact += wi * xt[b * 32 + i];
+          bound += std::fabs(wi) * 0.57 * amax / 127.0;
+          mag += std::fabs(wi * xt[b * 32 + i]);
+        }
+      }
+      bound += 1e-5 * mag;
+      const double err = std::fabs(y[t * rows + r] - exact);
+      EXPECT_LE(err, bound) << "row " << r << " token " << t;
+      worst_ratio = std::max(worst_ratio, err / bound);
+    }
+  }
+  std::printf("q8 kernel vs exact product: worst error %.3f of the bound\n", worst_ratio);
+  EXPECT_GT(worst_ratio, 0.01);  // the activations really were rounded (f32 would sit near 0)
+}
+
+}  // namespace swift
