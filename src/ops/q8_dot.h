@@ -1,5 +1,5 @@
-// Q8_0 weights times activations quantized to 8 bits (`--math q8`; issue 6: llama.cpp's speed on
-// quantized models).
+// Q8_0 and Q4_K weights times activations quantized to 8 bits (`--math q8`; issue 6: llama.cpp's
+// speed on quantized models).
 //
 // Why: the exact kernel (ops/matmul.cc) turns every Q8_0 weight into f32 with the operations of
 // ggml's dequantize_row_q8_0 (widen, convert, times the block scale) before an f32 fma, about four
@@ -23,6 +23,21 @@
 //       (or + 0)
 //   which is the order of ggml's AVX2 ggml_vec_dot_q8_0_q8_0 (8 lanes of 4 products, one fma per
 //   block, hsum_float_8).
+//
+// Q4_K weights (256 per block: f16 d, dmin; 6-bit scale sc_s and min m_s per sub-block s of 32;
+// 4-bit q, w = (d sc_s) q - dmin m_s) take llama.cpp's Q8_K activations instead:
+//   per token and block of 256: mx = the first x_i of largest magnitude (amax = |mx|);
+//     q_i = min(127, nearest-even(x_i * (-128 / mx))) (0 when amax = 0), dx = 1 / (-128 / mx)
+//     (0 when amax = 0), and S_s = sum of q over sub-block s (exact);
+//   per output, per block: d = dx * f32(d_w), dmin = -dx * f32(dmin_w) (f32 products), exact
+//     integer lane sums over the 4 chunks j of 64 columns (low nibbles: sub-block 2j, high: 2j+1),
+//     lane l (0..7) over columns 4l..4l+3 of each 32-column half:
+//       isum_l = sum_j sc_{2j} sum_{i<4} q4[64j + 4l + i] q[64j + 4l + i]
+//                    + sc_{2j+1} sum_{i<4} q4[64j + 32 + 4l + i] q[64j + 32 + 4l + i]
+//       msum_p = m_{2p} S_{2p} + m_{2p+1} S_{2p+1} (p = 0..3)
+//     acc_l = fma(d, f32(isum_l), acc_l), accm_p = fma(dmin, f32(msum_p), accm_p), blocks in order
+//   y = hsum8(acc) + ((accm_0 + accm_2) + (accm_1 + accm_3)), then + bias (or + 0)
+//   (the order of ggml's AVX2 ggml_vec_dot_q4_K_q8_K; every integer sum is exact: |isum| < 2^22).
 #pragma once
 
 #include <cstdint>
@@ -36,12 +51,16 @@ namespace swift {
 // is the scalar contract below, exact but slow, and the CLI refuses `--math q8`.
 bool q8_dot_native();
 
-// Q8_0 matrices in place (kRows) whose columns are whole blocks: what matmul_q8 takes.
+// Q8_0 or Q4_K matrices in place (kRows) whose columns are whole blocks: what matmul_q8 takes.
 bool q8_dot_usable(const MatView& w);
 
 // The activations' half of the contract: x [n_tok, cols] (cols a multiple of 32) into q
 // [n_tok, cols] and dx [n_tok, cols / 32].
 void q8_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, float* dx);
+
+// The Q8_K activations of Q4_K products: x [n_tok, cols] (cols a multiple of 256) into q
+// [n_tok, cols], dx [n_tok, cols / 256] and sub-block sums S [n_tok, cols / 32] (|S| <= 4,096).
+void q8k_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, float* dx, int16_t* sums);
 
 // y[t, r] = W[r, :] . x[t, :] (+ bias[r]) under the contract, for q8_dot_usable(w).
 void matmul_q8(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);

@@ -1,8 +1,8 @@
-// The Q8_0 x 8-bit activation kernel of `--math q8` (ops/q8_dot.h): the activation quantizer
-// against the contract written out here independently, the SIMD kernel against its scalar
-// reference bit for bit (odd shapes, every tile remainder, 1-3 threads, with and without bias),
-// batch invariance, and the reference's accuracy against the exact product of the dequantized
-// weights, within a bound derived from the activations' rounding.
+// The Q8_0 and Q4_K x 8-bit activation kernels of `--math q8` (ops/q8_dot.h): the activation
+// quantizers against the contract written out here independently, the SIMD kernels against their
+// scalar reference bit for bit (odd shapes, every tile remainder, 1-3 threads, with and without
+// bias), batch invariance, and the reference's accuracy against the exact product of the
+// dequantized weights, within a bound derived from the activations' rounding.
 #include "ops/q8_dot.h"
 
 #include <gtest/gtest.h>
@@ -38,6 +38,21 @@ std::vector<uint8_t> random_q8_0(int64_t rows, int64_t cols, uint64_t seed) {
   return data;
 }
 
+// Random Q4_K rows: positive f16 d and dmin, arbitrary bytes for the packed 6-bit scales and mins
+// and the 4-bit q (every byte pattern is a valid block).
+std::vector<uint8_t> random_q4_k(int64_t rows, int64_t cols, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<uint8_t> data(static_cast<size_t>(rows * cols / 256 * 144));
+  for (size_t at = 0; at < data.size(); at += 144) {
+    const uint16_t d = f32_to_f16(1e-4f + static_cast<float>(rng() % 1000) * 1e-7f);
+    const uint16_t dmin = f32_to_f16(1e-4f + static_cast<float>(rng() % 1000) * 1e-7f);
+    std::memcpy(&data[at], &d, 2);
+    std::memcpy(&data[at + 2], &dmin, 2);
+    for (size_t i = 4; i < 144; ++i) data[at + i] = static_cast<uint8_t>(rng());
+  }
+  return data;
+}
+
 // The activation half of the contract, written out from ops/q8_dot.h.
 void contract_quantize(const float* x, int64_t cols, int8_t* q, float* dx) {
   for (int64_t b = 0; b < cols / 32; ++b) {
@@ -51,6 +66,29 @@ void contract_quantize(const float* x, int64_t cols, int8_t* q, float* dx) {
       q[b * 32 + i] = static_cast<int8_t>(r);
     }
     dx[b] = f16_to_f32(f32_to_f16(amax / 127.0f));
+  }
+}
+
+// Q8_K activations, written out from ops/q8_dot.h.
+void contract_quantize_k(const float* x, int64_t cols, int8_t* q, float* dx, int16_t* sums) {
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    const float* xb = x + b * 256;
+    float amax = 0.0f, mx = 0.0f;
+    for (int i = 0; i < 256; ++i)
+      if (std::fabs(xb[i]) > amax) amax = std::fabs(xb[i]), mx = xb[i];
+    const float iscale = amax != 0.0f ? -128.0f / mx : 0.0f;
+    for (int i = 0; i < 256; ++i) {
+      const float v = xb[i] * iscale;
+      float r = std::round(v);
+      if (std::fabs(v - std::trunc(v)) == 0.5f && std::fmod(r, 2.0f) != 0.0f) r -= std::copysign(1.0f, v);
+      q[b * 256 + i] = static_cast<int8_t>(std::min(127.0f, r));
+    }
+    dx[b] = amax != 0.0f ? 1.0f / iscale : 0.0f;
+    for (int s = 0; s < 8; ++s) {
+      int sum = 0;
+      for (int i = 0; i < 32; ++i) sum += q[b * 256 + s * 32 + i];
+      sums[b * 8 + s] = static_cast<int16_t>(sum);
+    }
   }
 }
 
@@ -95,6 +133,28 @@ TEST(Q8Dot, ActivationQuantizationFollowsTheContract) {
   }
 }
 
+TEST(Q8Dot, Q8KActivationQuantizationFollowsTheContract) {
+  for (int64_t cols : {256, 768}) {
+    const int64_t n_tok = 3;
+    auto x = activations(n_tok, cols, 17 + cols);
+    for (int i = 0; i < 256; ++i) x[256 + i] = 0.0f;  // token 0's second block: all zero (768 columns)
+    x[2 * cols + 7] = -50.0f, x[2 * cols + 9] = 50.0f;  // token 2: the first of equal magnitudes sets the sign
+    std::vector<int8_t> q(static_cast<size_t>(n_tok * cols)), want_q(q.size());
+    std::vector<float> dx(static_cast<size_t>(n_tok * cols / 256)), want_dx(dx.size());
+    std::vector<int16_t> sums(static_cast<size_t>(n_tok * cols / 32)), want_sums(sums.size());
+    q8k_quantize_rows(x.data(), n_tok, cols, q.data(), dx.data(), sums.data());
+    for (int64_t t = 0; t < n_tok; ++t)
+      contract_quantize_k(x.data() + t * cols, cols, want_q.data() + t * cols, want_dx.data() + t * cols / 256,
+                          want_sums.data() + t * cols / 32);
+    EXPECT_EQ(q, want_q) << cols;
+    EXPECT_EQ(sums, want_sums) << cols;
+    for (size_t i = 0; i < dx.size(); ++i) EXPECT_EQ(bits(dx[i]), bits(want_dx[i])) << cols << " block " << i;
+    EXPECT_EQ(q[2 * cols + 7], -128) << cols;  // the first maximum maps to -128
+    EXPECT_EQ(q[2 * cols + 9], 127) << cols;   // its opposite is clamped to 127
+    if (cols == 768) EXPECT_EQ(dx[1], 0.0f);
+  }
+}
+
 TEST(Q8Dot, KernelMatchesItsScalarContractBitForBit) {
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
@@ -116,6 +176,85 @@ TEST(Q8Dot, KernelMatchesItsScalarContractBitForBit) {
           }
         }
   }
+}
+
+TEST(Q8Dot, Q4KKernelMatchesItsScalarContractBitForBit) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (int64_t rows : {1, 2, 5, 9, 33})
+      for (int64_t cols : {256, 768})
+        for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 16}) {
+          const auto data = random_q4_k(rows, cols, rows * 1000 + cols + n_tok);
+          const MatView w{data.data(), DType::kQ4_K, rows, cols, MatLayout::kRows};
+          ASSERT_TRUE(q8_dot_usable(w));
+          const auto x = activations(n_tok, cols, n_tok + 5 * cols);
+          const auto bias = test::random_floats(static_cast<size_t>(rows), 98, 0.5f);
+          for (const float* bs : {static_cast<const float*>(nullptr), bias.data()}) {
+            std::vector<float> y(static_cast<size_t>(n_tok * rows)), want(y.size());
+            matmul_q8(w, x.data(), n_tok, y.data(), bs, pool);
+            matmul_q8_reference(w, x.data(), n_tok, want.data(), bs);
+            for (size_t i = 0; i < y.size(); ++i)
+              ASSERT_EQ(bits(y[i]), bits(want[i])) << rows << "x" << cols << " n_tok " << n_tok << " threads " << threads
+                                                  << " i " << i << ": " << y[i] << " vs " << want[i];
+          }
+        }
+  }
+}
+
+TEST(Q8Dot, Q4KTokensAloneMatchTheirRowsInABatch) {
+  ThreadPool pool(2);
+  const int64_t rows = 21, cols = 512, n_tok = 16;
+  const auto data = random_q4_k(rows, cols, 6);
+  const MatView w{data.data(), DType::kQ4_K, rows, cols, MatLayout::kRows};
+  const auto x = activations(n_tok, cols, 12);
+  std::vector<float> y(static_cast<size_t>(n_tok * rows)), single(static_cast<size_t>(rows));
+  matmul_q8(w, x.data(), n_tok, y.data(), nullptr, pool);
+  for (int64_t t = 0; t < n_tok; ++t) {
+    matmul_q8(w, x.data() + t * cols, 1, single.data(), nullptr, pool);
+    for (int64_t r = 0; r < rows; ++r) ASSERT_EQ(bits(single[r]), bits(y[t * rows + r])) << "token " << t << " row " << r;
+  }
+}
+
+TEST(Q8Dot, Q4KErrorAgainstTheExactProductStaysWithinTheActivationRounding) {
+  // Bound per output: each activation moves by at most one step of amax / 128 (half a step when
+  // rounded, one when clamped at 127), times |w|; plus 1e-5 of the magnitudes of both integer
+  // parts (d sc q x and dmin m x) for the f32 sums. Exact side: ggml's dequantize_row_q4_K values
+  // times the f32 activations, in double.
+  const int64_t rows = 17, cols = 768, n_tok = 5;
+  const auto data = random_q4_k(rows, cols, 31);
+  const MatView w{data.data(), DType::kQ4_K, rows, cols, MatLayout::kRows};
+  const auto x = activations(n_tok, cols, 37);
+  std::vector<float> y(static_cast<size_t>(n_tok * rows));
+  matmul_q8_reference(w, x.data(), n_tok, y.data(), nullptr);
+  std::vector<float> wr(static_cast<size_t>(cols));
+  double worst_ratio = 0.0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = data.data() + r * (cols / 256) * 144;
+    dequantize_row(DType::kQ4_K, row, cols, wr.data());
+    for (int64_t t = 0; t < n_tok; ++t) {
+      const float* xt = x.data() + t * cols;
+      double exact = 0.0, bound = 1e-6, mag = 0.0;
+      for (int64_t b = 0; b < cols / 256; ++b) {
+        float amax = 0.0f;
+        for (int i = 0; i < 256; ++i) amax = std::max(amax, std::fabs(xt[b * 256 + i]));
+        const float dmin = f16_to_f32(static_cast<uint16_t>(row[b * 144 + 2] | row[b * 144 + 3] << 8));
+        for (int i = 0; i < 256; ++i) {
+          uint8_t sc, m;
+          q4k_scale_min(i / 32, row + b * 144 + 4, &sc, &m);
+          const double wi = wr[b * 256 + i];
+          exact += wi * xt[b * 256 + i];
+          bound += std::fabs(wi) * 1.001 * amax / 128.0;
+          mag += (std::fabs(wi) + 2.0 * dmin * m) * std::fabs(xt[b * 256 + i]);
+        }
+      }
+      bound += 1e-5 * mag;
+      const double err = std::fabs(y[t * rows + r] - exact);
+      EXPECT_LE(err, bound) << "row " << r << " token " << t;
+      worst_ratio = std::max(worst_ratio, err / bound);
+    }
+  }
+  std::printf("q4_k kernel vs exact product: worst error %.3f of the bound\n", worst_ratio);
+  EXPECT_GT(worst_ratio, 0.01);
 }
 
 TEST(Q8Dot, TokensAloneMatchTheirRowsInABatch) {
