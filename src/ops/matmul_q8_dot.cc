@@ -7,7 +7,7 @@
 // x * sign(w) (ggml's trick): |w| <= 128 and |x| <= 127, so vpmaddubsw's pair sums (<= 32,512)
 // never saturate and both instruction paths give the same exact int32 lane sums. Q4_K rows run
 // one at a time against T tokens (ggml's AVX2 sequence: 4-bit q are unsigned, so vpmaddubsw
-// takes them as they are, |pair| <= 2 * 15 * 128; vpmaddwd applies the 6-bit scales).
+// takes them as they are, |pair| <= 2 * 15 * 127; vpmaddwd applies the 6-bit scales).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -46,8 +46,8 @@ void quantize_block_scalar(const float* x, int8_t* q, float* dx) {
   *dx = f16_to_f32(f32_to_f16(amax / 127.0f));
 }
 
-// Q8_K (ggml's quantize_row_q8_K_ref): scale by the signed value of largest magnitude, so that it
-// maps to -128 exactly.
+// Q8_K (as ggml's quantize_row_q8_K_ref): scale by the signed value of largest magnitude, which
+// maps to -127.
 void quantize_block_k(const float* x, int8_t* q, float* dx, int16_t* sums) {
   float amax = 0.0f, mx = 0.0f;
   for (int64_t i = 0; i < kBlockK; ++i) {
@@ -60,7 +60,7 @@ void quantize_block_k(const float* x, int8_t* q, float* dx, int16_t* sums) {
     *dx = 0.0f;
     return;
   }
-  const float iscale = -128.0f / mx;
+  const float iscale = -127.0f / mx;
   for (int64_t i = 0; i < kBlockK; ++i) q[i] = static_cast<int8_t>(std::min(127.0f, std::nearbyint(iscale * x[i])));
   for (int64_t s = 0; s < kBlockK / 32; ++s) {
     int32_t sum = 0;
@@ -129,7 +129,7 @@ void quantize_block_k_simd(const float* x, int8_t* q, float* dx, int16_t* sums) 
       break;
     }
   }
-  const float iscale = -128.0f / mx;
+  const float iscale = -127.0f / mx;
   const __m256 iv = _mm256_set1_ps(iscale);
   const __m256i top = _mm256_set1_epi32(127);
   for (int64_t g = 0; g < kBlockK / 32; ++g) {

@@ -27,7 +27,7 @@
 // Q4_K weights (256 per block: f16 d, dmin; 6-bit scale sc_s and min m_s per sub-block s of 32;
 // 4-bit q, w = (d sc_s) q - dmin m_s) take llama.cpp's Q8_K activations instead:
 //   per token and block of 256: mx = the first x_i of largest magnitude (amax = |mx|);
-//     q_i = min(127, nearest-even(x_i * (-128 / mx))) (0 when amax = 0), dx = 1 / (-128 / mx)
+//     q_i = min(127, nearest-even(x_i * (-127 / mx))) (0 when amax = 0), dx = 1 / (-127 / mx)
 //     (0 when amax = 0), and S_s = sum of q over sub-block s (exact);
 //   per output, per block: d = dx * f32(d_w), dmin = -dx * f32(dmin_w) (f32 products), exact
 //     integer lane sums over the 4 chunks j of 64 columns (low nibbles: sub-block 2j, high: 2j+1),
