@@ -28,7 +28,8 @@ namespace swift {
 namespace {
 
 constexpr int64_t kBlock = 32;       // weights per Q8_0 block
-constexpr int64_t kBlockBytes = 34;  // f16 scale + 32 int8
+constexpr int64_t kBlockBytes = 34;  // Q8_0: f16 scale + 32 int8
+constexpr int64_t kBlock40Bytes = 18;  // Q4_0: f16 scale + 16 bytes of nibbles (low: 0-15, high: 16-31)
 constexpr int64_t kBlockK = 256;      // weights per Q4_K block (and Q8_K activation block)
 constexpr int64_t kBlockKBytes = 144;  // f16 d, dmin; 12 bytes of scales; 128 of 4-bit q
 
@@ -179,9 +180,23 @@ struct Q8Args {
   const float* bias;
 };
 
+// A block's 32 weights as int8: Q8_0's as stored, Q4_0's nibbles minus 8 (ggml's
+// bytes_from_nibbles_32, then - 8).
+template <DType DT>
+[[gnu::always_inline]] inline __m256i block_weights(const uint8_t* blk) {
+  if constexpr (DT == DType::kQ8_0) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+  } else {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+    const __m256i nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0xF));
+    return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
+  }
+}
+
 // Rows [row0, row0 + R) x tokens [t0, t0 + T).
-template <int R, int T>
+template <DType DT, int R, int T>
 [[gnu::always_inline]] inline void q8_tile(const Q8Args& a, int64_t row0, int64_t t0) {
+  constexpr int64_t kBytes = DT == DType::kQ8_0 ? kBlockBytes : kBlock40Bytes;
   __m256 acc[R * T];
 #pragma GCC unroll 32
   for (int i = 0; i < R * T; ++i) acc[i] = _mm256_setzero_ps();
@@ -190,8 +205,8 @@ template <int R, int T>
     __m256 dw[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const uint8_t* blk = a.w + (row0 + r) * a.row_bytes + b * kBlockBytes;
-      wq[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+      const uint8_t* blk = a.w + (row0 + r) * a.row_bytes + b * kBytes;
+      wq[r] = block_weights<DT>(blk);
       aw[r] = _mm256_sign_epi8(wq[r], wq[r]);  // |w|; -128 stays 0x80 = 128 unsigned
       uint16_t h;
       std::memcpy(&h, blk, 2);
@@ -314,15 +329,30 @@ void q4k_row(const Q4kArgs& a, int64_t row, int64_t n_tok) {
   }
 }
 
-template <int R, int T>
+template <DType DT, int R, int T>
 void q8_rows(const Q8Args& a, int64_t row0, int64_t n_tok) {
   int64_t t = 0;
-  for (; t + T <= n_tok; t += T) q8_tile<R, T>(a, row0, t);
+  for (; t + T <= n_tok; t += T) q8_tile<DT, R, T>(a, row0, t);
   if constexpr (T > 1) {
-    if (n_tok - t == 1) q8_tile<R, 1>(a, row0, t);
+    if (n_tok - t == 1) q8_tile<DT, R, 1>(a, row0, t);
     if constexpr (T > 2)
-      if (n_tok - t == 2) q8_tile<R, 2>(a, row0, t);
+      if (n_tok - t == 2) q8_tile<DT, R, 2>(a, row0, t);
   }
+}
+
+template <DType DT>
+void q8_matrix(const Q8Args& a, int64_t n_tok, ThreadPool& pool) {
+  const int64_t n_groups = (a.rows + kRows - 1) / kRows;
+  pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1, int) {
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t row0 = g * kRows;
+      if (row0 + kRows <= a.rows) {
+        q8_rows<DT, kRows, kToks>(a, row0, n_tok);
+      } else {
+        for (int64_t r = row0; r < a.rows; ++r) q8_rows<DT, 1, kToks>(a, r, n_tok);
+      }
+    }
+  });
 }
 #endif
 
@@ -337,7 +367,8 @@ bool q8_dot_native() {
 }
 
 bool q8_dot_usable(const MatView& w) {
-  const int64_t block = w.dtype == DType::kQ8_0 ? kBlock : w.dtype == DType::kQ4_K ? kBlockK : 0;
+  const int64_t block =
+      w.dtype == DType::kQ8_0 || w.dtype == DType::kQ4_0 ? kBlock : w.dtype == DType::kQ4_K ? kBlockK : 0;
   return block > 0 && w.layout == MatLayout::kRows && w.cols > 0 && w.cols % block == 0 && w.data != nullptr;
 }
 
@@ -397,19 +428,11 @@ void matmul_q8(const MatView& w, const float* x, int64_t n_tok, float* y, const 
   if (static_cast<int64_t>(q.size()) < n_tok * w.cols) q.resize(static_cast<size_t>(n_tok * w.cols));
   if (static_cast<int64_t>(dx.size()) < n_tok * nb) dx.resize(static_cast<size_t>(n_tok * nb));
   q8_quantize_rows(x, n_tok, w.cols, q.data(), dx.data());
-  const Q8Args a{static_cast<const uint8_t*>(w.data), w.rows, w.cols, nb, nb * kBlockBytes, q.data(), dx.data(), y,
-                 bias};
-  const int64_t n_groups = (w.rows + kRows - 1) / kRows;
-  pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1, int) {
-    for (int64_t g = g0; g < g1; ++g) {
-      const int64_t row0 = g * kRows;
-      if (row0 + kRows <= w.rows) {
-        q8_rows<kRows, kToks>(a, row0, n_tok);
-      } else {
-        for (int64_t r = row0; r < w.rows; ++r) q8_rows<1, kToks>(a, r, n_tok);
-      }
-    }
-  });
+  const bool q40 = w.dtype == DType::kQ4_0;
+  const Q8Args a{static_cast<const uint8_t*>(w.data), w.rows, w.cols, nb, nb * (q40 ? kBlock40Bytes : kBlockBytes),
+                 q.data(), dx.data(), y, bias};
+  if (q40) q8_matrix<DType::kQ4_0>(a, n_tok, pool);
+  else q8_matrix<DType::kQ8_0>(a, n_tok, pool);
 #else
   (void)pool;
   matmul_q8_reference(w, x, n_tok, y, bias);
@@ -464,7 +487,8 @@ void matmul_q4k_reference(const MatView& w, const float* x, int64_t n_tok, float
 void matmul_q8_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias) {
   SWIFT_CHECK(q8_dot_usable(w));
   if (w.dtype == DType::kQ4_K) return matmul_q4k_reference(w, x, n_tok, y, bias);
-  const int64_t nb = w.cols / kBlock, rb = nb * kBlockBytes;
+  const bool q40 = w.dtype == DType::kQ4_0;
+  const int64_t bytes = q40 ? kBlock40Bytes : kBlockBytes, nb = w.cols / kBlock, rb = nb * bytes;
   std::vector<int8_t> q(static_cast<size_t>(n_tok * w.cols));
   std::vector<float> dx(static_cast<size_t>(n_tok * nb));
   for (int64_t t = 0; t < n_tok; ++t)
@@ -475,9 +499,12 @@ void matmul_q8_reference(const MatView& w, const float* x, int64_t n_tok, float*
     for (int64_t t = 0; t < n_tok; ++t) {
       float acc[8] = {};
       for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* blk = data + r * rb + b * kBlockBytes;
+        const uint8_t* blk = data + r * rb + b * bytes;
         const float d = block_scale(blk) * dx[t * nb + b];
-        const auto* qw = reinterpret_cast<const int8_t*>(blk + 2);
+        int8_t qw[32];
+        for (int i = 0; i < 32; ++i)
+          qw[i] = q40 ? static_cast<int8_t>((i < 16 ? blk[2 + i] & 0xF : blk[2 + i - 16] >> 4) - 8)
+                      : static_cast<int8_t>(blk[2 + i]);
         const int8_t* qx = q.data() + t * w.cols + b * kBlock;
         for (int l = 0; l < 8; ++l) {
           int32_t s = 0;

@@ -1,4 +1,4 @@
-// Q8_0 and Q4_K weights times activations quantized to 8 bits (`--math q8`; issue 6: llama.cpp's
+// Q8_0, Q4_0 and Q4_K weights times activations quantized to 8 bits (`--math q8`; issue 6: llama.cpp's
 // speed on quantized models).
 //
 // Why: the exact kernel (ops/matmul.cc) turns every Q8_0 weight into f32 with the operations of
@@ -22,7 +22,8 @@
 //     y = ((acc_0 + acc_4) + (acc_2 + acc_6)) + ((acc_1 + acc_5) + (acc_3 + acc_7)), then + bias
 //       (or + 0)
 //   which is the order of ggml's AVX2 ggml_vec_dot_q8_0_q8_0 (8 lanes of 4 products, one fma per
-//   block, hsum_float_8).
+//   block, hsum_float_8). Q4_0 weights (f16 d; 16 bytes, low nibbles columns 0-15, high 16-31)
+//   follow the same contract with qw = nibble - 8 (ggml's vec_dot_q4_0_q8_0).
 //
 // Q4_K weights (256 per block: f16 d, dmin; 6-bit scale sc_s and min m_s per sub-block s of 32;
 // 4-bit q, w = (d sc_s) q - dmin m_s) take llama.cpp's Q8_K activations instead:
@@ -51,7 +52,7 @@ namespace swift {
 // is the scalar contract below, exact but slow, and the CLI refuses `--math q8`.
 bool q8_dot_native();
 
-// Q8_0 or Q4_K matrices in place (kRows) whose columns are whole blocks: what matmul_q8 takes.
+// Q8_0, Q4_0 or Q4_K matrices in place (kRows) whose columns are whole blocks: what matmul_q8 takes.
 bool q8_dot_usable(const MatView& w);
 
 // The activations' half of the contract: x [n_tok, cols] (cols a multiple of 32) into q

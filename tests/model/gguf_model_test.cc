@@ -173,16 +173,16 @@ TEST(GgufModel, QuantizedTypesAgainstF32) {
   }
 }
 
-TEST(GgufModel, Q8MathOnQ8_0AndQ4_KFiles) {
+TEST(GgufModel, Q8MathOnQ8_0Q4_0AndQ4_KFiles) {
   // `--math q8` (ops/q8_dot.h) also rounds the activations to 8 bits per block, as llama.cpp
   // does: against the f32 reference it must stay within the bars of the test above for the
-  // file's type (Q8_0: top-1 agreement >= 0.98, mean KL <= 0.01; Q4_K: 0.75 and 0.2; measured
+  // file's type (Q8_0: top-1 agreement >= 0.98, mean KL <= 0.01; Q4_0, Q4_K: 0.75 and 0.2; measured
   // values printed), and plain, hybrid and SWIFT decoding all run the same kernels, so greedy
   // outputs must stay identical token for token.
   if (!q8_dot_native()) GTEST_SKIP() << "no AVX2 integer dot products on this CPU";
   const Model& st = test::demo_model();
   const int64_t V = st.config.vocab_size;
-  for (DType t : {DType::kQ8_0, DType::kQ4_K}) {
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K}) {
     const std::string path = converted(st, t, std::string("mini-") + std::string(dtype_name(t)) + ".gguf");
     auto q8 = load_model(path, MatMath::kQ8);
     EXPECT_NE(q8->transformer->math_description().find("q8"), std::string::npos);
@@ -224,12 +224,12 @@ TEST(GgufModel, Q8MathOnQ8_0AndQ4_KFiles) {
     }
   }
 
-  // A model without Q8_0 or Q4_K matrices is refused by name rather than run in f32 unannounced.
+  // A model without Q8_0, Q4_0 or Q4_K matrices is refused by name rather than run in f32 unannounced.
   try {
     load_model(converted(st, DType::kBF16, "mini-BF16.gguf"), MatMath::kQ8);
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("Q8_0 and Q4_K"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Q8_0, Q4_0 and Q4_K"), std::string::npos) << e.what();
   }
 }
 

@@ -1,4 +1,4 @@
-// The Q8_0 and Q4_K x 8-bit activation kernels of `--math q8` (ops/q8_dot.h): the activation
+// The Q8_0, Q4_0 and Q4_K x 8-bit activation kernels of `--math q8` (ops/q8_dot.h): the activation
 // quantizers against the contract written out here independently, the SIMD kernels against their
 // scalar reference bit for bit (odd shapes, every tile remainder, 1-3 threads, with and without
 // bias), batch invariance, and the reference's accuracy against the exact product of the
@@ -36,6 +36,27 @@ std::vector<uint8_t> random_q8_0(int64_t rows, int64_t cols, uint64_t seed) {
       for (int i = 0; i < 32; ++i) blk[2 + i] = zero ? 0 : static_cast<uint8_t>(rng());
     }
   return data;
+}
+
+// Random Q4_0 rows: scales as above, arbitrary nibbles, one all-zero-scale block.
+std::vector<uint8_t> random_q4_0(int64_t rows, int64_t cols, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const int64_t nb = cols / 32;
+  std::vector<uint8_t> data(static_cast<size_t>(rows * nb * 18));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* blk = data.data() + (r * nb + b) * 18;
+      const bool zero = r == rows / 2 && b == nb - 1;
+      const uint16_t d = zero ? 0 : f32_to_f16(1e-2f + static_cast<float>(rng() % 2000) * 1e-5f);
+      std::memcpy(blk, &d, 2);
+      for (int i = 0; i < 16; ++i) blk[2 + i] = static_cast<uint8_t>(rng());
+    }
+  return data;
+}
+
+// Either 32-block format.
+std::vector<uint8_t> random_block32(DType t, int64_t rows, int64_t cols, uint64_t seed) {
+  return t == DType::kQ8_0 ? random_q8_0(rows, cols, seed) : random_q4_0(rows, cols, seed);
 }
 
 // Random Q4_K rows: positive f16 d and dmin, arbitrary bytes for the packed 6-bit scales and mins
@@ -158,13 +179,14 @@ TEST(Q8Dot, Q8KActivationQuantizationFollowsTheContract) {
 }
 
 TEST(Q8Dot, KernelMatchesItsScalarContractBitForBit) {
+  for (DType type : {DType::kQ8_0, DType::kQ4_0})
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
     for (int64_t rows : {1, 3, 4, 5, 7, 13, 64})
       for (int64_t cols : {32, 96, 256, 288})
         for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 16}) {
-          const auto data = random_q8_0(rows, cols, rows * 1000 + cols);
-          const MatView w{data.data(), DType::kQ8_0, rows, cols, MatLayout::kRows};
+          const auto data = random_block32(type, rows, cols, rows * 1000 + cols);
+          const MatView w{data.data(), type, rows, cols, MatLayout::kRows};
           ASSERT_TRUE(q8_dot_usable(w));
           const auto x = activations(n_tok, cols, n_tok + 3 * cols);
           const auto bias = test::random_floats(static_cast<size_t>(rows), 99, 0.5f);
@@ -173,8 +195,8 @@ TEST(Q8Dot, KernelMatchesItsScalarContractBitForBit) {
             matmul_q8(w, x.data(), n_tok, y.data(), bs, pool);
             matmul_q8_reference(w, x.data(), n_tok, want.data(), bs);
             for (size_t i = 0; i < y.size(); ++i)
-              ASSERT_EQ(bits(y[i]), bits(want[i])) << rows << "x" << cols << " n_tok " << n_tok << " threads " << threads
-                                                  << " i " << i << ": " << y[i] << " vs " << want[i];
+              ASSERT_EQ(bits(y[i]), bits(want[i])) << dtype_name(type) << " " << rows << "x" << cols << " n_tok " << n_tok
+                                                  << " threads " << threads << " i " << i << ": " << y[i] << " vs " << want[i];
           }
         }
   }
@@ -262,14 +284,17 @@ TEST(Q8Dot, Q4KErrorAgainstTheExactProductStaysWithinTheActivationRounding) {
 TEST(Q8Dot, TokensAloneMatchTheirRowsInABatch) {
   ThreadPool pool(2);
   const int64_t rows = 37, cols = 256, n_tok = 16;
-  const auto data = random_q8_0(rows, cols, 5);
-  const MatView w{data.data(), DType::kQ8_0, rows, cols, MatLayout::kRows};
-  const auto x = activations(n_tok, cols, 11);
-  std::vector<float> y(static_cast<size_t>(n_tok * rows)), single(static_cast<size_t>(rows));
-  matmul_q8(w, x.data(), n_tok, y.data(), nullptr, pool);
-  for (int64_t t = 0; t < n_tok; ++t) {
-    matmul_q8(w, x.data() + t * cols, 1, single.data(), nullptr, pool);
-    for (int64_t r = 0; r < rows; ++r) ASSERT_EQ(bits(single[r]), bits(y[t * rows + r])) << "token " << t << " row " << r;
+  for (DType type : {DType::kQ8_0, DType::kQ4_0}) {
+    const auto data = random_block32(type, rows, cols, 5);
+    const MatView w{data.data(), type, rows, cols, MatLayout::kRows};
+    const auto x = activations(n_tok, cols, 11);
+    std::vector<float> y(static_cast<size_t>(n_tok * rows)), single(static_cast<size_t>(rows));
+    matmul_q8(w, x.data(), n_tok, y.data(), nullptr, pool);
+    for (int64_t t = 0; t < n_tok; ++t) {
+      matmul_q8(w, x.data() + t * cols, 1, single.data(), nullptr, pool);
+      for (int64_t r = 0; r < rows; ++r)
+        ASSERT_EQ(bits(single[r]), bits(y[t * rows + r])) << dtype_name(type) << " token " << t << " row " << r;
+    }
   }
 }
 
@@ -279,15 +304,16 @@ TEST(Q8Dot, ErrorAgainstTheExactProductStaysWithinTheActivationRounding) {
   // times |w|; plus 1e-5 of sum |w x| for the f32 sums. The exact side is the dequantized
   // weights (ggml's dequantize_row_q8_0) times the f32 activations, in double.
   const int64_t rows = 29, cols = 288, n_tok = 5;
-  const auto data = random_q8_0(rows, cols, 21);
-  const MatView w{data.data(), DType::kQ8_0, rows, cols, MatLayout::kRows};
+  for (DType type : {DType::kQ8_0, DType::kQ4_0}) {
+  const auto data = random_block32(type, rows, cols, 21);
+  const MatView w{data.data(), type, rows, cols, MatLayout::kRows};
   const auto x = activations(n_tok, cols, 23);
   std::vector<float> y(static_cast<size_t>(n_tok * rows));
   matmul_q8_reference(w, x.data(), n_tok, y.data(), nullptr);
   std::vector<float> wr(static_cast<size_t>(cols));
   double worst_ratio = 0.0;
   for (int64_t r = 0; r < rows; ++r) {
-    dequantize_row(DType::kQ8_0, data.data() + r * (cols / 32) * 34, cols, wr.data());
+    dequantize_row(type, data.data() + r * (cols / 32) * (type == DType::kQ8_0 ? 34 : 18), cols, wr.data());
     for (int64_t t = 0; t < n_tok; ++t) {
       const float* xt = x.data() + t * cols;
       double exact = 0.0, bound = 1e-6, mag = 0.0;
@@ -307,8 +333,9 @@ TEST(Q8Dot, ErrorAgainstTheExactProductStaysWithinTheActivationRounding) {
       worst_ratio = std::max(worst_ratio, err / bound);
     }
   }
-  std::printf("q8 kernel vs exact product: worst error %.3f of the bound\n", worst_ratio);
+  std::printf("%s kernel vs exact product: worst error %.3f of the bound\n", dtype_name(type).data(), worst_ratio);
   EXPECT_GT(worst_ratio, 0.01);  // the activations really were rounded (f32 would sit near 0)
+  }
 }
 
 }  // namespace swift
