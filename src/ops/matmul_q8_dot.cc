@@ -27,10 +27,10 @@ namespace swift {
 
 namespace {
 
-constexpr int64_t kBlock = 32;       // weights per Q8_0 block
-constexpr int64_t kBlockBytes = 34;  // Q8_0: f16 scale + 32 int8
+constexpr int64_t kBlock = 32;         // weights per Q8_0 block
+constexpr int64_t kBlockBytes = 34;    // Q8_0: f16 scale + 32 int8
 constexpr int64_t kBlock40Bytes = 18;  // Q4_0: f16 scale + 16 bytes of nibbles (low: 0-15, high: 16-31)
-constexpr int64_t kBlockK = 256;      // weights per Q4_K block (and Q8_K activation block)
+constexpr int64_t kBlockK = 256;       // weights per Q4_K block (and Q8_K activation block)
 constexpr int64_t kBlockKBytes = 144;  // f16 d, dmin; 12 bytes of scales; 128 of 4-bit q
 
 float block_scale(const uint8_t* blk) {
@@ -102,7 +102,8 @@ void quantize_block(const float* x, int8_t* q, float* dx) {
   const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
   __m256i i32[4];
   for (int k = 0; k < 4; ++k)
-    i32[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    i32[k] =
+        _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   // Packing interleaves 128-bit lanes: groups of 4 come out as 0, 2, 4, 6, 1, 3, 5, 7.
   const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(i32[0], i32[1]), _mm256_packs_epi32(i32[2], i32[3]));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(q),
@@ -139,8 +140,7 @@ void quantize_block_k_simd(const float* x, int8_t* q, float* dx, int16_t* sums) 
       i32[k] = _mm256_min_epi32(
           top, _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + g * 32 + 8 * k), iv),
                                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-    const __m256i packed =
-        _mm256_packs_epi16(_mm256_packs_epi32(i32[0], i32[1]), _mm256_packs_epi32(i32[2], i32[3]));
+    const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(i32[0], i32[1]), _mm256_packs_epi32(i32[2], i32[3]));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + g * 32),
                         _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
     const __m256i s = _mm256_add_epi32(_mm256_add_epi32(i32[0], i32[1]), _mm256_add_epi32(i32[2], i32[3]));
@@ -174,9 +174,9 @@ void quantize_block_k_simd(const float* x, int8_t* q, float* dx, int16_t* sums) 
 struct Q8Args {
   const uint8_t* w;  // [rows, nb] Q8_0 blocks
   int64_t rows, cols, nb, row_bytes;
-  const int8_t* q;   // [n_tok, cols] activations
-  const float* dx;   // [n_tok, nb] their scales
-  float* y;          // [n_tok, rows]
+  const int8_t* q;  // [n_tok, cols] activations
+  const float* dx;  // [n_tok, nb] their scales
+  float* y;         // [n_tok, rows]
   const float* bias;
 };
 
@@ -188,7 +188,8 @@ template <DType DT>
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
   } else {
     const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-    const __m256i nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0xF));
+    const __m256i nibbles =
+        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0xF));
     return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
   }
 }
@@ -270,9 +271,8 @@ template <int T>
     const float dw = _cvtsh_ss(h[0]), dminw = _cvtsh_ss(h[1]);
     uint32_t utmp[4];
     q4k_unpack(blk + 4, utmp);
-    const __m256i mins_scales =
-        _mm256_cvtepu8_epi16(_mm_set_epi32(static_cast<int>(utmp[3]), static_cast<int>(utmp[2]),
-                                           static_cast<int>(utmp[1]), static_cast<int>(utmp[0])));
+    const __m256i mins_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
+        static_cast<int>(utmp[3]), static_cast<int>(utmp[2]), static_cast<int>(utmp[1]), static_cast<int>(utmp[0])));
     const __m128i mins = _mm256_extracti128_si256(mins_scales, 1);
     const __m128i sc128 = _mm256_extracti128_si256(mins_scales, 0);
     const __m256i scales = _mm256_set_m128i(sc128, sc128);
@@ -282,7 +282,8 @@ template <int T>
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       // Every 16-bit lane gets scale 2j (low nibbles) or 2j + 1 (high nibbles).
-      const __m256i scale_l = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(static_cast<int16_t>(((4 * j + 1) << 8) | (4 * j))));
+      const __m256i scale_l =
+          _mm256_shuffle_epi8(scales, _mm256_set1_epi16(static_cast<int16_t>(((4 * j + 1) << 8) | (4 * j))));
       const __m256i scale_h =
           _mm256_shuffle_epi8(scales, _mm256_set1_epi16(static_cast<int16_t>(((4 * j + 3) << 8) | (4 * j + 2))));
       const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * j));
@@ -291,9 +292,10 @@ template <int T>
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         const int8_t* q8 = a.q + (t0 + t) * a.cols + b * kBlockK + 64 * j;
-        const __m256i pl = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8))));
-        const __m256i ph =
-            _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32))));
+        const __m256i pl = _mm256_madd_epi16(
+            scale_l, _mm256_maddubs_epi16(q4l, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8))));
+        const __m256i ph = _mm256_madd_epi16(
+            scale_h, _mm256_maddubs_epi16(q4h, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32))));
         sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(pl, ph));
       }
     }
@@ -322,10 +324,17 @@ void q4k_row(const Q4kArgs& a, int64_t row, int64_t n_tok) {
   int64_t t = 0;
   for (; t + kToksK <= n_tok; t += kToksK) q4k_tile<kToksK>(a, row, t);
   switch (n_tok - t) {
-    case 1: q4k_tile<1>(a, row, t); break;
-    case 2: if constexpr (kToksK > 2) q4k_tile<2>(a, row, t); break;
-    case 3: if constexpr (kToksK > 3) q4k_tile<3>(a, row, t); break;
-    default: break;
+    case 1:
+      q4k_tile<1>(a, row, t);
+      break;
+    case 2:
+      if constexpr (kToksK > 2) q4k_tile<2>(a, row, t);
+      break;
+    case 3:
+      if constexpr (kToksK > 3) q4k_tile<3>(a, row, t);
+      break;
+    default:
+      break;
   }
 }
 
@@ -367,8 +376,9 @@ bool q8_dot_native() {
 }
 
 bool q8_dot_usable(const MatView& w) {
-  const int64_t block =
-      w.dtype == DType::kQ8_0 || w.dtype == DType::kQ4_0 ? kBlock : w.dtype == DType::kQ4_K ? kBlockK : 0;
+  const int64_t block = w.dtype == DType::kQ8_0 || w.dtype == DType::kQ4_0 ? kBlock
+                        : w.dtype == DType::kQ4_K                          ? kBlockK
+                                                                           : 0;
   return block > 0 && w.layout == MatLayout::kRows && w.cols > 0 && w.cols % block == 0 && w.data != nullptr;
 }
 
@@ -414,8 +424,16 @@ void matmul_q8(const MatView& w, const float* x, int64_t n_tok, float* y, const 
     if (static_cast<int64_t>(dk.size()) < n_tok * nb) dk.resize(static_cast<size_t>(n_tok * nb));
     if (static_cast<int64_t>(sk.size()) < n_tok * nb * 8) sk.resize(static_cast<size_t>(n_tok * nb * 8));
     q8k_quantize_rows(x, n_tok, w.cols, qk.data(), dk.data(), sk.data());
-    const Q4kArgs a{static_cast<const uint8_t*>(w.data), w.rows, w.cols, nb, nb * kBlockKBytes, qk.data(), dk.data(),
-                    sk.data(), y, bias};
+    const Q4kArgs a{static_cast<const uint8_t*>(w.data),
+                    w.rows,
+                    w.cols,
+                    nb,
+                    nb * kBlockKBytes,
+                    qk.data(),
+                    dk.data(),
+                    sk.data(),
+                    y,
+                    bias};
     pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1, int) {
       for (int64_t r = r0; r < r1; ++r) q4k_row(a, r, n_tok);
     });
@@ -429,10 +447,19 @@ void matmul_q8(const MatView& w, const float* x, int64_t n_tok, float* y, const 
   if (static_cast<int64_t>(dx.size()) < n_tok * nb) dx.resize(static_cast<size_t>(n_tok * nb));
   q8_quantize_rows(x, n_tok, w.cols, q.data(), dx.data());
   const bool q40 = w.dtype == DType::kQ4_0;
-  const Q8Args a{static_cast<const uint8_t*>(w.data), w.rows, w.cols, nb, nb * (q40 ? kBlock40Bytes : kBlockBytes),
-                 q.data(), dx.data(), y, bias};
-  if (q40) q8_matrix<DType::kQ4_0>(a, n_tok, pool);
-  else q8_matrix<DType::kQ8_0>(a, n_tok, pool);
+  const Q8Args a{static_cast<const uint8_t*>(w.data),
+                 w.rows,
+                 w.cols,
+                 nb,
+                 nb * (q40 ? kBlock40Bytes : kBlockBytes),
+                 q.data(),
+                 dx.data(),
+                 y,
+                 bias};
+  if (q40)
+    q8_matrix<DType::kQ4_0>(a, n_tok, pool);
+  else
+    q8_matrix<DType::kQ8_0>(a, n_tok, pool);
 #else
   (void)pool;
   matmul_q8_reference(w, x, n_tok, y, bias);

@@ -145,11 +145,11 @@ TEST(Q8Dot, ActivationQuantizationFollowsTheContract) {
     EXPECT_EQ(q, want_q) << cols;
     for (size_t i = 0; i < dx.size(); ++i) EXPECT_EQ(bits(dx[i]), bits(want_dx[i])) << cols << " block " << i;
     if (cols >= 96) {
-      EXPECT_EQ(dx[0], 0.0f);                // the zero block
-      EXPECT_EQ(q[32 + 5], 127);             // its maximum maps to 127
-      EXPECT_EQ(q[64 + 0], 0);               // 0.5 -> 0 (even)
-      EXPECT_EQ(q[64 + 1], -2);              // -1.5 -> -2
-      EXPECT_EQ(q[64 + 2], 2);               // 2.5 -> 2
+      EXPECT_EQ(dx[0], 0.0f);     // the zero block
+      EXPECT_EQ(q[32 + 5], 127);  // its maximum maps to 127
+      EXPECT_EQ(q[64 + 0], 0);    // 0.5 -> 0 (even)
+      EXPECT_EQ(q[64 + 1], -2);   // -1.5 -> -2
+      EXPECT_EQ(q[64 + 2], 2);    // 2.5 -> 2
     }
   }
 }
@@ -158,7 +158,7 @@ TEST(Q8Dot, Q8KActivationQuantizationFollowsTheContract) {
   for (int64_t cols : {256, 768}) {
     const int64_t n_tok = 3;
     auto x = activations(n_tok, cols, 17 + cols);
-    for (int i = 0; i < 256; ++i) x[256 + i] = 0.0f;  // token 0's second block: all zero (768 columns)
+    for (int i = 0; i < 256; ++i) x[256 + i] = 0.0f;    // token 0's second block: all zero (768 columns)
     x[2 * cols + 7] = -50.0f, x[2 * cols + 9] = 50.0f;  // token 2: the first of equal magnitudes sets the sign
     std::vector<int8_t> q(static_cast<size_t>(n_tok * cols)), want_q(q.size());
     std::vector<float> dx(static_cast<size_t>(n_tok * cols / 256)), want_dx(dx.size());
@@ -180,26 +180,27 @@ TEST(Q8Dot, Q8KActivationQuantizationFollowsTheContract) {
 
 TEST(Q8Dot, KernelMatchesItsScalarContractBitForBit) {
   for (DType type : {DType::kQ8_0, DType::kQ4_0})
-  for (int threads : {1, 2, 3}) {
-    ThreadPool pool(threads);
-    for (int64_t rows : {1, 3, 4, 5, 7, 13, 64})
-      for (int64_t cols : {32, 96, 256, 288})
-        for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 16}) {
-          const auto data = random_block32(type, rows, cols, rows * 1000 + cols);
-          const MatView w{data.data(), type, rows, cols, MatLayout::kRows};
-          ASSERT_TRUE(q8_dot_usable(w));
-          const auto x = activations(n_tok, cols, n_tok + 3 * cols);
-          const auto bias = test::random_floats(static_cast<size_t>(rows), 99, 0.5f);
-          for (const float* bs : {static_cast<const float*>(nullptr), bias.data()}) {
-            std::vector<float> y(static_cast<size_t>(n_tok * rows)), want(y.size());
-            matmul_q8(w, x.data(), n_tok, y.data(), bs, pool);
-            matmul_q8_reference(w, x.data(), n_tok, want.data(), bs);
-            for (size_t i = 0; i < y.size(); ++i)
-              ASSERT_EQ(bits(y[i]), bits(want[i])) << dtype_name(type) << " " << rows << "x" << cols << " n_tok " << n_tok
-                                                  << " threads " << threads << " i " << i << ": " << y[i] << " vs " << want[i];
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      for (int64_t rows : {1, 3, 4, 5, 7, 13, 64})
+        for (int64_t cols : {32, 96, 256, 288})
+          for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 16}) {
+            const auto data = random_block32(type, rows, cols, rows * 1000 + cols);
+            const MatView w{data.data(), type, rows, cols, MatLayout::kRows};
+            ASSERT_TRUE(q8_dot_usable(w));
+            const auto x = activations(n_tok, cols, n_tok + 3 * cols);
+            const auto bias = test::random_floats(static_cast<size_t>(rows), 99, 0.5f);
+            for (const float* bs : {static_cast<const float*>(nullptr), bias.data()}) {
+              std::vector<float> y(static_cast<size_t>(n_tok * rows)), want(y.size());
+              matmul_q8(w, x.data(), n_tok, y.data(), bs, pool);
+              matmul_q8_reference(w, x.data(), n_tok, want.data(), bs);
+              for (size_t i = 0; i < y.size(); ++i)
+                ASSERT_EQ(bits(y[i]), bits(want[i]))
+                    << dtype_name(type) << " " << rows << "x" << cols << " n_tok " << n_tok << " threads " << threads
+                    << " i " << i << ": " << y[i] << " vs " << want[i];
+            }
           }
-        }
-  }
+    }
 }
 
 TEST(Q8Dot, Q4KKernelMatchesItsScalarContractBitForBit) {
@@ -218,8 +219,8 @@ TEST(Q8Dot, Q4KKernelMatchesItsScalarContractBitForBit) {
             matmul_q8(w, x.data(), n_tok, y.data(), bs, pool);
             matmul_q8_reference(w, x.data(), n_tok, want.data(), bs);
             for (size_t i = 0; i < y.size(); ++i)
-              ASSERT_EQ(bits(y[i]), bits(want[i])) << rows << "x" << cols << " n_tok " << n_tok << " threads " << threads
-                                                  << " i " << i << ": " << y[i] << " vs " << want[i];
+              ASSERT_EQ(bits(y[i]), bits(want[i])) << rows << "x" << cols << " n_tok " << n_tok << " threads "
+                                                   << threads << " i " << i << ": " << y[i] << " vs " << want[i];
           }
         }
   }
@@ -235,7 +236,8 @@ TEST(Q8Dot, Q4KTokensAloneMatchTheirRowsInABatch) {
   matmul_q8(w, x.data(), n_tok, y.data(), nullptr, pool);
   for (int64_t t = 0; t < n_tok; ++t) {
     matmul_q8(w, x.data() + t * cols, 1, single.data(), nullptr, pool);
-    for (int64_t r = 0; r < rows; ++r) ASSERT_EQ(bits(single[r]), bits(y[t * rows + r])) << "token " << t << " row " << r;
+    for (int64_t r = 0; r < rows; ++r)
+      ASSERT_EQ(bits(single[r]), bits(y[t * rows + r])) << "token " << t << " row " << r;
   }
 }
 
@@ -305,36 +307,36 @@ TEST(Q8Dot, ErrorAgainstTheExactProductStaysWithinTheActivationRounding) {
   // weights (ggml's dequantize_row_q8_0) times the f32 activations, in double.
   const int64_t rows = 29, cols = 288, n_tok = 5;
   for (DType type : {DType::kQ8_0, DType::kQ4_0}) {
-  const auto data = random_block32(type, rows, cols, 21);
-  const MatView w{data.data(), type, rows, cols, MatLayout::kRows};
-  const auto x = activations(n_tok, cols, 23);
-  std::vector<float> y(static_cast<size_t>(n_tok * rows));
-  matmul_q8_reference(w, x.data(), n_tok, y.data(), nullptr);
-  std::vector<float> wr(static_cast<size_t>(cols));
-  double worst_ratio = 0.0;
-  for (int64_t r = 0; r < rows; ++r) {
-    dequantize_row(type, data.data() + r * (cols / 32) * (type == DType::kQ8_0 ? 34 : 18), cols, wr.data());
-    for (int64_t t = 0; t < n_tok; ++t) {
-      const float* xt = x.data() + t * cols;
-      double exact = 0.0, bound = 1e-6, mag = 0.0;
-      for (int64_t b = 0; b < cols / 32; ++b) {
-        float amax = 0.0f;
-        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xt[b * 32 + i]));
-        for (int i = 0; i < 32; ++i) {
-          const double wi = wr[b * 32 + i];
-          exact += wi * xt[b * 32 + i];
-          bound += std::fabs(wi) * 0.57 * amax / 127.0;
-          mag += std::fabs(wi * xt[b * 32 + i]);
+    const auto data = random_block32(type, rows, cols, 21);
+    const MatView w{data.data(), type, rows, cols, MatLayout::kRows};
+    const auto x = activations(n_tok, cols, 23);
+    std::vector<float> y(static_cast<size_t>(n_tok * rows));
+    matmul_q8_reference(w, x.data(), n_tok, y.data(), nullptr);
+    std::vector<float> wr(static_cast<size_t>(cols));
+    double worst_ratio = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+      dequantize_row(type, data.data() + r * (cols / 32) * (type == DType::kQ8_0 ? 34 : 18), cols, wr.data());
+      for (int64_t t = 0; t < n_tok; ++t) {
+        const float* xt = x.data() + t * cols;
+        double exact = 0.0, bound = 1e-6, mag = 0.0;
+        for (int64_t b = 0; b < cols / 32; ++b) {
+          float amax = 0.0f;
+          for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xt[b * 32 + i]));
+          for (int i = 0; i < 32; ++i) {
+            const double wi = wr[b * 32 + i];
+            exact += wi * xt[b * 32 + i];
+            bound += std::fabs(wi) * 0.57 * amax / 127.0;
+            mag += std::fabs(wi * xt[b * 32 + i]);
+          }
         }
+        bound += 1e-5 * mag;
+        const double err = std::fabs(y[t * rows + r] - exact);
+        EXPECT_LE(err, bound) << "row " << r << " token " << t;
+        worst_ratio = std::max(worst_ratio, err / bound);
       }
-      bound += 1e-5 * mag;
-      const double err = std::fabs(y[t * rows + r] - exact);
-      EXPECT_LE(err, bound) << "row " << r << " token " << t;
-      worst_ratio = std::max(worst_ratio, err / bound);
     }
-  }
-  std::printf("%s kernel vs exact product: worst error %.3f of the bound\n", dtype_name(type).data(), worst_ratio);
-  EXPECT_GT(worst_ratio, 0.01);  // the activations really were rounded (f32 would sit near 0)
+    std::printf("%s kernel vs exact product: worst error %.3f of the bound\n", dtype_name(type).data(), worst_ratio);
+    EXPECT_GT(worst_ratio, 0.01);  // the activations really were rounded (f32 would sit near 0)
   }
 }
 
