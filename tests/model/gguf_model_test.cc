@@ -104,7 +104,23 @@ std::string load_error(const std::string& path) {
   return "";
 }
 
+// Per position of two [n, V] logit arrays: adds top-1 agreement, the count, and KL(ref || other).
+void compare_positions(const std::vector<float>& ref, const std::vector<float>& other, int64_t V, int64_t& agree,
+                       int64_t& total, double& kl) {
+  for (size_t pos = 0; pos < ref.size() / V; ++pos) {
+    std::vector<float> p(ref.begin() + pos * V, ref.begin() + (pos + 1) * V);
+    std::vector<float> r(other.begin() + pos * V, other.begin() + (pos + 1) * V);
+    agree += argmax(p.data(), V) == argmax(r.data(), V);
+    ++total;
+    softmax(p.data(), V);
+    softmax(r.data(), V);
+    for (int64_t v = 0; v < V; ++v)
+      if (p[v] > 0) kl += p[v] * (std::log(static_cast<double>(p[v])) - std::log(std::max(1e-30, static_cast<double>(r[v]))));
+  }
+}
+
 }  // namespace
+
 
 TEST(GgufModel, F32ConversionMatchesSafetensorsExactly) {
   const Model& st = test::demo_model();
@@ -148,16 +164,7 @@ TEST(GgufModel, QuantizedTypesAgainstF32) {
     for (const auto& c : test::reference_cases()) {
       if (t != DType::kQ8_0 && n_prompts++ >= 8) break;  // Q8_0 on all 32 prompts, the others on 8
       const auto ids = c["prompt_ids"].get<std::vector<int32_t>>();
-      const auto a = all_logits(f32, ids), b = all_logits(*q, ids);
-      for (size_t pos = 0; pos < ids.size(); ++pos) {
-        std::vector<float> p(a.begin() + pos * V, a.begin() + (pos + 1) * V), r(b.begin() + pos * V, b.begin() + (pos + 1) * V);
-        agree += argmax(p.data(), V) == argmax(r.data(), V);
-        ++total;
-        softmax(p.data(), V);
-        softmax(r.data(), V);
-        for (int64_t v = 0; v < V; ++v)
-          if (p[v] > 0) kl += p[v] * (std::log(static_cast<double>(p[v])) - std::log(std::max(1e-30, static_cast<double>(r[v]))));
-      }
+      compare_positions(all_logits(f32, ids), all_logits(*q, ids), V, agree, total, kl);
     }
     const double agreement = static_cast<double>(agree) / total;
     std::printf("[ %s GGUF ] top-1 agreement with f32 %.4f over %lld positions, mean KL %.3g\n", dtype_name(t).data(),
@@ -191,16 +198,7 @@ TEST(GgufModel, Q8MathOnQ8_0Q4_0AndQ4_KFiles) {
     for (const auto& c : test::reference_cases()) {
       if (n_prompts++ % 4 != 0) continue;  // 8 of the 32 prompts, both domains
       const auto ids = c["prompt_ids"].get<std::vector<int32_t>>();
-      const auto a = all_logits(st, ids), b = all_logits(*q8, ids);
-      for (size_t pos = 0; pos < ids.size(); ++pos) {
-        std::vector<float> p(a.begin() + pos * V, a.begin() + (pos + 1) * V), r(b.begin() + pos * V, b.begin() + (pos + 1) * V);
-        agree += argmax(p.data(), V) == argmax(r.data(), V);
-        ++total;
-        softmax(p.data(), V);
-        softmax(r.data(), V);
-        for (int64_t v = 0; v < V; ++v)
-          if (p[v] > 0) kl += p[v] * (std::log(static_cast<double>(p[v])) - std::log(std::max(1e-30, static_cast<double>(r[v]))));
-      }
+      compare_positions(all_logits(st, ids), all_logits(*q8, ids), V, agree, total, kl);
     }
     const double agreement = static_cast<double>(agree) / total;
     std::printf("[ %s GGUF, --math q8 ] top-1 agreement with f32 %.4f over %lld positions, mean KL %.3g\n",
