@@ -52,9 +52,10 @@ void add_math_option(CLI::App& app, std::string& value) {
                  "has them (Intel Sapphire Rapids and later: a 16-token pass ~1.5-1.6x one token instead of ~4x, "
                  "prefill ~2x faster than f32), else AVX-512 BF16 dot products (AMD Zen 4 and later), attention "
                  "included; logits within 0.2 of f32 on the "
-                 "demo model; BF16 models only; `info` and `bench` name the kernel) or q8 (Q8_0, Q4_0 and Q4_K "
-                 "weight matrices times activations quantized to 8 bits per block (32 for Q8_0/Q4_0, 256 for "
-                 "Q4_K), with integer dot products, as llama.cpp computes quantized models: decoding of Q8_0 files "
+                 "demo model; BF16 models only; `info` and `bench` name the kernel) or q8 (Q8_0, Q4_0, Q4_K, "
+                 "Q5_K and Q6_K weight matrices times activations quantized to 8 bits per block (32 for Q8_0/Q4_0, "
+                 "256 for the K-quants), with integer dot products, as llama.cpp computes quantized models: decoding "
+                 "of Q8_0 files "
                  "1.3-1.7x faster than f32 math on the demo model; other matrices as in f32; models with such "
                  "matrices only)")
       ->check(CLI::IsMember({"f32", "bf16", "q8"}));

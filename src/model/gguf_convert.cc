@@ -30,7 +30,8 @@ GgmlType ggml_of(DType d) {
 }
 
 // llama.cpp's general.file_type (LLAMA_FTYPE_*).
-uint32_t file_type(DType d) {
+uint32_t file_type(DType d, bool k_mix) {
+  if (k_mix) return d == DType::kQ4_K ? 15 : 17;  // MOSTLY_Q4_K_M, MOSTLY_Q5_K_M
   switch (d) {
     case DType::kF32: return 0;
     case DType::kF16: return 1;
@@ -38,10 +39,15 @@ uint32_t file_type(DType d) {
     case DType::kBF16: return 32;
     case DType::kQ4_0: return 2;
     case DType::kQ4_K: return 14;  // MOSTLY_Q4_K_S: every matrix Q4_K
-    case DType::kQ5_K: return 16;
+    case DType::kQ5_K: return 16;  // MOSTLY_Q5_K_S
     case DType::kQ6_K: return 18;
   }
   return 0;
+}
+
+// llama-quant.cpp's use_more_bits: the layers whose attn_v and ffn_down an _M mix keeps in Q6_K.
+bool use_more_bits(int64_t i_layer, int64_t n_layer) {
+  return i_layer < n_layer / 8 || i_layer >= 7 * n_layer / 8 || (i_layer - n_layer / 8) % 3 == 2;
 }
 
 }  // namespace
@@ -65,7 +71,9 @@ void write_gguf(const Model& m, const std::string& out_path, const ConvertOption
   GgufWriter w;
   w.set_string("general.architecture", arch);
   w.set_string("general.name", std::filesystem::path(m.path).filename().string());
-  w.set_u32("general.file_type", file_type(opt.type));
+  if (opt.k_mix && opt.type != DType::kQ4_K && opt.type != DType::kQ5_K)
+    fail("the _M mixes start from Q4_K or Q5_K, not {}", dtype_name(opt.type));
+  w.set_u32("general.file_type", file_type(opt.type, opt.k_mix));
   if (dtype_block(opt.type) > 1) w.set_u32("general.quantization_version", 2);
   w.set_u32(p + "context_length", static_cast<uint32_t>(c.max_positions));
   w.set_u32(p + "embedding_length", static_cast<uint32_t>(c.hidden_size));
@@ -115,15 +123,16 @@ void write_gguf(const Model& m, const std::string& out_path, const ConvertOption
   if (opt.with_tokenizer && !m.chat_template.empty()) w.set_string("tokenizer.chat_template", m.chat_template);
 
   const ModelWeights& mw = m.transformer->weights();
-  auto matrix = [&](const std::string& name, const MatView& src, int64_t permute_head_dim) {
+  auto matrix = [&](const std::string& name, const MatView& src, int64_t permute_head_dim, bool more_bits = false) {
     // Rows that are not whole blocks of the requested format fall back to Q8_0, else F16 (as
     // llama.cpp's quantizer does); each fallback is reported.
-    DType t = opt.type;
+    const DType want = opt.k_mix && more_bits ? DType::kQ6_K : opt.type;
+    DType t = want;
     if (src.cols % dtype_block(t) != 0) {
       t = src.cols % 32 == 0 ? DType::kQ8_0 : DType::kF16;
       if (opt.note)
         opt.note(fmt::format("{}: {} columns are not a multiple of the {} block ({}); written as {}", name, src.cols,
-                             dtype_name(opt.type), dtype_block(opt.type), dtype_name(t)));
+                             dtype_name(want), dtype_block(want), dtype_name(t)));
     }
     w.add_tensor(name, {src.cols, src.rows}, ggml_of(t), [&src, t, permute_head_dim]() {
       const int64_t rb = row_bytes(t, src.cols);
@@ -173,16 +182,16 @@ void write_gguf(const Model& m, const std::string& out_path, const ConvertOption
     rope_factors = c.rope.freq_factors;
   }
   if (!rope_factors.empty()) vector("rope_freqs.weight", rope_factors);
-  matrix("token_embd.weight", mw.embed, 0);
+  matrix("token_embd.weight", mw.embed, 0, c.tie_embeddings);
   vector("output_norm.weight", mw.final_norm);
-  if (!c.tie_embeddings) matrix("output.weight", mw.lm_head, 0);
+  if (!c.tie_embeddings) matrix("output.weight", mw.lm_head, 0, true);
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const LayerWeights& L = mw.layers[l];
     const std::string b = "blk." + std::to_string(l) + ".";
     vector(b + "attn_norm.weight", L.attn_norm);
     matrix(b + "attn_q.weight", L.wq, permute ? c.head_dim : 0);
     matrix(b + "attn_k.weight", L.wk, permute ? c.head_dim : 0);
-    matrix(b + "attn_v.weight", L.wv, 0);
+    matrix(b + "attn_v.weight", L.wv, 0, use_more_bits(l, c.n_layer));
     matrix(b + "attn_output.weight", L.wo, 0);
     if (!L.bq.empty()) {
       vector(b + "attn_q.bias", L.bq, permute ? c.head_dim : 0);
@@ -197,7 +206,7 @@ void write_gguf(const Model& m, const std::string& out_path, const ConvertOption
     vector(b + "ffn_norm.weight", L.mlp_norm);
     matrix(b + "ffn_gate.weight", L.w_gate, 0);
     matrix(b + "ffn_up.weight", L.w_up, 0);
-    matrix(b + "ffn_down.weight", L.w_down, 0);
+    matrix(b + "ffn_down.weight", L.w_down, 0, use_more_bits(l, c.n_layer));
   }
   w.write(out_path, opt.progress);
 }

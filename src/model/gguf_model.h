@@ -36,6 +36,10 @@ int64_t gguf_permuted_row(int64_t r, int64_t head_dim);
 
 struct ConvertOptions {
   DType type = DType::kF16;  // large matrices; norms and biases stay F32
+  // llama.cpp's "_M" mixes (LLAMA_FTYPE_MOSTLY_Q4_K_M / Q5_K_M; type Q4_K or Q5_K): Q6_K for the
+  // LM head (the embedding when tied) and for attn_v and ffn_down of the layers llama.cpp's
+  // use_more_bits picks (the first and last eighth, every third between).
+  bool k_mix = false;
   bool with_tokenizer = true;
   std::function<void(size_t i, size_t n, const std::string& name)> progress;
   std::function<void(const std::string&)> note;  // type fallbacks

@@ -53,8 +53,9 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath math)
       for (const MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
         any = any || q8_dot_usable(*m);
     if (!any)
-      fail("q8 math (--math q8) applies to Q8_0, Q4_0 and Q4_K weight matrices, and this model's are {}; use --math "
-           "f32 or convert the model with `swiftllm convert MODEL OUT.gguf --type q8_0` (or q4_0, q4_k)",
+      fail("q8 math (--math q8) applies to Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weight matrices, and this model's are {}; "
+           "use --math f32 or convert the model with `swiftllm convert MODEL OUT.gguf --type q8_0` (or q4_0, q4_k, "
+           "q6_k)",
            w_.dtype_summary);
   }
   inv_freq_ = rope_inv_freq(cfg_.rope, 0);
@@ -74,13 +75,14 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath math)
 std::string Transformer::math_description() const {
   if (math_ == MatMath::kQ8) {
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-    return "q8 (Q8_0, Q4_0 and Q4_K matrices times activations quantized to 8 bits; Q8_0 and Q4_0 with AVX-512 "
-           "VNNI, Q4_K with AVX2 integer dot products)";
+    return "q8 (Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices times activations quantized to 8 bits; Q8_0 and Q4_0 "
+           "with AVX-512 VNNI, the K-quants with AVX2 integer dot products)";
 #elif defined(__AVXVNNI__)
-    return "q8 (Q8_0, Q4_0 and Q4_K matrices times activations quantized to 8 bits; Q8_0 and Q4_0 with AVX-VNNI, "
-           "Q4_K with AVX2 integer dot products)";
+    return "q8 (Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices times activations quantized to 8 bits; Q8_0 and Q4_0 "
+           "with AVX-VNNI, the K-quants with AVX2 integer dot products)";
 #else
-    return "q8 (Q8_0, Q4_0 and Q4_K matrices times activations quantized to 8 bits, AVX2 integer dot products)";
+    return "q8 (Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices times activations quantized to 8 bits, AVX2 integer dot "
+           "products)";
 #endif
   }
   if (math_ == MatMath::kF32) {

@@ -64,8 +64,9 @@ struct ModelWeights {
 //   kBf16: BF16 matrices multiply activations rounded to bf16 with AVX-512 BF16 dot products
 //          (ops/bf16_dot.h): ~2x the multiply-adds per instruction, for compute-bound passes
 //          (prefill, verification trees); other dtypes are computed as with kF32.
-//   kQ8: Q8_0 matrices multiply activations quantized to 8 bits per block of 32 with integer dot
-//        products (ops/q8_dot.h), as llama.cpp computes quantized models; other dtypes as kF32.
+//   kQ8: Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices multiply activations quantized to 8 bits per
+//        block with integer dot products (ops/q8_dot.h), as llama.cpp computes quantized models;
+//        other dtypes as kF32.
 enum class MatMath : uint8_t { kF32, kBf16, kQ8 };
 
 // Repacks every F32/F16/BF16 projection matrix and the LM head into panel layout (a tied LM

@@ -1,37 +1,33 @@
-// Q8_0 and Q4_K x 8-bit activation kernels: contract in ops/q8_dot.h.
+// Q8_0 and Q4_0 x Q8_0 activation kernels, and matmul_q8's dispatch (the K-quants are in
+// matmul_q8k_dot.cc): contract in ops/q8_dot.h.
 //
 // Tiles of R rows x T tokens: per block of 32 columns each row's weights are loaded once, with
 // their absolute values and scale, and multiplied with the T tokens' blocks; every output keeps
 // its own 8-lane accumulator and the blocks run in order, so the tile shape never changes a bit.
 // The signed x signed integer product uses the unsigned x signed instruction on |w| and
 // x * sign(w) (ggml's trick): |w| <= 128 and |x| <= 127, so vpmaddubsw's pair sums (<= 32,512)
-// never saturate and both instruction paths give the same exact int32 lane sums. Q4_K rows run
-// one at a time against T tokens (ggml's AVX2 sequence: 4-bit q are unsigned, so vpmaddubsw
-// takes them as they are, |pair| <= 2 * 15 * 127; vpmaddwd applies the 6-bit scales).
+// never saturate and both instruction paths give the same exact int32 lane sums.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "ops/q8_dot.h"
-#include "ops/quant.h"
+#include "ops/q8_dot_simd.h"
 #include "util/check.h"
 #include "util/half.h"
-
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
-#define SWIFT_Q8_DOT_NATIVE 1
-#endif
 
 namespace swift {
 
 namespace {
 
+#if defined(SWIFT_Q8_DOT_NATIVE)
+using q8_detail::hsum8;
+#endif
+
 constexpr int64_t kBlock = 32;         // weights per Q8_0 block
 constexpr int64_t kBlockBytes = 34;    // Q8_0: f16 scale + 32 int8
 constexpr int64_t kBlock40Bytes = 18;  // Q4_0: f16 scale + 16 bytes of nibbles (low: 0-15, high: 16-31)
-constexpr int64_t kBlockK = 256;       // weights per Q4_K block (and Q8_K activation block)
-constexpr int64_t kBlockKBytes = 144;  // f16 d, dmin; 12 bytes of scales; 128 of 4-bit q
 
 float block_scale(const uint8_t* blk) {
   uint16_t h;
@@ -45,42 +41,6 @@ void quantize_block_scalar(const float* x, int8_t* q, float* dx) {
   const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
   for (int64_t i = 0; i < kBlock; ++i) q[i] = static_cast<int8_t>(std::nearbyint(x[i] * id));
   *dx = f16_to_f32(f32_to_f16(amax / 127.0f));
-}
-
-// Q8_K (as ggml's quantize_row_q8_K_ref): scale by the signed value of largest magnitude, which
-// maps to -127.
-void quantize_block_k(const float* x, int8_t* q, float* dx, int16_t* sums) {
-  float amax = 0.0f, mx = 0.0f;
-  for (int64_t i = 0; i < kBlockK; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) amax = ax, mx = x[i];
-  }
-  if (amax == 0.0f) {
-    std::fill_n(q, kBlockK, int8_t{0});
-    std::fill_n(sums, kBlockK / 32, int16_t{0});
-    *dx = 0.0f;
-    return;
-  }
-  const float iscale = -127.0f / mx;
-  for (int64_t i = 0; i < kBlockK; ++i) q[i] = static_cast<int8_t>(std::min(127.0f, std::nearbyint(iscale * x[i])));
-  for (int64_t s = 0; s < kBlockK / 32; ++s) {
-    int32_t sum = 0;
-    for (int64_t i = 0; i < 32; ++i) sum += q[s * 32 + i];
-    sums[s] = static_cast<int16_t>(sum);
-  }
-  *dx = 1.0f / iscale;
-}
-
-// Unpacks a Q4_K block's 12 bytes of 6-bit scales and mins (ggml's kmask sequence): bytes 0-7 of
-// the result are sc_0..sc_7, bytes 8-15 m_0..m_7 (as q4k_scale_min gives them one by one).
-inline void q4k_unpack(const uint8_t* packed, uint32_t utmp[4]) {
-  constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
-  std::memcpy(utmp, packed, 12);
-  utmp[3] = ((utmp[2] >> 4) & kmask2) | (((utmp[1] >> 6) & kmask3) << 4);
-  const uint32_t uaux = utmp[1] & kmask1;
-  utmp[1] = (utmp[2] & kmask2) | (((utmp[0] >> 6) & kmask3) << 4);
-  utmp[2] = uaux;
-  utmp[0] &= kmask1;
 }
 
 #if defined(SWIFT_Q8_DOT_NATIVE)
@@ -111,47 +71,6 @@ void quantize_block(const float* x, int8_t* q, float* dx) {
   *dx = f16_to_f32(f32_to_f16(amax / 127.0f));
 }
 
-// quantize_block_k with AVX2: the same bits (an exact maximum, the first element of that
-// magnitude, products rounded alike, nearest-even as nearbyint, sums of exact integers).
-void quantize_block_k_simd(const float* x, int8_t* q, float* dx, int16_t* sums) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  __m256 m = _mm256_setzero_ps();
-  for (int64_t k = 0; k < kBlockK; k += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + k)));
-  __m128 h = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
-  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_max_ss(h, _mm_movehdup_ps(h));
-  const float amax = _mm_cvtss_f32(h);
-  if (amax == 0.0f) return quantize_block_k(x, q, dx, sums);
-  float mx = 0.0f;
-  const __m256 av = _mm256_set1_ps(amax);
-  for (int64_t k = 0; k < kBlockK; k += 8) {
-    const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + k)), av, _CMP_EQ_OQ));
-    if (hit) {
-      mx = x[k + __builtin_ctz(static_cast<unsigned>(hit))];
-      break;
-    }
-  }
-  const float iscale = -127.0f / mx;
-  const __m256 iv = _mm256_set1_ps(iscale);
-  const __m256i top = _mm256_set1_epi32(127);
-  for (int64_t g = 0; g < kBlockK / 32; ++g) {
-    __m256i i32[4];
-    for (int k = 0; k < 4; ++k)
-      i32[k] = _mm256_min_epi32(
-          top, _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + g * 32 + 8 * k), iv),
-                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-    const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(i32[0], i32[1]), _mm256_packs_epi32(i32[2], i32[3]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + g * 32),
-                        _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-    const __m256i s = _mm256_add_epi32(_mm256_add_epi32(i32[0], i32[1]), _mm256_add_epi32(i32[2], i32[3]));
-    __m128i s4 = _mm_add_epi32(_mm256_extracti128_si256(s, 1), _mm256_castsi256_si128(s));
-    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-    sums[g] = static_cast<int16_t>(_mm_cvtsi128_si32(s4));
-  }
-  *dx = 1.0f / iscale;
-}
-
 // Lane l: the exact sum of the 4 products of columns 4l..4l+3 of |w| (unsigned) and sx (signed).
 [[gnu::always_inline]] inline __m256i dot_lanes(__m256i aw, __m256i sx) {
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
@@ -161,14 +80,6 @@ void quantize_block_k_simd(const float* x, int8_t* q, float* dx, int16_t* sums) 
 #else
   return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1));
 #endif
-}
-
-// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)): ggml's hsum_float_8.
-[[gnu::always_inline]] inline float hsum8(__m256 a) {
-  __m128 r = _mm_add_ps(_mm256_extractf128_ps(a, 1), _mm256_castps256_ps128(a));
-  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-  r = _mm_add_ss(r, _mm_movehdup_ps(r));
-  return _mm_cvtss_f32(r);
 }
 
 struct Q8Args {
@@ -239,105 +150,6 @@ constexpr int kRows = 4, kToks = 3;
 constexpr int kRows = 2, kToks = 2;
 #endif
 
-struct Q4kArgs {
-  const uint8_t* w;  // [rows, nb] Q4_K blocks
-  int64_t rows, cols, nb, row_bytes;
-  const int8_t* q;      // [n_tok, cols] Q8_K activations
-  const float* dx;      // [n_tok, nb]
-  const int16_t* sums;  // [n_tok, nb * 8] sub-block sums
-  float* y;             // [n_tok, rows]
-  const float* bias;
-};
-
-// ((m0 + m2) + (m1 + m3)).
-[[gnu::always_inline]] inline float hsum4(__m128 m) {
-  m = _mm_add_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_add_ss(m, _mm_movehdup_ps(m));
-  return _mm_cvtss_f32(m);
-}
-
-// Row `row` x tokens [t0, t0 + T).
-template <int T>
-[[gnu::always_inline]] inline void q4k_tile(const Q4kArgs& a, int64_t row, int64_t t0) {
-  const __m256i m4 = _mm256_set1_epi8(0xF);
-  __m256 acc[T];
-  __m128 accm[T];
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), accm[t] = _mm_setzero_ps();
-  for (int64_t b = 0; b < a.nb; ++b) {
-    const uint8_t* blk = a.w + row * a.row_bytes + b * kBlockKBytes;
-    uint16_t h[2];
-    std::memcpy(h, blk, 4);
-    const float dw = _cvtsh_ss(h[0]), dminw = _cvtsh_ss(h[1]);
-    uint32_t utmp[4];
-    q4k_unpack(blk + 4, utmp);
-    const __m256i mins_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
-        static_cast<int>(utmp[3]), static_cast<int>(utmp[2]), static_cast<int>(utmp[1]), static_cast<int>(utmp[0])));
-    const __m128i mins = _mm256_extracti128_si256(mins_scales, 1);
-    const __m128i sc128 = _mm256_extracti128_si256(mins_scales, 0);
-    const __m256i scales = _mm256_set_m128i(sc128, sc128);
-    __m256i sumi[T];
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      // Every 16-bit lane gets scale 2j (low nibbles) or 2j + 1 (high nibbles).
-      const __m256i scale_l =
-          _mm256_shuffle_epi8(scales, _mm256_set1_epi16(static_cast<int16_t>(((4 * j + 1) << 8) | (4 * j))));
-      const __m256i scale_h =
-          _mm256_shuffle_epi8(scales, _mm256_set1_epi16(static_cast<int16_t>(((4 * j + 3) << 8) | (4 * j + 2))));
-      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * j));
-      const __m256i q4l = _mm256_and_si256(bits, m4);
-      const __m256i q4h = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-#pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) {
-        const int8_t* q8 = a.q + (t0 + t) * a.cols + b * kBlockK + 64 * j;
-        const __m256i pl = _mm256_madd_epi16(
-            scale_l, _mm256_maddubs_epi16(q4l, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8))));
-        const __m256i ph = _mm256_madd_epi16(
-            scale_h, _mm256_maddubs_epi16(q4h, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32))));
-        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(pl, ph));
-      }
-    }
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) {
-      const float dx = a.dx[(t0 + t) * a.nb + b];
-      const float d = dx * dw, dmin = -dx * dminw;
-      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.sums + ((t0 + t) * a.nb + b) * 8));
-      accm[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, s8)), accm[t]);
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t)
-    a.y[(t0 + t) * a.rows + row] = hsum8(acc[t]) + hsum4(accm[t]) + (a.bias ? a.bias[row] : 0.0f);
-}
-
-// Tokens per Q4_K tile (8 spilled registers and ran 16-token passes 12-34% slower).
-#if defined(__AVX512F__)
-constexpr int kToksK = 4;
-#else
-constexpr int kToksK = 2;
-#endif
-
-void q4k_row(const Q4kArgs& a, int64_t row, int64_t n_tok) {
-  int64_t t = 0;
-  for (; t + kToksK <= n_tok; t += kToksK) q4k_tile<kToksK>(a, row, t);
-  switch (n_tok - t) {
-    case 1:
-      q4k_tile<1>(a, row, t);
-      break;
-    case 2:
-      if constexpr (kToksK > 2) q4k_tile<2>(a, row, t);
-      break;
-    case 3:
-      if constexpr (kToksK > 3) q4k_tile<3>(a, row, t);
-      break;
-    default:
-      break;
-  }
-}
-
 template <DType DT, int R, int T>
 void q8_rows(const Q8Args& a, int64_t row0, int64_t n_tok) {
   int64_t t = 0;
@@ -377,23 +189,9 @@ bool q8_dot_native() {
 
 bool q8_dot_usable(const MatView& w) {
   const int64_t block = w.dtype == DType::kQ8_0 || w.dtype == DType::kQ4_0 ? kBlock
-                        : w.dtype == DType::kQ4_K                          ? kBlockK
+                        : q8_detail::is_k_quant(w.dtype)                   ? 256
                                                                            : 0;
   return block > 0 && w.layout == MatLayout::kRows && w.cols > 0 && w.cols % block == 0 && w.data != nullptr;
-}
-
-void q8k_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, float* dx, int16_t* sums) {
-  SWIFT_CHECK(cols % kBlockK == 0, "{} columns are not whole blocks of {}", cols, kBlockK);
-  const int64_t nb = cols / kBlockK;
-  for (int64_t t = 0; t < n_tok; ++t)
-    for (int64_t b = 0; b < nb; ++b) {
-      const int64_t at = t * cols + b * kBlockK;
-#if defined(SWIFT_Q8_DOT_NATIVE)
-      quantize_block_k_simd(x + at, q + at, dx + t * nb + b, sums + (t * nb + b) * 8);
-#else
-      quantize_block_k(x + at, q + at, dx + t * nb + b, sums + (t * nb + b) * 8);
-#endif
-    }
 }
 
 void q8_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, float* dx) {
@@ -411,34 +209,12 @@ void q8_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, fl
 }
 
 void matmul_q8(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
-  SWIFT_CHECK(q8_dot_usable(w), "matmul_q8 takes Q8_0 or Q4_K rows of whole blocks, not a {} matrix of {} columns",
+  SWIFT_CHECK(q8_dot_usable(w),
+              "matmul_q8 takes Q8_0, Q4_0, Q4_K, Q5_K or Q6_K rows of whole blocks, not a {} matrix of {} columns",
               dtype_name(w.dtype), w.cols);
   if (n_tok <= 0 || w.rows == 0) return;
+  if (q8_detail::is_k_quant(w.dtype)) return q8_detail::matmul_q8k(w, x, n_tok, y, bias, pool);
 #if defined(SWIFT_Q8_DOT_NATIVE)
-  if (w.dtype == DType::kQ4_K) {
-    thread_local std::vector<int8_t> qk;
-    thread_local std::vector<float> dk;
-    thread_local std::vector<int16_t> sk;
-    const int64_t nb = w.cols / kBlockK;
-    if (static_cast<int64_t>(qk.size()) < n_tok * w.cols) qk.resize(static_cast<size_t>(n_tok * w.cols));
-    if (static_cast<int64_t>(dk.size()) < n_tok * nb) dk.resize(static_cast<size_t>(n_tok * nb));
-    if (static_cast<int64_t>(sk.size()) < n_tok * nb * 8) sk.resize(static_cast<size_t>(n_tok * nb * 8));
-    q8k_quantize_rows(x, n_tok, w.cols, qk.data(), dk.data(), sk.data());
-    const Q4kArgs a{static_cast<const uint8_t*>(w.data),
-                    w.rows,
-                    w.cols,
-                    nb,
-                    nb * kBlockKBytes,
-                    qk.data(),
-                    dk.data(),
-                    sk.data(),
-                    y,
-                    bias};
-    pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1, int) {
-      for (int64_t r = r0; r < r1; ++r) q4k_row(a, r, n_tok);
-    });
-    return;
-  }
   // The calling thread's buffers, grown only: no allocation per token in steady state.
   thread_local std::vector<int8_t> q;
   thread_local std::vector<float> dx;
@@ -466,54 +242,9 @@ void matmul_q8(const MatView& w, const float* x, int64_t n_tok, float* y, const 
 #endif
 }
 
-namespace {
-
-void matmul_q4k_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias) {
-  const int64_t nb = w.cols / kBlockK, rb = nb * kBlockKBytes;
-  std::vector<int8_t> q(static_cast<size_t>(n_tok * w.cols));
-  std::vector<float> dx(static_cast<size_t>(n_tok * nb));
-  std::vector<int16_t> sums(static_cast<size_t>(n_tok * nb * 8));
-  for (int64_t t = 0; t < n_tok; ++t)
-    for (int64_t b = 0; b < nb; ++b)
-      quantize_block_k(x + t * w.cols + b * kBlockK, q.data() + t * w.cols + b * kBlockK, &dx[t * nb + b],
-                       &sums[(t * nb + b) * 8]);
-  const auto* data = static_cast<const uint8_t*>(w.data);
-  for (int64_t r = 0; r < w.rows; ++r)
-    for (int64_t t = 0; t < n_tok; ++t) {
-      float acc[8] = {}, accm[4] = {};
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* blk = data + r * rb + b * kBlockKBytes;
-        const float d = dx[t * nb + b] * block_scale(blk), dmin = -dx[t * nb + b] * block_scale(blk + 2);
-        uint8_t sc[8], m[8];
-        for (int s = 0; s < 8; ++s) q4k_scale_min(s, blk + 4, &sc[s], &m[s]);
-        const uint8_t* qs = blk + 16;
-        const int8_t* qx = q.data() + t * w.cols + b * kBlockK;
-        for (int l = 0; l < 8; ++l) {
-          int32_t isum = 0;
-          for (int j = 0; j < 4; ++j) {
-            int32_t lo = 0, hi = 0;
-            for (int i = 0; i < 4; ++i) {
-              lo += (qs[32 * j + 4 * l + i] & 0xF) * int32_t{qx[64 * j + 4 * l + i]};
-              hi += (qs[32 * j + 4 * l + i] >> 4) * int32_t{qx[64 * j + 32 + 4 * l + i]};
-            }
-            isum += sc[2 * j] * lo + sc[2 * j + 1] * hi;
-          }
-          acc[l] = std::fma(d, static_cast<float>(isum), acc[l]);
-        }
-        const int16_t* S = &sums[(t * nb + b) * 8];
-        for (int p = 0; p < 4; ++p)
-          accm[p] = std::fma(dmin, static_cast<float>(m[2 * p] * S[2 * p] + m[2 * p + 1] * S[2 * p + 1]), accm[p]);
-      }
-      const float sum = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-      y[t * w.rows + r] = sum + ((accm[0] + accm[2]) + (accm[1] + accm[3])) + (bias ? bias[r] : 0.0f);
-    }
-}
-
-}  // namespace
-
 void matmul_q8_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias) {
   SWIFT_CHECK(q8_dot_usable(w));
-  if (w.dtype == DType::kQ4_K) return matmul_q4k_reference(w, x, n_tok, y, bias);
+  if (q8_detail::is_k_quant(w.dtype)) return q8_detail::matmul_q8k_reference(w, x, n_tok, y, bias);
   const bool q40 = w.dtype == DType::kQ4_0;
   const int64_t bytes = q40 ? kBlock40Bytes : kBlockBytes, nb = w.cols / kBlock, rb = nb * bytes;
   std::vector<int8_t> q(static_cast<size_t>(n_tok * w.cols));

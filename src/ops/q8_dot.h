@@ -1,5 +1,5 @@
-// Q8_0, Q4_0 and Q4_K weights times activations quantized to 8 bits (`--math q8`; issue 6: llama.cpp's
-// speed on quantized models).
+// Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights times activations quantized to 8 bits (`--math q8`;
+// issue 6: llama.cpp's speed on quantized models).
 //
 // Why: the exact kernel (ops/matmul.cc) turns every Q8_0 weight into f32 with the operations of
 // ggml's dequantize_row_q8_0 (widen, convert, times the block scale) before an f32 fma, about four
@@ -39,6 +39,14 @@
 //     acc_l = fma(d, f32(isum_l), acc_l), accm_p = fma(dmin, f32(msum_p), accm_p), blocks in order
 //   y = hsum8(acc) + ((accm_0 + accm_2) + (accm_1 + accm_3)), then + bias (or + 0)
 //   (the order of ggml's AVX2 ggml_vec_dot_q4_K_q8_K; every integer sum is exact: |isum| < 2^22).
+// Q5_K weights (Q4_K plus a 5th bit h per weight: w = (d sc_s) (q + 16 h) - dmin m_s) follow the
+// Q4_K contract with q + 16 h (0..31) in place of q (ggml_vec_dot_q5_K_q8_K; |isum| < 2^23).
+// Q6_K weights (f16 d; int8 scale sc_k per sub-block k of 16; 6-bit q, w = (d sc_k) (q - 32))
+// take the Q8_K activations without the sums: per output, per block,
+//     d = dx * f32(d_w); lane l (0..7) over columns 4l..4l+3 of each of the 8 groups g of 32:
+//       isum_l = sum_g sc_{2g + (l >= 4)} sum_{i<4} (q[32g + 4l + i] - 32) x[32g + 4l + i]
+//     acc_l = fma(d, f32(isum_l), acc_l), blocks in order; y = hsum8(acc), then + bias (or + 0)
+//   (ggml_vec_dot_q6_K_q8_K's lanes and order; |isum| <= 8 * 4 * 32 * 128 * 127 < 2^24).
 #pragma once
 
 #include <cstdint>
@@ -52,14 +60,15 @@ namespace swift {
 // is the scalar contract below, exact but slow, and the CLI refuses `--math q8`.
 bool q8_dot_native();
 
-// Q8_0, Q4_0 or Q4_K matrices in place (kRows) whose columns are whole blocks: what matmul_q8 takes.
+// Q8_0, Q4_0, Q4_K, Q5_K or Q6_K matrices in place (kRows) whose columns are whole blocks: what
+// matmul_q8 takes.
 bool q8_dot_usable(const MatView& w);
 
 // The activations' half of the contract: x [n_tok, cols] (cols a multiple of 32) into q
 // [n_tok, cols] and dx [n_tok, cols / 32].
 void q8_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, float* dx);
 
-// The Q8_K activations of Q4_K products: x [n_tok, cols] (cols a multiple of 256) into q
+// The Q8_K activations of Q4_K, Q5_K and Q6_K products: x [n_tok, cols] (cols a multiple of 256) into q
 // [n_tok, cols], dx [n_tok, cols / 256] and sub-block sums S [n_tok, cols / 32] (|S| <= 4,096).
 void q8k_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, float* dx, int16_t* sums);
 

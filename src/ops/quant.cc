@@ -150,14 +150,18 @@ void quantize_row(DType t, const float* x, int64_t n, uint8_t* out) {
         }
         break;
       }
-      case DType::kQ4_K: {
-        // Per 32-weight sub-block: w ~ scale * q - min with q in 0..15; scales and mins are
-        // then quantized to 6 bits against the block's d and dmin.
+      case DType::kQ4_K:
+      case DType::kQ5_K: {
+        // Per 32-weight sub-block: w ~ scale * q - min with q in 0..15 (Q5_K: 0..31, the 5th bit
+        // of sub-block s in bit s of qh); scales and mins are then quantized to 6 bits against
+        // the block's d and dmin.
+        const bool five = t == DType::kQ5_K;
+        const int qmax = five ? 31 : 15;
         float scale[8], mn[8], max_scale = 0, max_min = 0;
         for (int s = 0; s < 8; ++s) {
           float lo = 0.0f, hi = 0.0f;
           for (int l = 0; l < 32; ++l) lo = std::min(lo, v[s * 32 + l]), hi = std::max(hi, v[s * 32 + l]);
-          scale[s] = (hi - lo) / 15.0f;
+          scale[s] = (hi - lo) / static_cast<float>(qmax);
           mn[s] = -lo;
           max_scale = std::max(max_scale, scale[s]);
           max_min = std::max(max_min, mn[s]);
@@ -182,15 +186,17 @@ void quantize_row(DType t, const float* x, int64_t n, uint8_t* out) {
             scales[j - 0] |= static_cast<uint8_t>((lm[j] >> 4) << 6);
           }
         }
-        uint8_t* qs = y + 16;
+        uint8_t* qh = y + 16;
+        uint8_t* qs = y + (five ? 48 : 16);
         for (int s = 0; s < 8; ++s) {
           uint8_t sc, m;
           q4k_scale_min(s, scales, &sc, &m);
           const float ds = dq * sc, ms = dminq * m;
           for (int l = 0; l < 32; ++l) {
-            const int q = ds > 0 ? std::clamp(nearest_int((v[s * 32 + l] + ms) / ds), 0, 15) : 0;
+            const int q = ds > 0 ? std::clamp(nearest_int((v[s * 32 + l] + ms) / ds), 0, qmax) : 0;
             uint8_t& byte = qs[(s / 2) * 32 + l];
-            byte = static_cast<uint8_t>(byte | (s % 2 ? q << 4 : q));
+            byte = static_cast<uint8_t>(byte | (s % 2 ? (q & 0xF) << 4 : q & 0xF));
+            if (q > 15) qh[l] = static_cast<uint8_t>(qh[l] | (1 << s));
           }
         }
         break;

@@ -33,7 +33,7 @@ inline void q4k_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
 void dequantize_row(DType t, const uint8_t* row, int64_t n, float* out);
 
 // Encodes n floats (a multiple of the block) in format t (F16/BF16/F32 too). Q8_0 and Q4_0
-// follow ggml's reference quantizers bit for bit; Q4_K and Q6_K use a simple per-sub-block
+// follow ggml's reference quantizers bit for bit; Q4_K, Q5_K and Q6_K use a simple per-sub-block
 // min/max fit (valid blocks, less refined than llama.cpp's search).
 void quantize_row(DType t, const float* x, int64_t n, uint8_t* out);
 

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -195,6 +196,26 @@ TEST(Cli, ConvertToGgufThenGenerateFromIt) {
   EXPECT_EQ(j["gguf"]["metadata"]["general.architecture"], "llama");
   EXPECT_EQ(j["gguf"]["tensors"].size(), 219u);
   EXPECT_EQ(j["gguf"]["tensors"][0]["name"], "token_embd.weight");
+
+  // llama.cpp's Q4_K_M mix: Q6_K for the LM head and for attn_v / ffn_down of the layers its
+  // use_more_bits picks (24 layers: 0-2, 21-23 and 5, 8, ..., 20), Q4_K elsewhere; file type 15.
+  ASSERT_EQ(run("convert " + kModel + " " + out + " --type q4_k_m --force").status, 0);
+  const auto m = nlohmann::json::parse(run("info -m " + out + " --json").out);
+  EXPECT_EQ(m["gguf"]["metadata"]["general.file_type"], 15);
+  std::map<std::string, std::string> type_of;
+  for (const auto& t : m["gguf"]["tensors"]) type_of[t["name"].get<std::string>()] = t["type"].get<std::string>();
+  EXPECT_EQ(type_of["output.weight"], "Q6_K");
+  EXPECT_EQ(type_of["token_embd.weight"], "Q4_K");
+  int n_six = 0;
+  for (int l = 0; l < 24; ++l) {
+    const bool more = l < 3 || l >= 21 || (l - 3) % 3 == 2;
+    const std::string b = "blk." + std::to_string(l) + ".";
+    EXPECT_EQ(type_of[b + "attn_v.weight"], more ? "Q6_K" : "Q4_K") << l;
+    EXPECT_EQ(type_of[b + "ffn_down.weight"], more ? "Q6_K" : "Q4_K") << l;
+    EXPECT_EQ(type_of[b + "attn_q.weight"], "Q4_K") << l;
+    n_six += more;
+  }
+  EXPECT_EQ(n_six, 12);
   std::remove(out.c_str());
 }
 
@@ -213,7 +234,8 @@ TEST(Cli, BadInputGivesOneClearLineAndNonZeroExit) {
       {"generate -m " + kModel + " --prompt-ids 1 --decode swift --skip-attn 23", "only layers 1..22 may be skipped"},
       {"generate -m " + kModel + " --prompt-ids 1 --decode turbo", "unknown decoding mode 'turbo'"},
       {"generate -m " + kModel + " --prompt-ids 1 --max-tree 0", "--max-tree must be in [1, 64], got 0"},
-      {"convert " + kModel + " /tmp/x.gguf --type q5_k", "unknown --type 'q5_k'"},
+      {"convert " + kModel + " /tmp/x.gguf --type q3_k",
+       "unknown --type 'q3_k' (f32, f16, bf16, q8_0, q4_0, q4_k, q4_k_m, q5_k, q5_k_m, q6_k)"},
       {"convert " + kModel + " /tmp/x.gguf --type int3", "unknown --type 'int3'"},
       {"info -m " + kModel + "/config.json", "neither a Hugging Face model folder nor a GGUF file"},
       {"generate -m " + kModel + " --prompt-ids 1 --lookup-branches 99", "--lookup-branches must be in [1, 16]"},

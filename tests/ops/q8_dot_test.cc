@@ -1,5 +1,5 @@
-// The Q8_0, Q4_0 and Q4_K x 8-bit activation kernels of `--math q8` (ops/q8_dot.h): the activation
-// quantizers against the contract written out here independently, the SIMD kernels against their
+// The Q8_0, Q4_0, Q4_K, Q5_K and Q6_K x 8-bit activation kernels of `--math q8` (ops/q8_dot.h):
+// the activation quantizers against the contract written out here independently, the SIMD kernels against their
 // scalar reference bit for bit (odd shapes, every tile remainder, 1-3 threads, with and without
 // bias), batch invariance, and the reference's accuracy against the exact product of the
 // dequantized weights, within a bound derived from the activations' rounding.
@@ -59,20 +59,27 @@ std::vector<uint8_t> random_block32(DType t, int64_t rows, int64_t cols, uint64_
   return t == DType::kQ8_0 ? random_q8_0(rows, cols, seed) : random_q4_0(rows, cols, seed);
 }
 
-// Random Q4_K rows: positive f16 d and dmin, arbitrary bytes for the packed 6-bit scales and mins
-// and the 4-bit q (every byte pattern is a valid block).
-std::vector<uint8_t> random_q4_k(int64_t rows, int64_t cols, uint64_t seed) {
+// Random K-quant rows (Q4_K, Q5_K, Q6_K): every byte pattern is a valid block, so arbitrary bytes
+// for the scales, mins and bits, with small positive f16 d (and dmin).
+std::vector<uint8_t> random_k(DType t, int64_t rows, int64_t cols, uint64_t seed) {
   std::mt19937_64 rng(seed);
-  std::vector<uint8_t> data(static_cast<size_t>(rows * cols / 256 * 144));
-  for (size_t at = 0; at < data.size(); at += 144) {
+  const int64_t bb = dtype_block_bytes(t);
+  std::vector<uint8_t> data(static_cast<size_t>(rows * cols / 256 * bb));
+  for (size_t at = 0; at < data.size(); at += static_cast<size_t>(bb)) {
+    for (int64_t i = 0; i < bb; ++i) data[at + i] = static_cast<uint8_t>(rng());
     const uint16_t d = f32_to_f16(1e-4f + static_cast<float>(rng() % 1000) * 1e-7f);
     const uint16_t dmin = f32_to_f16(1e-4f + static_cast<float>(rng() % 1000) * 1e-7f);
-    std::memcpy(&data[at], &d, 2);
-    std::memcpy(&data[at + 2], &dmin, 2);
-    for (size_t i = 4; i < 144; ++i) data[at + i] = static_cast<uint8_t>(rng());
+    if (t == DType::kQ6_K) {
+      std::memcpy(&data[at + 208], &d, 2);
+    } else {
+      std::memcpy(&data[at], &d, 2);
+      std::memcpy(&data[at + 2], &dmin, 2);
+    }
   }
   return data;
 }
+
+constexpr DType kKTypes[] = {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
 
 // The activation half of the contract, written out from ops/q8_dot.h.
 void contract_quantize(const float* x, int64_t cols, int8_t* q, float* dx) {
@@ -203,84 +210,124 @@ TEST(Q8Dot, KernelMatchesItsScalarContractBitForBit) {
     }
 }
 
-TEST(Q8Dot, Q4KKernelMatchesItsScalarContractBitForBit) {
-  for (int threads : {1, 2, 3}) {
-    ThreadPool pool(threads);
-    for (int64_t rows : {1, 2, 5, 9, 33})
-      for (int64_t cols : {256, 768})
-        for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 16}) {
-          const auto data = random_q4_k(rows, cols, rows * 1000 + cols + n_tok);
-          const MatView w{data.data(), DType::kQ4_K, rows, cols, MatLayout::kRows};
-          ASSERT_TRUE(q8_dot_usable(w));
-          const auto x = activations(n_tok, cols, n_tok + 5 * cols);
-          const auto bias = test::random_floats(static_cast<size_t>(rows), 98, 0.5f);
-          for (const float* bs : {static_cast<const float*>(nullptr), bias.data()}) {
-            std::vector<float> y(static_cast<size_t>(n_tok * rows)), want(y.size());
-            matmul_q8(w, x.data(), n_tok, y.data(), bs, pool);
-            matmul_q8_reference(w, x.data(), n_tok, want.data(), bs);
-            for (size_t i = 0; i < y.size(); ++i)
-              ASSERT_EQ(bits(y[i]), bits(want[i])) << rows << "x" << cols << " n_tok " << n_tok << " threads "
-                                                   << threads << " i " << i << ": " << y[i] << " vs " << want[i];
+TEST(Q8Dot, KQuantKernelsMatchTheirScalarContractBitForBit) {
+  for (DType type : kKTypes)
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      for (int64_t rows : {1, 2, 5, 9, 33})
+        for (int64_t cols : {256, 768})
+          for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 16}) {
+            const auto data = random_k(type, rows, cols, rows * 1000 + cols + n_tok);
+            const MatView w{data.data(), type, rows, cols, MatLayout::kRows};
+            ASSERT_TRUE(q8_dot_usable(w));
+            const auto x = activations(n_tok, cols, n_tok + 5 * cols);
+            const auto bias = test::random_floats(static_cast<size_t>(rows), 98, 0.5f);
+            for (const float* bs : {static_cast<const float*>(nullptr), bias.data()}) {
+              std::vector<float> y(static_cast<size_t>(n_tok * rows)), want(y.size());
+              matmul_q8(w, x.data(), n_tok, y.data(), bs, pool);
+              matmul_q8_reference(w, x.data(), n_tok, want.data(), bs);
+              for (size_t i = 0; i < y.size(); ++i)
+                ASSERT_EQ(bits(y[i]), bits(want[i]))
+                    << dtype_name(type) << " " << rows << "x" << cols << " n_tok " << n_tok << " threads " << threads
+                    << " i " << i << ": " << y[i] << " vs " << want[i];
+            }
           }
-        }
-  }
+    }
 }
 
-TEST(Q8Dot, Q4KTokensAloneMatchTheirRowsInABatch) {
-  ThreadPool pool(2);
-  const int64_t rows = 21, cols = 512, n_tok = 16;
-  const auto data = random_q4_k(rows, cols, 6);
-  const MatView w{data.data(), DType::kQ4_K, rows, cols, MatLayout::kRows};
-  const auto x = activations(n_tok, cols, 12);
-  std::vector<float> y(static_cast<size_t>(n_tok * rows)), single(static_cast<size_t>(rows));
-  matmul_q8(w, x.data(), n_tok, y.data(), nullptr, pool);
-  for (int64_t t = 0; t < n_tok; ++t) {
-    matmul_q8(w, x.data() + t * cols, 1, single.data(), nullptr, pool);
-    for (int64_t r = 0; r < rows; ++r)
-      ASSERT_EQ(bits(single[r]), bits(y[t * rows + r])) << "token " << t << " row " << r;
-  }
-}
-
-TEST(Q8Dot, Q4KErrorAgainstTheExactProductStaysWithinTheActivationRounding) {
-  // Bound per output: each activation moves by at most half a step of amax / 127 (plus the
-  // rounding of -127 / mx and its inverse), times |w|; plus 1e-5 of the magnitudes of both integer
-  // parts (d sc q x and dmin m x) for the f32 sums. Exact side: ggml's dequantize_row_q4_K values
-  // times the f32 activations, in double.
-  const int64_t rows = 17, cols = 768, n_tok = 5;
-  const auto data = random_q4_k(rows, cols, 31);
-  const MatView w{data.data(), DType::kQ4_K, rows, cols, MatLayout::kRows};
-  const auto x = activations(n_tok, cols, 37);
-  std::vector<float> y(static_cast<size_t>(n_tok * rows));
-  matmul_q8_reference(w, x.data(), n_tok, y.data(), nullptr);
-  std::vector<float> wr(static_cast<size_t>(cols));
-  double worst_ratio = 0.0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* row = data.data() + r * (cols / 256) * 144;
-    dequantize_row(DType::kQ4_K, row, cols, wr.data());
-    for (int64_t t = 0; t < n_tok; ++t) {
-      const float* xt = x.data() + t * cols;
-      double exact = 0.0, bound = 1e-6, mag = 0.0;
-      for (int64_t b = 0; b < cols / 256; ++b) {
-        float amax = 0.0f;
-        for (int i = 0; i < 256; ++i) amax = std::max(amax, std::fabs(xt[b * 256 + i]));
-        const float dmin = f16_to_f32(static_cast<uint16_t>(row[b * 144 + 2] | row[b * 144 + 3] << 8));
-        for (int i = 0; i < 256; ++i) {
-          uint8_t sc, m;
-          q4k_scale_min(i / 32, row + b * 144 + 4, &sc, &m);
-          const double wi = wr[b * 256 + i];
-          exact += wi * xt[b * 256 + i];
-          bound += std::fabs(wi) * 0.501 * amax / 127.0;
-          mag += (std::fabs(wi) + 2.0 * dmin * m) * std::fabs(xt[b * 256 + i]);
+// The reference's weight decoding checked against the formats' own (ops/quant.h's
+// dequantize_row): with integer activations in [-127, 127] and a -127 in every block, Q8_K keeps
+// them as they are (iscale = 1, dx = -1 / -1), so the result must be sum w * x up to the f32
+// rounding of the scale products and sums; a kernel and reference that agreed on a wrong bit
+// layout would fail here.
+TEST(Q8Dot, KQuantReferenceFollowsTheFormatsDequantization) {
+  const int64_t rows = 3, cols = 512, n_tok = 2;
+  for (DType type : kKTypes) {
+    std::vector<float> x(static_cast<size_t>(n_tok * cols));
+    std::mt19937 rng(5);
+    for (auto& v : x) v = static_cast<float>(static_cast<int>(rng() % 255) - 127);
+    for (int64_t t = 0; t < n_tok; ++t)
+      for (int64_t b = 0; b < cols / 256; ++b) x[t * cols + b * 256 + 17] = -127.0f;
+    const auto data = random_k(type, rows, cols, 77);
+    const MatView w{data.data(), type, rows, cols, MatLayout::kRows};
+    std::vector<float> y(static_cast<size_t>(n_tok * rows));
+    matmul_q8_reference(w, x.data(), n_tok, y.data(), nullptr);
+    std::vector<float> wr(static_cast<size_t>(cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      dequantize_row(type, data.data() + r * (cols / 256) * dtype_block_bytes(type), cols, wr.data());
+      for (int64_t t = 0; t < n_tok; ++t) {
+        double exact = 0.0, mag = 0.0;
+        for (int64_t c = 0; c < cols; ++c) {
+          exact += static_cast<double>(wr[c]) * x[t * cols + c];
+          mag += std::fabs(static_cast<double>(wr[c]) * x[t * cols + c]);
         }
+        EXPECT_NEAR(y[t * rows + r], exact, 1e-5 * mag + 1e-6) << dtype_name(type) << " row " << r << " token " << t;
       }
-      bound += 1e-5 * mag;
-      const double err = std::fabs(y[t * rows + r] - exact);
-      EXPECT_LE(err, bound) << "row " << r << " token " << t;
-      worst_ratio = std::max(worst_ratio, err / bound);
     }
   }
-  std::printf("q4_k kernel vs exact product: worst error %.3f of the bound\n", worst_ratio);
-  EXPECT_GT(worst_ratio, 0.01);
+}
+
+TEST(Q8Dot, KQuantTokensAloneMatchTheirRowsInABatch) {
+  ThreadPool pool(2);
+  const int64_t rows = 21, cols = 512, n_tok = 16;
+  for (DType type : kKTypes) {
+    const auto data = random_k(type, rows, cols, 6);
+    const MatView w{data.data(), type, rows, cols, MatLayout::kRows};
+    const auto x = activations(n_tok, cols, 12);
+    std::vector<float> y(static_cast<size_t>(n_tok * rows)), single(static_cast<size_t>(rows));
+    matmul_q8(w, x.data(), n_tok, y.data(), nullptr, pool);
+    for (int64_t t = 0; t < n_tok; ++t) {
+      matmul_q8(w, x.data() + t * cols, 1, single.data(), nullptr, pool);
+      for (int64_t r = 0; r < rows; ++r)
+        ASSERT_EQ(bits(single[r]), bits(y[t * rows + r])) << dtype_name(type) << " token " << t << " row " << r;
+    }
+  }
+}
+
+TEST(Q8Dot, KQuantErrorAgainstTheExactProductStaysWithinTheActivationRounding) {
+  // Bound per output: each activation moves by at most half a step of amax / 127 (plus the
+  // rounding of -127 / mx and its inverse), times |w|; plus 1e-5 of the magnitudes of the integer
+  // parts (d sc q x, and dmin m x for Q4_K/Q5_K) for the f32 sums. Exact side: ggml's
+  // dequantize_row values times the f32 activations, in double.
+  const int64_t rows = 17, cols = 768, n_tok = 5;
+  for (DType type : kKTypes) {
+    const auto data = random_k(type, rows, cols, 31);
+    const MatView w{data.data(), type, rows, cols, MatLayout::kRows};
+    const auto x = activations(n_tok, cols, 37);
+    std::vector<float> y(static_cast<size_t>(n_tok * rows));
+    matmul_q8_reference(w, x.data(), n_tok, y.data(), nullptr);
+    std::vector<float> wr(static_cast<size_t>(cols));
+    const int64_t bb = dtype_block_bytes(type);
+    double worst_ratio = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint8_t* row = data.data() + r * (cols / 256) * bb;
+      dequantize_row(type, row, cols, wr.data());
+      for (int64_t t = 0; t < n_tok; ++t) {
+        const float* xt = x.data() + t * cols;
+        double exact = 0.0, bound = 1e-6, mag = 0.0;
+        for (int64_t b = 0; b < cols / 256; ++b) {
+          float amax = 0.0f;
+          for (int i = 0; i < 256; ++i) amax = std::max(amax, std::fabs(xt[b * 256 + i]));
+          const uint8_t* blk = row + b * bb;
+          const float dmin = type == DType::kQ6_K ? 0.0f : f16_to_f32(static_cast<uint16_t>(blk[2] | blk[3] << 8));
+          for (int i = 0; i < 256; ++i) {
+            uint8_t sc = 0, m = 0;
+            if (type != DType::kQ6_K) q4k_scale_min(i / 32, blk + 4, &sc, &m);
+            const double wi = wr[b * 256 + i];
+            exact += wi * xt[b * 256 + i];
+            bound += std::fabs(wi) * 0.501 * amax / 127.0;
+            mag += (std::fabs(wi) + 2.0 * dmin * m) * std::fabs(xt[b * 256 + i]);
+          }
+        }
+        bound += 1e-5 * mag;
+        const double err = std::fabs(y[t * rows + r] - exact);
+        EXPECT_LE(err, bound) << dtype_name(type) << " row " << r << " token " << t;
+        worst_ratio = std::max(worst_ratio, err / bound);
+      }
+    }
+    std::printf("%s kernel vs exact product: worst error %.3f of the bound\n", dtype_name(type).data(), worst_ratio);
+    EXPECT_GT(worst_ratio, 0.01);
+  }
 }
 
 TEST(Q8Dot, TokensAloneMatchTheirRowsInABatch) {

@@ -1,0 +1,43 @@
+// Internal to the two `--math q8` kernel files (matmul_q8_dot.cc: Q8_0 and Q4_0 against Q8_0
+// activations; matmul_q8k_dot.cc: Q4_K, Q5_K and Q6_K against Q8_K activations): the build switch,
+// the float reductions both contracts end in, and the K-quant entry points that matmul_q8
+// dispatches to. Contract: ops/q8_dot.h.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/dtype.h"
+#include "util/thread_pool.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define SWIFT_Q8_DOT_NATIVE 1
+#endif
+
+namespace swift::q8_detail {
+
+#if defined(SWIFT_Q8_DOT_NATIVE)
+// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)): ggml's hsum_float_8.
+[[gnu::always_inline]] inline float hsum8(__m256 a) {
+  __m128 r = _mm_add_ps(_mm256_extractf128_ps(a, 1), _mm256_castps256_ps128(a));
+  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+  r = _mm_add_ss(r, _mm_movehdup_ps(r));
+  return _mm_cvtss_f32(r);
+}
+
+// ((m0 + m2) + (m1 + m3)).
+[[gnu::always_inline]] inline float hsum4(__m128 m) {
+  m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_add_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+#endif
+
+// True for the K-quant types of 256-weight blocks that take Q8_K activations.
+inline bool is_k_quant(DType t) { return t == DType::kQ4_K || t == DType::kQ5_K || t == DType::kQ6_K; }
+
+// matmul_q8 and matmul_q8_reference for is_k_quant matrices (checked by the caller).
+void matmul_q8k(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
+void matmul_q8k_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias);
+
+}  // namespace swift::q8_detail
