@@ -26,7 +26,7 @@ namespace {
 
 struct BenchArgs {
   std::string model, prompts, json_out;
-  std::string math = "f32";
+  std::string math = "auto";
   int64_t n = 256;
   int threads = 0;
   DecodeArgs decode;

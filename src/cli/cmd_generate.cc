@@ -14,7 +14,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model;
-  std::string math = "f32";
+  std::string math = "auto";
   PromptOptions prompt;
   int64_t n = 128;
   float temp = -1.0f;  // -1: generation_config.json decides
@@ -67,7 +67,7 @@ void run(const GenerateArgs& a) {
     nlohmann::json stats = {{"prompt_tokens", s.prompt_tokens},   {"generated_tokens", s.generated_tokens},
                             {"prefill_ms", s.prefill_ms},         {"decode_ms", s.decode_ms},
                             {"decode_tokens_per_s", s.decode_tokens_per_s()}, {"decode", a.decode.mode},
-                            {"threads", pool.size()}};
+                            {"threads", pool.size()}, {"math", math_name(model->transformer->math())}};
     for (const auto& [k, v] : s.extra) stats[k] = v;
     for (const auto& [k, v] : mode_stats.items()) stats[k] = v;
     nlohmann::json out = {{"tokens", r.tokens}, {"text", r.text}, {"finish_reason", r.finish_reason}, {"stats", stats}};
@@ -91,9 +91,12 @@ void run(const GenerateArgs& a) {
                    static_cast<int>(x("accepted_lookup")), static_cast<int>(x("accepted_layer_skip")),
                    static_cast<int>(x("accepted_both")));
     }
-    std::fprintf(stderr, "[%lld prompt tokens, prefill %.1f ms; %lld tokens in %.1f ms = %.1f tokens/s; %s; %d threads]\n",
+    std::fprintf(stderr,
+                 "[%lld prompt tokens, prefill %.1f ms; %lld tokens in %.1f ms = %.1f tokens/s; %s; %d threads; %s "
+                 "math]\n",
                  static_cast<long long>(s.prompt_tokens), s.prefill_ms, static_cast<long long>(s.generated_tokens),
-                 s.decode_ms, s.decode_tokens_per_s(), r.finish_reason.c_str(), pool.size());
+                 s.decode_ms, s.decode_tokens_per_s(), r.finish_reason.c_str(), pool.size(),
+                 math_name(model->transformer->math()));
   }
 }
 

@@ -17,7 +17,7 @@ namespace {
 
 struct InfoArgs {
   std::string model;
-  std::string math = "f32";
+  std::string math = "auto";
   bool json = false;
 };
 

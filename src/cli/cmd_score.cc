@@ -15,7 +15,7 @@ namespace {
 
 struct ScoreArgs {
   std::string model;
-  std::string math = "f32";
+  std::string math = "auto";
   PromptOptions prompt;
   int top = 5;
   int threads = 0;

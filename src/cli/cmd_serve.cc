@@ -17,7 +17,7 @@ namespace {
 
 struct ServeArgs {
   std::string model, api_key_file, chat_template, alias;
-  std::string math = "f32";
+  std::string math = "auto";
   int threads = 0;
   ServerOptions server;
   DecodeArgs decode;

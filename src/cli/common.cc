@@ -45,8 +45,9 @@ std::string read_file(const std::string& path) {
 
 void add_math_option(CLI::App& app, std::string& value) {
   app.add_option("--math", value,
-                 "How matrix products round: f32 (default; every product in f32, as the float32 Hugging Face "
-                 "reference; with BF16 weights on AMX tiles the prompt prefill splits each activation into three "
+                 "How matrix products round: auto (default: q8 for quantized GGUF files - Q8_0, Q4_0 and "
+                 "K-quant matrices - on CPUs with AVX2, as llama.cpp computes them; f32 for everything else), f32 "
+                 "(every product in f32, as the float32 Hugging Face reference; with BF16 weights on AMX tiles the prompt prefill splits each activation into three "
                  "bf16 parts that sum to it exactly: as accurate, ~1.8x faster on the demo model) or bf16 (BF16 "
                  "weight matrices times activations rounded to bf16, as llama.cpp does; on AMX tiles where the CPU "
                  "has them (Intel Sapphire Rapids and later: a 16-token pass ~1.5-1.6x one token instead of ~4x, "
@@ -58,14 +59,15 @@ void add_math_option(CLI::App& app, std::string& value) {
                  "of Q8_0 files "
                  "1.3-1.7x faster than f32 math on the demo model; other matrices as in f32; models with such "
                  "matrices only)")
-      ->check(CLI::IsMember({"f32", "bf16", "q8"}));
+      ->check(CLI::IsMember({"auto", "f32", "bf16", "q8"}));
 }
 
 MatMath parse_math(const std::string& value) {
   if (value == "f32") return MatMath::kF32;
   if (value == "bf16") return MatMath::kBf16;
   if (value == "q8") return MatMath::kQ8;
-  fail("--math must be f32, bf16 or q8, not '{}'", value);
+  if (value == "auto") return MatMath::kAuto;
+  fail("--math must be auto, f32, bf16 or q8, not '{}'", value);
 }
 
 void PromptOptions::add_to(CLI::App& app) {

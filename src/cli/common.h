@@ -23,7 +23,7 @@ struct PromptOptions {
 
 std::string read_file(const std::string& path);
 
-// `--math f32|bf16|q8` (model/weights.h, MatMath): how matrix products round.
+// `--math auto|f32|bf16|q8` (model/weights.h, MatMath): how matrix products round.
 void add_math_option(CLI::App& app, std::string& value);
 MatMath parse_math(const std::string& value);
 

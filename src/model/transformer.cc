@@ -32,8 +32,23 @@ ForwardBatch ForwardBatch::causal(const std::vector<int32_t>& tokens, int64_t st
   return b;
 }
 
-Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath math)
-    : cfg_(std::move(cfg)), w_(std::move(weights)), math_(math) {
+namespace {
+
+// MatMath::kAuto's choice (model/weights.h).
+MatMath resolve_math(MatMath math, const ModelWeights& w) {
+  if (math != MatMath::kAuto) return math;
+  if (!q8_dot_native()) return MatMath::kF32;
+  for (const LayerWeights& L : w.layers)
+    for (const MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      if (q8_dot_usable(*m)) return MatMath::kQ8;
+  return MatMath::kF32;
+}
+
+}  // namespace
+
+Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath requested)
+    : cfg_(std::move(cfg)), w_(std::move(weights)), math_(resolve_math(requested, w_)) {
+  const MatMath math = math_;
   if (math == MatMath::kBf16 && !bf16_dot_native())
     fail("bf16 math (--math bf16) needs AVX-512 BF16 instructions, which this CPU or build lacks; use --math f32");
   pack_weights(w_, math);

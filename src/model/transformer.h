@@ -49,7 +49,8 @@ class Transformer {
  public:
   // Throws swift::Error when `math` cannot apply: MatMath::kBf16 without AVX-512 BF16 or without
   // any BF16 matrix in the model, MatMath::kQ8 without AVX2 integer products or without any matrix
-  // that q8_dot_usable takes (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K).
+  // that q8_dot_usable takes (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K). MatMath::kAuto picks kQ8 or kF32
+  // (model/weights.h); math() says which.
   Transformer(ModelConfig cfg, ModelWeights weights, MatMath math = MatMath::kF32);
 
   const ModelConfig& config() const { return cfg_; }

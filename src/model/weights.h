@@ -67,7 +67,22 @@ struct ModelWeights {
 //   kQ8: Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices multiply activations quantized to 8 bits per
 //        block with integer dot products (ops/q8_dot.h), as llama.cpp computes quantized models;
 //        other dtypes as kF32.
-enum class MatMath : uint8_t { kF32, kBf16, kQ8 };
+//   kAuto: kQ8 for a model with matrices kQ8 takes (a quantized GGUF file: its weights are
+//          already rounded, and llama.cpp computes such files this way) on a CPU with the
+//          integer kernels, else kF32. The Transformer resolves it at construction; math()
+//          never returns kAuto.
+enum class MatMath : uint8_t { kF32, kBf16, kQ8, kAuto };
+
+// "f32", "bf16", "q8" or "auto".
+inline const char* math_name(MatMath m) {
+  switch (m) {
+    case MatMath::kF32: return "f32";
+    case MatMath::kBf16: return "bf16";
+    case MatMath::kQ8: return "q8";
+    case MatMath::kAuto: return "auto";
+  }
+  return "?";
+}
 
 // Repacks every F32/F16/BF16 projection matrix and the LM head into panel layout (a tied LM
 // head gets its own copy; the embedding rows stay in place) and releases their file pages.

@@ -45,16 +45,16 @@ void quantize_block_k(const float* x, int8_t* q, float* dx, int16_t* sums) {
   }
   if (amax == 0.0f) {
     std::fill_n(q, kBlockK, int8_t{0});
-    std::fill_n(sums, kBlockK / 32, int16_t{0});
+    std::fill_n(sums, kBlockK / 16, int16_t{0});
     *dx = 0.0f;
     return;
   }
   const float iscale = -127.0f / mx;
   for (int64_t i = 0; i < kBlockK; ++i) q[i] = static_cast<int8_t>(std::min(127.0f, std::nearbyint(iscale * x[i])));
-  for (int64_t s = 0; s < kBlockK / 32; ++s) {
+  for (int64_t k = 0; k < kBlockK / 16; ++k) {
     int32_t sum = 0;
-    for (int64_t i = 0; i < 32; ++i) sum += q[s * 32 + i];
-    sums[s] = static_cast<int16_t>(sum);
+    for (int64_t i = 0; i < 16; ++i) sum += q[k * 16 + i];
+    sums[k] = static_cast<int16_t>(sum);
   }
   *dx = 1.0f / iscale;
 }
@@ -131,11 +131,14 @@ void quantize_block_k_simd(const float* x, int8_t* q, float* dx, int16_t* sums) 
     const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(i32[0], i32[1]), _mm256_packs_epi32(i32[2], i32[3]));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + g * 32),
                         _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-    const __m256i s = _mm256_add_epi32(_mm256_add_epi32(i32[0], i32[1]), _mm256_add_epi32(i32[2], i32[3]));
-    __m128i s4 = _mm_add_epi32(_mm256_extracti128_si256(s, 1), _mm256_castsi256_si128(s));
-    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-    sums[g] = static_cast<int16_t>(_mm_cvtsi128_si32(s4));
+    // i32[0..1] hold columns 0-15 of the group, i32[2..3] columns 16-31.
+    for (int h = 0; h < 2; ++h) {
+      const __m256i s = _mm256_add_epi32(i32[2 * h], i32[2 * h + 1]);
+      __m128i s4 = _mm_add_epi32(_mm256_extracti128_si256(s, 1), _mm256_castsi256_si128(s));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+      sums[2 * g + h] = static_cast<int16_t>(_mm_cvtsi128_si32(s4));
+    }
   }
   *dx = 1.0f / iscale;
 }
@@ -145,7 +148,7 @@ struct QkArgs {
   int64_t rows, cols, nb, row_bytes;
   const int8_t* q;      // [n_tok, cols] Q8_K activations
   const float* dx;      // [n_tok, nb]
-  const int16_t* sums;  // [n_tok, nb * 8] sub-block sums
+  const int16_t* sums;  // [n_tok, nb * 16] sums per 16 columns (ggml's bsums)
   float* y;             // [n_tok, rows]
   const float* bias;
 };
@@ -156,9 +159,10 @@ template <DType DT, int T>
   constexpr bool kFive = DT == DType::kQ5_K;
   const __m256i m4 = _mm256_set1_epi8(0xF);
   __m256 acc[T];
-  __m128 accm[T];
+  __m128 accm[T];   // Q4_K's mins, per pair of sub-blocks
+  float summs[T];   // Q5_K's, in one scalar
 #pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), accm[t] = _mm_setzero_ps();
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), accm[t] = _mm_setzero_ps(), summs[t] = 0.0f;
   for (int64_t b = 0; b < a.nb; ++b) {
     const uint8_t* blk = a.w + row * a.row_bytes + b * block_bytes(DT);
     uint16_t h[2];
@@ -208,20 +212,31 @@ template <DType DT, int T>
     for (int t = 0; t < T; ++t) {
       const float dx = a.dx[(t0 + t) * a.nb + b];
       const float d = dx * dw, dmin = -dx * dminw;
-      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.sums + ((t0 + t) * a.nb + b) * 8));
-      accm[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, s8)), accm[t]);
+      const int16_t* bs = a.sums + ((t0 + t) * a.nb + b) * 16;
+      const __m128i s8 = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bs)),
+                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs + 8)));
+      const __m128i prod = _mm_madd_epi16(mins, s8);
+      if constexpr (kFive) {
+        const __m128i h2 = _mm_hadd_epi32(prod, prod);
+        summs[t] = std::fma(dmin, static_cast<float>(_mm_cvtsi128_si32(_mm_hadd_epi32(h2, h2))), summs[t]);
+      } else {
+        accm[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), accm[t]);
+      }
       acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
     }
   }
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t)
-    a.y[(t0 + t) * a.rows + row] = hsum8(acc[t]) + hsum4(accm[t]) + (a.bias ? a.bias[row] : 0.0f);
+    a.y[(t0 + t) * a.rows + row] =
+        hsum8(acc[t]) + (kFive ? summs[t] : hsum4(accm[t])) + (a.bias ? a.bias[row] : 0.0f);
 }
 
-// Q6_K: row `row` x tokens [t0, t0 + T).
+// Q6_K: row `row` x tokens [t0, t0 + T). The 6-bit values stay unsigned (0..63) for vpmaddubsw
+// (pairs <= 2 * 63 * 127, no saturation); the offset -32 is applied once per block and token
+// against the activations' sums per 16 columns, as ggml does.
 template <int T>
 [[gnu::always_inline]] inline void q6k_tile(const QkArgs& a, int64_t row, int64_t t0) {
-  const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
+  const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
   __m256 acc[T];
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
@@ -231,6 +246,7 @@ template <int T>
     std::memcpy(&h, blk + 208, 2);
     const float dw = _cvtsh_ss(h);
     const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
+    const __m256i scales16 = _mm256_cvtepi8_epi16(scales);
     __m256i sumi[T];
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
@@ -239,20 +255,17 @@ template <int T>
       const __m256i lo1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * j));
       const __m256i lo2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * j + 32));
       const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * j));
-      // The four 32-column groups of this half: low 4 bits | high 2 bits << 4, minus 32, as
-      // |w| (unsigned) and w (for the sign of the activations).
-      __m256i w[4], aw[4], sc[4];
-      w[0] = _mm256_or_si256(_mm256_and_si256(lo1, m4), _mm256_slli_epi16(_mm256_and_si256(hi, m2), 4));
-      w[1] = _mm256_or_si256(_mm256_and_si256(lo2, m4),
+      // The four 32-column groups of this half: low 4 bits | high 2 bits << 4.
+      __m256i u[4], sc[4];
+      u[0] = _mm256_or_si256(_mm256_and_si256(lo1, m4), _mm256_slli_epi16(_mm256_and_si256(hi, m2), 4));
+      u[1] = _mm256_or_si256(_mm256_and_si256(lo2, m4),
                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hi, 2), m2), 4));
-      w[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo1, 4), m4),
+      u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo1, 4), m4),
                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hi, 4), m2), 4));
-      w[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo2, 4), m4),
+      u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo2, 4), m4),
                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hi, 6), m2), 4));
 #pragma GCC unroll 4
       for (int k = 0; k < 4; ++k) {
-        w[k] = _mm256_sub_epi8(w[k], m32);
-        aw[k] = _mm256_sign_epi8(w[k], w[k]);
         // Scale 2g for the group's first 16 columns and 2g + 1 for the rest (g = 4j + k), in
         // 16-bit lanes for vpmaddwd.
         const int g = 4 * j + k;
@@ -265,14 +278,19 @@ template <int T>
 #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {
           const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32 * k));
-          sumi[t] = _mm256_add_epi32(sumi[t],
-                                     _mm256_madd_epi16(sc[k], _mm256_maddubs_epi16(aw[k], _mm256_sign_epi8(x, w[k]))));
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(sc[k], _mm256_maddubs_epi16(u[k], x)));
         }
       }
     }
 #pragma GCC unroll 8
-    for (int t = 0; t < T; ++t)
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.dx[(t0 + t) * a.nb + b] * dw), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+    for (int t = 0; t < T; ++t) {
+      // Lane l: 32 (sc_{2l} B_{2l} + sc_{2l+1} B_{2l+1}).
+      const __m256i bsums =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.sums + ((t0 + t) * a.nb + b) * 16));
+      const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(bsums, scales16), 5);
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.dx[(t0 + t) * a.nb + b] * dw),
+                               _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[t], offset)), acc[t]);
+    }
   }
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) a.y[(t0 + t) * a.rows + row] = hsum8(acc[t]) + (a.bias ? a.bias[row] : 0.0f);
@@ -331,7 +349,7 @@ void matmul_q8k(const MatView& w, const float* x, int64_t n_tok, float* y, const
   const int64_t nb = w.cols / kBlockK;
   if (static_cast<int64_t>(q.size()) < n_tok * w.cols) q.resize(static_cast<size_t>(n_tok * w.cols));
   if (static_cast<int64_t>(dx.size()) < n_tok * nb) dx.resize(static_cast<size_t>(n_tok * nb));
-  if (static_cast<int64_t>(sums.size()) < n_tok * nb * 8) sums.resize(static_cast<size_t>(n_tok * nb * 8));
+  if (static_cast<int64_t>(sums.size()) < n_tok * nb * 16) sums.resize(static_cast<size_t>(n_tok * nb * 16));
   q8k_quantize_rows(x, n_tok, w.cols, q.data(), dx.data(), sums.data());
   const QkArgs a{static_cast<const uint8_t*>(w.data),
                  w.rows,
@@ -364,27 +382,28 @@ void matmul_q8k_reference(const MatView& w, const float* x, int64_t n_tok, float
   const int64_t nb = w.cols / kBlockK, bb = block_bytes(w.dtype), rb = nb * bb;
   std::vector<int8_t> q(static_cast<size_t>(n_tok * w.cols));
   std::vector<float> dx(static_cast<size_t>(n_tok * nb));
-  std::vector<int16_t> sums(static_cast<size_t>(n_tok * nb * 8));
+  std::vector<int16_t> sums(static_cast<size_t>(n_tok * nb * 16));
   for (int64_t t = 0; t < n_tok; ++t)
     for (int64_t b = 0; b < nb; ++b)
       quantize_block_k(x + t * w.cols + b * kBlockK, q.data() + t * w.cols + b * kBlockK, &dx[t * nb + b],
-                       &sums[(t * nb + b) * 8]);
+                       &sums[(t * nb + b) * 16]);
   const auto* data = static_cast<const uint8_t*>(w.data);
-  const bool six = w.dtype == DType::kQ6_K;
+  const bool six = w.dtype == DType::kQ6_K, five = w.dtype == DType::kQ5_K;
   for (int64_t r = 0; r < w.rows; ++r)
     for (int64_t t = 0; t < n_tok; ++t) {
-      float acc[8] = {}, accm[4] = {};
+      float acc[8] = {}, accm[4] = {}, summs = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* blk = data + r * rb + b * bb;
         const int8_t* qx = q.data() + t * w.cols + b * kBlockK;
-        // Per column its integer weight and its scale: Q4_K/Q5_K sub-blocks of 32 (unsigned q,
-        // 6-bit scale), Q6_K sub-blocks of 16 (q - 32, int8 scale).
+        const int16_t* B = &sums[(t * nb + b) * 16];
+        // Per column its unsigned integer weight and its scale: Q4_K/Q5_K sub-blocks of 32
+        // (6-bit scale), Q6_K sub-blocks of 16 (int8 scale; its offset -32 comes below).
         int32_t wv[256], sv[256];
         uint8_t m[8] = {};
         if (six) {
           int8_t v[256];
           q6k_values(blk, v);
-          for (int i = 0; i < 256; ++i) wv[i] = v[i], sv[i] = static_cast<int8_t>(blk[192 + i / 16]);
+          for (int i = 0; i < 256; ++i) wv[i] = v[i] + 32, sv[i] = static_cast<int8_t>(blk[192 + i / 16]);
         } else {
           uint8_t v[256], sc[8];
           q45k_values(w.dtype, blk, v);
@@ -400,18 +419,24 @@ void matmul_q8k_reference(const MatView& w, const float* x, int64_t n_tok, float
               const int c = 32 * g + 4 * l + i;
               isum += sv[c] * wv[c] * int32_t{qx[c]};
             }
+          if (six) isum -= 32 * (sv[32 * l] * B[2 * l] + sv[32 * l + 16] * B[2 * l + 1]);  // sc_{2l}, sc_{2l+1}
           acc[l] = std::fma(d, static_cast<float>(isum), acc[l]);
         }
         if (!six) {
           const float dmin = -dx[t * nb + b] * half_at(blk + 2);
-          const int16_t* S = &sums[(t * nb + b) * 8];
+          int32_t msum[4];
           for (int p = 0; p < 4; ++p)
-            accm[p] = std::fma(dmin, static_cast<float>(m[2 * p] * S[2 * p] + m[2 * p + 1] * S[2 * p + 1]), accm[p]);
+            msum[p] = m[2 * p] * (B[4 * p] + B[4 * p + 1]) + m[2 * p + 1] * (B[4 * p + 2] + B[4 * p + 3]);
+          if (five) {
+            summs = std::fma(dmin, static_cast<float>((msum[0] + msum[1]) + (msum[2] + msum[3])), summs);
+          } else {
+            for (int p = 0; p < 4; ++p) accm[p] = std::fma(dmin, static_cast<float>(msum[p]), accm[p]);
+          }
         }
       }
       const float sum = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-      const float mins = six ? 0.0f : (accm[0] + accm[2]) + (accm[1] + accm[3]);
-      y[t * w.rows + r] = (six ? sum : sum + mins) + (bias ? bias[r] : 0.0f);
+      const float out = six ? sum : five ? sum + summs : sum + ((accm[0] + accm[2]) + (accm[1] + accm[3]));
+      y[t * w.rows + r] = out + (bias ? bias[r] : 0.0f);
     }
 }
 
@@ -426,9 +451,9 @@ void q8k_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, f
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t at = t * cols + b * q8_detail::kBlockK;
 #if defined(SWIFT_Q8_DOT_NATIVE)
-      q8_detail::quantize_block_k_simd(x + at, q + at, dx + t * nb + b, sums + (t * nb + b) * 8);
+      q8_detail::quantize_block_k_simd(x + at, q + at, dx + t * nb + b, sums + (t * nb + b) * 16);
 #else
-      q8_detail::quantize_block_k(x + at, q + at, dx + t * nb + b, sums + (t * nb + b) * 8);
+      q8_detail::quantize_block_k(x + at, q + at, dx + t * nb + b, sums + (t * nb + b) * 16);
 #endif
     }
 }

@@ -29,7 +29,8 @@
 // 4-bit q, w = (d sc_s) q - dmin m_s) take llama.cpp's Q8_K activations instead:
 //   per token and block of 256: mx = the first x_i of largest magnitude (amax = |mx|);
 //     q_i = min(127, nearest-even(x_i * (-127 / mx))) (0 when amax = 0), dx = 1 / (-127 / mx)
-//     (0 when amax = 0), and S_s = sum of q over sub-block s (exact);
+//     (0 when amax = 0), and B_k = sum of q over columns 16k..16k+15 (ggml's bsums, exact);
+//     S_s = B_{2s} + B_{2s+1}, the sum over sub-block s of 32;
 //   per output, per block: d = dx * f32(d_w), dmin = -dx * f32(dmin_w) (f32 products), exact
 //     integer lane sums over the 4 chunks j of 64 columns (low nibbles: sub-block 2j, high: 2j+1),
 //     lane l (0..7) over columns 4l..4l+3 of each 32-column half:
@@ -38,15 +39,23 @@
 //       msum_p = m_{2p} S_{2p} + m_{2p+1} S_{2p+1} (p = 0..3)
 //     acc_l = fma(d, f32(isum_l), acc_l), accm_p = fma(dmin, f32(msum_p), accm_p), blocks in order
 //   y = hsum8(acc) + ((accm_0 + accm_2) + (accm_1 + accm_3)), then + bias (or + 0)
-//   (the order of ggml's AVX2 ggml_vec_dot_q4_K_q8_K; every integer sum is exact: |isum| < 2^22).
-// Q5_K weights (Q4_K plus a 5th bit h per weight: w = (d sc_s) (q + 16 h) - dmin m_s) follow the
-// Q4_K contract with q + 16 h (0..31) in place of q (ggml_vec_dot_q5_K_q8_K; |isum| < 2^23).
-// Q6_K weights (f16 d; int8 scale sc_k per sub-block k of 16; 6-bit q, w = (d sc_k) (q - 32))
-// take the Q8_K activations without the sums: per output, per block,
-//     d = dx * f32(d_w); lane l (0..7) over columns 4l..4l+3 of each of the 8 groups g of 32:
-//       isum_l = sum_g sc_{2g + (l >= 4)} sum_{i<4} (q[32g + 4l + i] - 32) x[32g + 4l + i]
-//     acc_l = fma(d, f32(isum_l), acc_l), blocks in order; y = hsum8(acc), then + bias (or + 0)
-//   (ggml_vec_dot_q6_K_q8_K's lanes and order; |isum| <= 8 * 4 * 32 * 128 * 127 < 2^24).
+//   (ggml's AVX2 ggml_vec_dot_q4_K_q8_K; every integer sum is exact: |isum| < 2^22).
+// Q5_K weights (Q4_K plus a 5th bit h per weight: w = (d sc_s) (q + 16 h) - dmin m_s): the Q4_K
+//   lanes with q + 16 h (0..31) in place of q (|isum| < 2^23); the mins in one scalar instead:
+//     summs = summs + dmin * f32((msum_0 + msum_1) + (msum_2 + msum_3)) over the blocks in order
+//     (a product, then a sum: two roundings), y = hsum8(acc) + summs, then + bias (or + 0)
+//   (ggml's AVX2 ggml_vec_dot_q5_K_q8_K).
+// Q6_K weights (f16 d; int8 scale sc_k per sub-block k of 16; 6-bit u in 0..63, w = (d sc_k)
+//   (u - 32)): per output, per block, d = dx * f32(d_w); lane l (0..7) over columns 4l..4l+3 of
+//   each of the 8 groups g of 32, the offset -32 taken against the bsums of lane l's own pair:
+//       isum_l = sum_g sc_{2g + (l >= 4)} sum_{i<4} u[32g + 4l + i] q[32g + 4l + i]
+//                - 32 (sc_{2l} B_{2l} + sc_{2l+1} B_{2l+1})
+//     acc_l = fma(d, f32(isum_l), acc_l) (f32() rounds to nearest when |isum_l| > 2^24), blocks
+//     in order; y = hsum8(acc), then + bias (or + 0)
+//   (ggml's AVX2 ggml_vec_dot_q6_K_q8_K; exact integers: |isum_l| < 2^26).
+// The K-quant and Q8_0/Q4_0 kernels give the bits of those ggml functions (checked against
+// llama.cpp's own library, session 18); llama.cpp's repacked Q4_K/Q4_0 kernels for AVX2 sum in
+// another order.
 #pragma once
 
 #include <cstdint>
@@ -69,7 +78,8 @@ bool q8_dot_usable(const MatView& w);
 void q8_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, float* dx);
 
 // The Q8_K activations of Q4_K, Q5_K and Q6_K products: x [n_tok, cols] (cols a multiple of 256) into q
-// [n_tok, cols], dx [n_tok, cols / 256] and sub-block sums S [n_tok, cols / 32] (|S| <= 4,096).
+// [n_tok, cols], dx [n_tok, cols / 256] and the sums B [n_tok, cols / 16] over each 16 columns
+// (|B| <= 2,032).
 void q8k_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, float* dx, int16_t* sums);
 
 // y[t, r] = W[r, :] . x[t, :] (+ bias[r]) under the contract, for q8_dot_usable(w).

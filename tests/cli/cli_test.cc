@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include "ops/q8_dot.h"
 #include "test_util.h"
 
 namespace {
@@ -216,6 +217,13 @@ TEST(Cli, ConvertToGgufThenGenerateFromIt) {
     n_six += more;
   }
   EXPECT_EQ(n_six, 12);
+  // --math auto (the default) computes a quantized file as llama.cpp does (q8) where the CPU has
+  // the integer kernels, and the safetensors model (BF16) in f32; stats name the math used.
+  const std::string gen8 = " -p 'def f(x):' -n 4 -t 2 --json --decode ar";
+  const auto g_q = nlohmann::json::parse(run("generate -m " + out + gen8).out);
+  EXPECT_EQ(g_q["stats"]["math"], swift::q8_dot_native() ? "q8" : "f32");
+  EXPECT_EQ(nlohmann::json::parse(run("generate -m " + out + gen8 + " --math f32").out)["stats"]["math"], "f32");
+  EXPECT_EQ(nlohmann::json::parse(run("generate -m " + kModel + gen8).out)["stats"]["math"], "f32");
   std::remove(out.c_str());
 }
 

@@ -112,10 +112,10 @@ void contract_quantize_k(const float* x, int64_t cols, int8_t* q, float* dx, int
       q[b * 256 + i] = static_cast<int8_t>(std::min(127.0f, r));
     }
     dx[b] = amax != 0.0f ? 1.0f / iscale : 0.0f;
-    for (int s = 0; s < 8; ++s) {
+    for (int k = 0; k < 16; ++k) {
       int sum = 0;
-      for (int i = 0; i < 32; ++i) sum += q[b * 256 + s * 32 + i];
-      sums[b * 8 + s] = static_cast<int16_t>(sum);
+      for (int i = 0; i < 16; ++i) sum += q[b * 256 + k * 16 + i];
+      sums[b * 16 + k] = static_cast<int16_t>(sum);
     }
   }
 }
@@ -169,11 +169,11 @@ TEST(Q8Dot, Q8KActivationQuantizationFollowsTheContract) {
     x[2 * cols + 7] = -50.0f, x[2 * cols + 9] = 50.0f;  // token 2: the first of equal magnitudes sets the sign
     std::vector<int8_t> q(static_cast<size_t>(n_tok * cols)), want_q(q.size());
     std::vector<float> dx(static_cast<size_t>(n_tok * cols / 256)), want_dx(dx.size());
-    std::vector<int16_t> sums(static_cast<size_t>(n_tok * cols / 32)), want_sums(sums.size());
+    std::vector<int16_t> sums(static_cast<size_t>(n_tok * cols / 16)), want_sums(sums.size());
     q8k_quantize_rows(x.data(), n_tok, cols, q.data(), dx.data(), sums.data());
     for (int64_t t = 0; t < n_tok; ++t)
       contract_quantize_k(x.data() + t * cols, cols, want_q.data() + t * cols, want_dx.data() + t * cols / 256,
-                          want_sums.data() + t * cols / 32);
+                          want_sums.data() + t * cols / 16);
     EXPECT_EQ(q, want_q) << cols;
     EXPECT_EQ(sums, want_sums) << cols;
     for (size_t i = 0; i < dx.size(); ++i) EXPECT_EQ(bits(dx[i]), bits(want_dx[i])) << cols << " block " << i;
