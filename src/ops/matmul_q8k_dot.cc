@@ -5,9 +5,9 @@
 // token's 256 activations by vpmaddubsw (unsigned weights x signed activations, pair sums in
 // int16) and vpmaddwd by the sub-block scales (int32 lanes of 4 columns). Every output keeps its
 // own accumulators and the blocks run in order, so the token tile and the thread split never
-// change a bit. Cost per block (256 weights) and token: 8 vpmaddubsw + 8 vpmaddwd for Q4_K/Q5_K;
-// Q6_K's weights minus 32 are signed, so it spends a vpsignb per 32 more (ggml subtracts a
-// second vpmaddubsw by 32 instead; the int16 pair sums are the same exact integers).
+// change a bit. Cost per block (256 weights) and token: 8 vpmaddubsw + 8 vpmaddwd, plus for
+// Q6_K one vpmaddwd of the activations' sums per 16 by the scales for its offset of -32. The
+// results are the bits of ggml's AVX2 vec_dot functions (scripts/llamacpp_check/kernels).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
