@@ -42,8 +42,9 @@
 //   (ggml's AVX2 ggml_vec_dot_q4_K_q8_K; every integer sum is exact: |isum| < 2^22).
 // Q5_K weights (Q4_K plus a 5th bit h per weight: w = (d sc_s) (q + 16 h) - dmin m_s): the Q4_K
 //   lanes with q + 16 h (0..31) in place of q (|isum| < 2^23); the mins in one scalar instead:
-//     summs = summs + dmin * f32((msum_0 + msum_1) + (msum_2 + msum_3)) over the blocks in order
-//     (a product, then a sum: two roundings), y = hsum8(acc) + summs, then + bias (or + 0)
+//     summs = fma(dmin, f32((msum_0 + msum_1) + (msum_2 + msum_3)), summs) over the blocks in
+//     order (ggml writes `summs += dmin * ...`, which GCC contracts to an fma in its default C
+//     mode; its library's results confirm it), y = hsum8(acc) + summs, then + bias (or + 0)
 //   (ggml's AVX2 ggml_vec_dot_q5_K_q8_K).
 // Q6_K weights (f16 d; int8 scale sc_k per sub-block k of 16; 6-bit u in 0..63, w = (d sc_k)
 //   (u - 32)): per output, per block, d = dx * f32(d_w); lane l (0..7) over columns 4l..4l+3 of
