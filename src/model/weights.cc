@@ -10,6 +10,7 @@
 
 #include "ops/bf16_dot.h"
 #include "ops/panel.h"
+#include "ops/q8_dot.h"
 #include "util/check.h"
 #include "util/half.h"
 
@@ -157,10 +158,17 @@ void pack_weights(ModelWeights& w, MatMath math) {
   for (LayerWeights& L : w.layers)
     for (MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) mats.push_back(m);
   mats.push_back(&w.lm_head);
-  auto packable = [](const MatView& m) { return m.layout == MatLayout::kRows && panel_supported(m.dtype) && m.rows > 0; };
+  // Q4_K matrices under --math q8 are interleaved by 8 rows (ops/q8_dot.h: kQ4KRows8).
+  auto rows8 = [&](const MatView& m) { return math == MatMath::kQ8 && q8_dot_native() && q4k_rows8_packable(m); };
+  auto packable = [&](const MatView& m) {
+    return (m.layout == MatLayout::kRows && panel_supported(m.dtype) && m.rows > 0) || rows8(m);
+  };
   auto pairs = [&](const MatView& m) { return math == MatMath::kBf16 && m.dtype == DType::kBF16; };
   auto padded = [&](const MatView& m) {
-    return ((pairs(m) ? pairs_panel_bytes(m.rows, m.cols) : panel_bytes(m.dtype, m.rows, m.cols)) + 63) / 64 * 64;
+    const size_t bytes = rows8(m)   ? q4k_rows8_bytes(m.rows, m.cols)
+                         : pairs(m) ? pairs_panel_bytes(m.rows, m.cols)
+                                    : panel_bytes(m.dtype, m.rows, m.cols);
+    return (bytes + 63) / 64 * 64;
   };
   size_t total = 0;
   for (const MatView* m : mats)
@@ -171,7 +179,9 @@ void pack_weights(ModelWeights& w, MatMath math) {
   for (MatView* m : mats) {
     if (!packable(*m)) continue;
     const MatView src = *m;
-    *m = pairs(src) ? pairs_panel_pack(src, w.packed->data() + at) : panel_pack(src, w.packed->data() + at);
+    *m = rows8(src)   ? q4k_rows8_pack(src, w.packed->data() + at)
+         : pairs(src) ? pairs_panel_pack(src, w.packed->data() + at)
+                      : panel_pack(src, w.packed->data() + at);
     at += padded(src);
     // A tied LM head shares the embedding's bytes, which stay in use for token lookups.
     if (src.data != w.embed.data)

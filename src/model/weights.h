@@ -3,7 +3,8 @@
 // Large matrices stay in their file dtype and are converted inside the matmul kernels. F32/F16/
 // BF16 projection matrices and the LM head are repacked once into panel layout (pack_weights,
 // ops/panel.h) — the layout the batch kernel reads without horizontal sums — and their file
-// pages are released; block-quantized matrices and the embedding table are used in place. Small
+// pages are released; block-quantized matrices and the embedding table are used in place, except
+// Q4_K matrices under `--math q8`, interleaved by 8 rows (ops/q8_dot.h: kQ4KRows8). Small
 // vectors (norms, biases) are converted to f32 at load.
 #pragma once
 
@@ -86,7 +87,8 @@ inline const char* math_name(MatMath m) {
 
 // Repacks every F32/F16/BF16 projection matrix and the LM head into panel layout (a tied LM
 // head gets its own copy; the embedding rows stay in place) and releases their file pages.
-// With MatMath::kBf16, BF16 matrices get the column-pair layout of the bf16 dot-product kernel.
+// With MatMath::kBf16, BF16 matrices get the column-pair layout of the bf16 dot-product kernel;
+// with MatMath::kQ8, Q4_K matrices of a multiple of 8 rows the kQ4KRows8 layout (ops/q8_dot.h).
 // Numerics: the panel kernels' sum orders (ops/panel.h, ops/bf16_dot.h). Idempotent.
 void pack_weights(ModelWeights& w, MatMath math = MatMath::kF32);
 

@@ -61,13 +61,15 @@ inline std::string_view dtype_name(DType t) {
 //   kPanel16Pairs: BF16 only, for `--math bf16` (ops/bf16_dot.h): panels of 16 rows stored by
 //             column pairs, [ceil(rows / 16), ceil(cols / 2), 16, 2], an odd column count padded
 //             with a zero column. One vector load is the 16 x 2 operand of vdpbf16ps.
-enum class MatLayout : uint8_t { kRows, kPanel16, kPanel16Pairs };
+//   kQ4KRows8: Q4_K only, for `--math q8` (ops/q8_dot.h): groups of 8 rows interleaved per block
+//             so that a vector lane is a row, [rows / 8, cols / 256, 1184 bytes].
+enum class MatLayout : uint8_t { kRows, kPanel16, kPanel16Pairs, kQ4KRows8 };
 constexpr int64_t kPanelRows = 16;
 
 // A matrix of weights: in place in a memory map (kRows) or a packed copy (kPanel16).
 struct MatView {
   // kRows: [rows, cols] of dtype; kPanel16: [ceil(rows/16), cols, 16];
-  // kPanel16Pairs: [ceil(rows/16), ceil(cols/2), 16, 2]
+  // kPanel16Pairs: [ceil(rows/16), ceil(cols/2), 16, 2]; kQ4KRows8: [rows/8, cols/256, 1184 B]
   const void* data = nullptr;
   DType dtype = DType::kF32;
   int64_t rows = 0;
@@ -79,6 +81,7 @@ struct MatView {
       return static_cast<size_t>((rows + kPanelRows - 1) / kPanelRows * kPanelRows * cols) * dtype_size(dtype);
     if (layout == MatLayout::kPanel16Pairs)
       return static_cast<size_t>((rows + kPanelRows - 1) / kPanelRows * kPanelRows * ((cols + 1) / 2 * 2)) * 2;
+    if (layout == MatLayout::kQ4KRows8) return static_cast<size_t>(rows / 8 * (cols / 256) * 1184);
     return static_cast<size_t>(rows * row_bytes(dtype, cols));
   }
 };

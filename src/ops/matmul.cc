@@ -12,6 +12,7 @@
 #include "ops/bf16_dot.h"
 #include "ops/lanes.h"
 #include "ops/panel.h"
+#include "ops/q8_dot.h"
 #include "ops/quant.h"
 
 namespace swift {
@@ -185,6 +186,11 @@ void mat_row_to_f32(const MatView& w, int64_t r, float* out) {
     for (int64_t c = 0; c < n; ++c) plain_to_f32(w.data, w.dtype, base + c / 2 * 2 * kPanelRows + c % 2, 1, 1, out + c);
     return;
   }
+  if (w.layout == MatLayout::kQ4KRows8) {  // ops/q8_dot.h: the row's Q4_K blocks gathered back
+    std::vector<uint8_t> row(static_cast<size_t>(row_bytes(w.dtype, n)));
+    q4k_rows8_row(w, r, row.data());
+    return dequantize_row(w.dtype, row.data(), n, out);
+  }
   if (dtype_block(w.dtype) == 1) return plain_to_f32(w.data, w.dtype, r * n, 1, n, out);
   // block-quantized: the reference dequantization (ops/quant.h)
   dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + r * row_bytes(w.dtype, n), n, out);
@@ -194,6 +200,8 @@ void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const flo
   if (w.layout == MatLayout::kPanel16) return matmul_panel(w, x, n_tok, y, bias, pool);
   if (w.layout == MatLayout::kPanel16Pairs)
     return bf16_amx_usable(w) ? matmul_bf16_amx(w, x, n_tok, y, bias, pool) : matmul_bf16_dot(w, x, n_tok, y, bias, pool);
+  SWIFT_CHECK(w.layout == MatLayout::kRows, "matmul: a {} matrix in the --math q8 interleaved layout goes to matmul_q8",
+              dtype_name(w.dtype));
   SWIFT_CHECK(w.cols % dtype_block(w.dtype) == 0, "{} matrix with {} columns", dtype_name(w.dtype), w.cols);
   switch (w.dtype) {
     case DType::kF32: matmul_typed<DType::kF32>(w, x, n_tok, y, bias, pool); break;

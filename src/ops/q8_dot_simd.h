@@ -39,5 +39,8 @@ inline bool is_k_quant(DType t) { return t == DType::kQ4_K || t == DType::kQ5_K 
 // matmul_q8 and matmul_q8_reference for is_k_quant matrices (checked by the caller).
 void matmul_q8k(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
 void matmul_q8k_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias);
+// The same for Q4_K matrices in MatLayout::kQ4KRows8 (matmul_q4k_rows8.cc).
+void matmul_q4k_rows8(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
+void matmul_q4k_rows8_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias);
 
 }  // namespace swift::q8_detail

@@ -176,16 +176,7 @@ void quantize_row(DType t, const float* x, int64_t n, uint8_t* out) {
           lm[s] = static_cast<uint8_t>(std::clamp(dminq > 0 ? nearest_int(mn[s] / dminq) : 0, 0, 63));
         }
         uint8_t* scales = y + 4;
-        for (int j = 0; j < 8; ++j) {  // ggml's 12-byte packing
-          if (j < 4) {
-            scales[j] = ls[j];
-            scales[j + 4] = lm[j];
-          } else {
-            scales[j + 4] = static_cast<uint8_t>((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
-            scales[j - 4] |= static_cast<uint8_t>((ls[j] >> 4) << 6);
-            scales[j - 0] |= static_cast<uint8_t>((lm[j] >> 4) << 6);
-          }
-        }
+        q4k_pack_scale_min(ls, lm, scales);
         uint8_t* qh = y + 16;
         uint8_t* qs = y + (five ? 48 : 16);
         for (int s = 0; s < 8; ++s) {

@@ -29,6 +29,22 @@ inline void q4k_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
+// The inverse: 6-bit scales sc[0..7] and mins m[0..7] into the 12 packed bytes of a Q4_K/Q5_K
+// block (ggml's layout).
+inline void q4k_pack_scale_min(const uint8_t sc[8], const uint8_t m[8], uint8_t out[12]) {
+  for (int j = 0; j < 12; ++j) out[j] = 0;
+  for (int j = 0; j < 8; ++j) {
+    if (j < 4) {
+      out[j] = sc[j];
+      out[j + 4] = m[j];
+    } else {
+      out[j + 4] = static_cast<uint8_t>((sc[j] & 0xF) | ((m[j] & 0xF) << 4));
+      out[j - 4] = static_cast<uint8_t>(out[j - 4] | ((sc[j] >> 4) << 6));
+      out[j - 0] = static_cast<uint8_t>(out[j - 0] | ((m[j] >> 4) << 6));
+    }
+  }
+}
+
 // out[0, n) = the weights of a row of n (a multiple of the block) in format t.
 void dequantize_row(DType t, const uint8_t* row, int64_t n, float* out);
 

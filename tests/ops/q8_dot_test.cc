@@ -388,3 +388,107 @@ TEST(Q8Dot, ErrorAgainstTheExactProductStaysWithinTheActivationRounding) {
 }
 
 }  // namespace swift
+
+namespace swift {
+
+namespace {
+
+// A Q4_K matrix and its kQ4KRows8 copy.
+struct Rows8 {
+  std::vector<uint8_t> plain, packed;
+  MatView rows, interleaved;
+};
+
+Rows8 make_rows8(int64_t rows, int64_t cols, uint64_t seed) {
+  Rows8 m;
+  m.plain = random_k(DType::kQ4_K, rows, cols, seed);
+  m.rows = MatView{m.plain.data(), DType::kQ4_K, rows, cols, MatLayout::kRows};
+  EXPECT_TRUE(q4k_rows8_packable(m.rows));
+  m.packed.resize(q4k_rows8_bytes(rows, cols));
+  m.interleaved = q4k_rows8_pack(m.rows, m.packed.data());
+  EXPECT_EQ(m.interleaved.bytes(), m.packed.size());
+  return m;
+}
+
+}  // namespace
+
+TEST(Q8Dot, Q4KRows8PackKeepsEveryRowsBytes) {
+  const Rows8 m = make_rows8(24, 768, 3);
+  std::vector<uint8_t> row(3 * 144);
+  for (int64_t r = 0; r < 24; ++r) {
+    q4k_rows8_row(m.interleaved, r, row.data());
+    ASSERT_EQ(0, std::memcmp(row.data(), m.plain.data() + r * 3 * 144, row.size())) << "row " << r;
+  }
+  EXPECT_FALSE(q4k_rows8_packable(MatView{m.plain.data(), DType::kQ4_K, 12, 768, MatLayout::kRows}));  // 12 rows
+  EXPECT_TRUE(q8_dot_usable(m.interleaved));
+}
+
+TEST(Q8Dot, Q4KRows8KernelMatchesItsScalarContractBitForBit) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (int64_t rows : {8, 16, 40})
+      for (int64_t cols : {256, 768})
+        for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 16}) {
+          const Rows8 m = make_rows8(rows, cols, rows * 31 + cols + n_tok);
+          const auto x = activations(n_tok, cols, n_tok + 7 * cols);
+          const auto bias = test::random_floats(static_cast<size_t>(rows), 97, 0.5f);
+          for (const float* bs : {static_cast<const float*>(nullptr), bias.data()}) {
+            std::vector<float> y(static_cast<size_t>(n_tok * rows)), want(y.size());
+            matmul_q8(m.interleaved, x.data(), n_tok, y.data(), bs, pool);
+            matmul_q8_reference(m.interleaved, x.data(), n_tok, want.data(), bs);
+            for (size_t i = 0; i < y.size(); ++i)
+              ASSERT_EQ(bits(y[i]), bits(want[i])) << rows << "x" << cols << " n_tok " << n_tok << " threads "
+                                                   << threads << " i " << i << ": " << y[i] << " vs " << want[i];
+          }
+        }
+  }
+}
+
+TEST(Q8Dot, Q4KRows8TokensAloneMatchTheirRowsInABatch) {
+  ThreadPool pool(2);
+  const int64_t rows = 48, cols = 512, n_tok = 16;
+  const Rows8 m = make_rows8(rows, cols, 8);
+  const auto x = activations(n_tok, cols, 13);
+  std::vector<float> y(static_cast<size_t>(n_tok * rows)), single(static_cast<size_t>(rows));
+  matmul_q8(m.interleaved, x.data(), n_tok, y.data(), nullptr, pool);
+  for (int64_t t = 0; t < n_tok; ++t) {
+    matmul_q8(m.interleaved, x.data() + t * cols, 1, single.data(), nullptr, pool);
+    for (int64_t r = 0; r < rows; ++r)
+      ASSERT_EQ(bits(single[r]), bits(y[t * rows + r])) << "token " << t << " row " << r;
+  }
+}
+
+TEST(Q8Dot, Q4KRows8AgreesWithTheRowKernelWithinTheFloatRounding) {
+  // Same integers, other f32 order: the two layouts' results differ by the f32 roundings of the
+  // per-block sums only. Bound: 2^-20 of sum |d sc q x| + |dmin m x| (a few f32 ulps of the
+  // magnitudes summed, per block).
+  ThreadPool pool(2);
+  const int64_t rows = 32, cols = 768, n_tok = 5;
+  const Rows8 m = make_rows8(rows, cols, 21);
+  const auto x = activations(n_tok, cols, 22);
+  std::vector<float> a(static_cast<size_t>(n_tok * rows)), b(a.size());
+  matmul_q8(m.rows, x.data(), n_tok, a.data(), nullptr, pool);
+  matmul_q8(m.interleaved, x.data(), n_tok, b.data(), nullptr, pool);
+  int differing = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t t = 0; t < n_tok; ++t) {
+      double mag = 0.0;  // sum over columns of |d sc q x| + |dmin m x|
+      for (int64_t c = 0; c < cols; ++c) {
+        const uint8_t* blk = m.plain.data() + (r * 3 + c / 256) * 144;
+        uint8_t sc, mn;
+        q4k_scale_min(static_cast<int>(c % 256) / 32, blk + 4, &sc, &mn);
+        const int64_t k = c % 256;
+        const int q = (k % 64 < 32 ? blk[16 + 32 * (k / 64) + k % 32] : blk[16 + 32 * (k / 64) + k % 32] >> 4) & 0xF;
+        const double d = f16_to_f32(static_cast<uint16_t>(blk[0] | blk[1] << 8));
+        const double dmin = f16_to_f32(static_cast<uint16_t>(blk[2] | blk[3] << 8));
+        mag += (d * sc * q + dmin * mn) * std::fabs(x[t * cols + c]);
+      }
+      EXPECT_NEAR(a[t * rows + r], b[t * rows + r], mag * std::ldexp(1.0, -20)) << "row " << r << " token " << t;
+      differing += a[t * rows + r] != b[t * rows + r];
+    }
+  }
+  std::printf("rows8 vs row kernel: %d of %lld outputs differ in the last bits\n", differing,
+              static_cast<long long>(rows * n_tok));
+}
+
+}  // namespace swift
