@@ -65,6 +65,9 @@ inline std::string_view dtype_name(DType t) {
 //             so that a vector lane is a row, [rows / 8, cols / 256, 1184 bytes].
 enum class MatLayout : uint8_t { kRows, kPanel16, kPanel16Pairs, kQ4KRows8 };
 constexpr int64_t kPanelRows = 16;
+// kQ4KRows8: bytes per group of 8 rows x one block of 256 columns (f16 d and dmin, u8 scales and
+// mins, 4-bit weights; ops/matmul_q4k_rows8.cc).
+constexpr int64_t kQ4KRows8GroupBytes = 8 * 2 + 8 * 2 + 64 + 64 + 1024;
 
 // A matrix of weights: in place in a memory map (kRows) or a packed copy (kPanel16).
 struct MatView {
@@ -81,7 +84,7 @@ struct MatView {
       return static_cast<size_t>((rows + kPanelRows - 1) / kPanelRows * kPanelRows * cols) * dtype_size(dtype);
     if (layout == MatLayout::kPanel16Pairs)
       return static_cast<size_t>((rows + kPanelRows - 1) / kPanelRows * kPanelRows * ((cols + 1) / 2 * 2)) * 2;
-    if (layout == MatLayout::kQ4KRows8) return static_cast<size_t>(rows / 8 * (cols / 256) * 1184);
+    if (layout == MatLayout::kQ4KRows8) return static_cast<size_t>(rows / 8 * (cols / 256) * kQ4KRows8GroupBytes);
     return static_cast<size_t>(rows * row_bytes(dtype, cols));
   }
 };

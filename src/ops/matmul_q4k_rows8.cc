@@ -27,7 +27,8 @@ constexpr int64_t kQ4KBytes = 144;  // one Q4_K block of one row
 // One group of 8 rows x one block: f16 d[8], f16 dmin[8], u8 sc[8 sub][8 rows], u8 m[8 sub][8
 // rows], nibbles [8 sub][4 column quads][8 rows][4]: the low nibble is column 32 s + 4 quad + i,
 // the high nibble the same column + 16.
-constexpr int64_t kGroupBytes = 16 + 16 + 64 + 64 + 1024;
+constexpr int64_t kGroupBytes = kQ4KRows8GroupBytes;
+static_assert(kGroupBytes == 16 + 16 + 64 + 64 + 1024);
 constexpr int64_t kOffD = 0, kOffDmin = 16, kOffSc = 32, kOffM = 96, kOffQ = 160;
 
 const uint8_t* group_block(const MatView& w, int64_t group, int64_t b) {
