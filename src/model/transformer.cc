@@ -34,14 +34,18 @@ ForwardBatch ForwardBatch::causal(const std::vector<int32_t>& tokens, int64_t st
 
 namespace {
 
+// Whether any layer matrix is one that `--math q8` multiplies (ops/q8_dot.h).
+bool has_q8_matrices(const ModelWeights& w) {
+  for (const LayerWeights& L : w.layers)
+    for (const MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      if (q8_dot_usable(*m)) return true;
+  return false;
+}
+
 // MatMath::kAuto's choice (model/weights.h).
 MatMath resolve_math(MatMath math, const ModelWeights& w) {
   if (math != MatMath::kAuto) return math;
-  if (!q8_dot_native()) return MatMath::kF32;
-  for (const LayerWeights& L : w.layers)
-    for (const MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-      if (q8_dot_usable(*m)) return MatMath::kQ8;
-  return MatMath::kF32;
+  return q8_dot_native() && has_q8_matrices(w) ? MatMath::kQ8 : MatMath::kF32;
 }
 
 }  // namespace
@@ -63,11 +67,7 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath requeste
   if (math == MatMath::kQ8) {
     if (!q8_dot_native())
       fail("q8 math (--math q8) needs AVX2 with FMA and F16C, which this CPU or build lacks; use --math f32");
-    bool any = false;
-    for (const LayerWeights& L : w_.layers)
-      for (const MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-        any = any || q8_dot_usable(*m);
-    if (!any)
+    if (!has_q8_matrices(w_))
       fail("q8 math (--math q8) applies to Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weight matrices, and this model's are {}; "
            "use --math f32 or convert the model with `swiftllm convert MODEL OUT.gguf --type q8_0` (or q4_0, q4_k, "
            "q6_k)",

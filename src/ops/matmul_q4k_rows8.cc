@@ -60,12 +60,11 @@ MatView q4k_rows8_pack(const MatView& src, void* dst) {
         std::memcpy(o + kOffD + 2 * r, blk, 2);
         std::memcpy(o + kOffDmin + 2 * r, blk + 2, 2);
         for (int s = 0; s < 8; ++s) q4k_scale_min(s, blk + 4, &o[kOffSc + s * 8 + r], &o[kOffM + s * 8 + r]);
-        // Column c of the block: byte qs[32 (c / 64) + c % 32], low nibble when c % 64 < 32.
-        const uint8_t* qs = blk + 16;
+        uint8_t v[256];
+        q8_detail::q45k_values(DType::kQ4_K, blk, v);
         for (int c = 0; c < 256; ++c) {
-          const uint8_t q = (c % 64 < 32 ? qs[32 * (c / 64) + c % 32] : qs[32 * (c / 64) + c % 32] >> 4) & 0xF;
           const int s = c / 32, quad = (c % 16) / 4, i = c % 4, high = (c % 32) / 16;
-          o[kOffQ + ((s * 4 + quad) * 8 + r) * 4 + i] |= static_cast<uint8_t>(q << (4 * high));
+          o[kOffQ + ((s * 4 + quad) * 8 + r) * 4 + i] |= static_cast<uint8_t>(v[c] << (4 * high));
         }
       }
     }
@@ -180,16 +179,8 @@ template <int T>
 
 void matmul_q4k_rows8(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
 #if defined(SWIFT_Q8_DOT_NATIVE)
-  // The calling thread's buffers, grown only: no allocation per token in steady state.
-  thread_local std::vector<int8_t> q;
-  thread_local std::vector<float> dx;
-  thread_local std::vector<int16_t> sums;
-  const int64_t nb = w.cols / 256;
-  if (static_cast<int64_t>(q.size()) < n_tok * w.cols) q.resize(static_cast<size_t>(n_tok * w.cols));
-  if (static_cast<int64_t>(dx.size()) < n_tok * nb) dx.resize(static_cast<size_t>(n_tok * nb));
-  if (static_cast<int64_t>(sums.size()) < n_tok * nb * 16) sums.resize(static_cast<size_t>(n_tok * nb * 16));
-  q8k_quantize_rows(x, n_tok, w.cols, q.data(), dx.data(), sums.data());
-  const Rows8Args a{&w, q.data(), dx.data(), sums.data(), y, bias};
+  const Q8kRows xq = q8k_quantize_scratch(x, n_tok, w.cols);
+  const Rows8Args a{&w, xq.q, xq.dx, xq.sums, y, bias};
   pool.parallel_for(w.rows / 8, [&](int64_t g0, int64_t g1, int) {
     for (int64_t g = g0; g < g1; ++g) {
       int64_t t = 0;
@@ -219,15 +210,14 @@ void matmul_q4k_rows8_reference(const MatView& w, const float* x, int64_t n_tok,
         const uint8_t* blk = row.data() + b * kQ4KBytes;
         const int8_t* qx = q.data() + t * w.cols + b * 256;
         const int16_t* B = sums.data() + (t * nb + b) * 16;
+        uint8_t v[256];
+        q45k_values(DType::kQ4_K, blk, v);
         int32_t isum = 0, msum = 0;
         for (int s = 0; s < 8; ++s) {
           uint8_t sc, m;
           q4k_scale_min(s, blk + 4, &sc, &m);
           int32_t dot = 0;
-          for (int c = 32 * s; c < 32 * s + 32; ++c) {
-            const uint8_t byte = blk[16 + 32 * (c / 64) + c % 32];
-            dot += ((c % 64 < 32 ? byte : byte >> 4) & 0xF) * int32_t{qx[c]};
-          }
+          for (int c = 32 * s; c < 32 * s + 32; ++c) dot += v[c] * int32_t{qx[c]};
           isum += sc * dot;
           msum += m * (B[2 * s] + B[2 * s + 1]);
         }

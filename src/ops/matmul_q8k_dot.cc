@@ -71,19 +71,6 @@ inline void q4k_unpack(const uint8_t* packed, uint32_t utmp[4]) {
   utmp[0] &= kmask1;
 }
 
-// The 256 unsigned weight values of a Q4_K/Q5_K block in column order (the 4-bit q plus, for
-// Q5_K, 16 times the 5th bit), for the reference.
-void q45k_values(DType t, const uint8_t* blk, uint8_t v[256]) {
-  const bool five = t == DType::kQ5_K;
-  const uint8_t* qh = blk + 16;
-  const uint8_t* qs = blk + (five ? 48 : 16);
-  for (int j = 0; j < 4; ++j)
-    for (int l = 0; l < 32; ++l) {
-      v[64 * j + l] = static_cast<uint8_t>((qs[32 * j + l] & 0xF) + (five ? 16 * ((qh[l] >> (2 * j)) & 1) : 0));
-      v[64 * j + 32 + l] = static_cast<uint8_t>((qs[32 * j + l] >> 4) + (five ? 16 * ((qh[l] >> (2 * j + 1)) & 1) : 0));
-    }
-}
-
 // The 256 signed weight values of a Q6_K block (q - 32, in -32..31) in column order.
 void q6k_values(const uint8_t* blk, int8_t v[256]) {
   const uint8_t* ql = blk;
@@ -340,25 +327,41 @@ void qk_matrix(const QkArgs& a, int64_t n_tok, ThreadPool& pool) {
 
 }  // namespace
 
-void matmul_q8k(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
-#if defined(SWIFT_Q8_DOT_NATIVE)
-  // The calling thread's buffers, grown only: no allocation per token in steady state.
+void q45k_values(DType t, const uint8_t* blk, uint8_t v[256]) {
+  const bool five = t == DType::kQ5_K;
+  const uint8_t* qh = blk + 16;
+  const uint8_t* qs = blk + (five ? 48 : 16);
+  for (int j = 0; j < 4; ++j)
+    for (int l = 0; l < 32; ++l) {
+      v[64 * j + l] = static_cast<uint8_t>((qs[32 * j + l] & 0xF) + (five ? 16 * ((qh[l] >> (2 * j)) & 1) : 0));
+      v[64 * j + 32 + l] = static_cast<uint8_t>((qs[32 * j + l] >> 4) + (five ? 16 * ((qh[l] >> (2 * j + 1)) & 1) : 0));
+    }
+}
+
+Q8kRows q8k_quantize_scratch(const float* x, int64_t n_tok, int64_t cols) {
   thread_local std::vector<int8_t> q;
   thread_local std::vector<float> dx;
   thread_local std::vector<int16_t> sums;
-  const int64_t nb = w.cols / kBlockK;
-  if (static_cast<int64_t>(q.size()) < n_tok * w.cols) q.resize(static_cast<size_t>(n_tok * w.cols));
+  const int64_t nb = cols / kBlockK;
+  if (static_cast<int64_t>(q.size()) < n_tok * cols) q.resize(static_cast<size_t>(n_tok * cols));
   if (static_cast<int64_t>(dx.size()) < n_tok * nb) dx.resize(static_cast<size_t>(n_tok * nb));
   if (static_cast<int64_t>(sums.size()) < n_tok * nb * 16) sums.resize(static_cast<size_t>(n_tok * nb * 16));
-  q8k_quantize_rows(x, n_tok, w.cols, q.data(), dx.data(), sums.data());
+  q8k_quantize_rows(x, n_tok, cols, q.data(), dx.data(), sums.data());
+  return {q.data(), dx.data(), sums.data()};
+}
+
+void matmul_q8k(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
+#if defined(SWIFT_Q8_DOT_NATIVE)
+  const Q8kRows xq = q8k_quantize_scratch(x, n_tok, w.cols);
+  const int64_t nb = w.cols / kBlockK;
   const QkArgs a{static_cast<const uint8_t*>(w.data),
                  w.rows,
                  w.cols,
                  nb,
                  nb * block_bytes(w.dtype),
-                 q.data(),
-                 dx.data(),
-                 sums.data(),
+                 xq.q,
+                 xq.dx,
+                 xq.sums,
                  y,
                  bias};
   switch (w.dtype) {

@@ -36,6 +36,19 @@ namespace swift::q8_detail {
 // True for the K-quant types of 256-weight blocks that take Q8_K activations.
 inline bool is_k_quant(DType t) { return t == DType::kQ4_K || t == DType::kQ5_K || t == DType::kQ6_K; }
 
+// The Q8_K activations of x [n_tok, cols] (q8k_quantize_rows) in the calling thread's buffers,
+// grown only: no allocation per token in steady state. Valid until the thread's next call.
+struct Q8kRows {
+  const int8_t* q;      // [n_tok, cols]
+  const float* dx;      // [n_tok, cols / 256]
+  const int16_t* sums;  // [n_tok, cols / 16]
+};
+Q8kRows q8k_quantize_scratch(const float* x, int64_t n_tok, int64_t cols);
+
+// The 256 unsigned weight values of a Q4_K or Q5_K block in column order (the 4-bit q plus, for
+// Q5_K, 16 times the 5th bit).
+void q45k_values(DType t, const uint8_t* blk, uint8_t v[256]);
+
 // matmul_q8 and matmul_q8_reference for is_k_quant matrices (checked by the caller).
 void matmul_q8k(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
 void matmul_q8k_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias);

@@ -138,6 +138,24 @@ uint32_t bits(float f) {
   return u;
 }
 
+// matmul_q8 against matmul_q8_reference, bit for bit, without and with a bias.
+::testing::AssertionResult kernel_matches_reference(const MatView& w, int64_t n_tok, uint64_t x_seed,
+                                                    uint64_t bias_seed, ThreadPool& pool) {
+  const auto x = activations(n_tok, w.cols, x_seed);
+  const auto bias = test::random_floats(static_cast<size_t>(w.rows), bias_seed, 0.5f);
+  for (const float* bs : {static_cast<const float*>(nullptr), bias.data()}) {
+    std::vector<float> y(static_cast<size_t>(n_tok * w.rows)), want(y.size());
+    matmul_q8(w, x.data(), n_tok, y.data(), bs, pool);
+    matmul_q8_reference(w, x.data(), n_tok, want.data(), bs);
+    for (size_t i = 0; i < y.size(); ++i)
+      if (bits(y[i]) != bits(want[i]))
+        return ::testing::AssertionFailure()
+               << dtype_name(w.dtype) << " " << w.rows << "x" << w.cols << " n_tok " << n_tok << " threads "
+               << pool.size() << (bs ? " bias" : "") << " i " << i << ": " << y[i] << " vs " << want[i];
+  }
+  return ::testing::AssertionSuccess();
+}
+
 }  // namespace
 
 TEST(Q8Dot, ActivationQuantizationFollowsTheContract) {
@@ -195,17 +213,7 @@ TEST(Q8Dot, KernelMatchesItsScalarContractBitForBit) {
             const auto data = random_block32(type, rows, cols, rows * 1000 + cols);
             const MatView w{data.data(), type, rows, cols, MatLayout::kRows};
             ASSERT_TRUE(q8_dot_usable(w));
-            const auto x = activations(n_tok, cols, n_tok + 3 * cols);
-            const auto bias = test::random_floats(static_cast<size_t>(rows), 99, 0.5f);
-            for (const float* bs : {static_cast<const float*>(nullptr), bias.data()}) {
-              std::vector<float> y(static_cast<size_t>(n_tok * rows)), want(y.size());
-              matmul_q8(w, x.data(), n_tok, y.data(), bs, pool);
-              matmul_q8_reference(w, x.data(), n_tok, want.data(), bs);
-              for (size_t i = 0; i < y.size(); ++i)
-                ASSERT_EQ(bits(y[i]), bits(want[i]))
-                    << dtype_name(type) << " " << rows << "x" << cols << " n_tok " << n_tok << " threads " << threads
-                    << " i " << i << ": " << y[i] << " vs " << want[i];
-            }
+            ASSERT_TRUE(kernel_matches_reference(w, n_tok, n_tok + 3 * cols, 99, pool));
           }
     }
 }
@@ -220,17 +228,7 @@ TEST(Q8Dot, KQuantKernelsMatchTheirScalarContractBitForBit) {
             const auto data = random_k(type, rows, cols, rows * 1000 + cols + n_tok);
             const MatView w{data.data(), type, rows, cols, MatLayout::kRows};
             ASSERT_TRUE(q8_dot_usable(w));
-            const auto x = activations(n_tok, cols, n_tok + 5 * cols);
-            const auto bias = test::random_floats(static_cast<size_t>(rows), 98, 0.5f);
-            for (const float* bs : {static_cast<const float*>(nullptr), bias.data()}) {
-              std::vector<float> y(static_cast<size_t>(n_tok * rows)), want(y.size());
-              matmul_q8(w, x.data(), n_tok, y.data(), bs, pool);
-              matmul_q8_reference(w, x.data(), n_tok, want.data(), bs);
-              for (size_t i = 0; i < y.size(); ++i)
-                ASSERT_EQ(bits(y[i]), bits(want[i]))
-                    << dtype_name(type) << " " << rows << "x" << cols << " n_tok " << n_tok << " threads " << threads
-                    << " i " << i << ": " << y[i] << " vs " << want[i];
-            }
+            ASSERT_TRUE(kernel_matches_reference(w, n_tok, n_tok + 5 * cols, 98, pool));
           }
     }
 }
@@ -430,16 +428,7 @@ TEST(Q8Dot, Q4KRows8KernelMatchesItsScalarContractBitForBit) {
       for (int64_t cols : {256, 768})
         for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 16}) {
           const Rows8 m = make_rows8(rows, cols, rows * 31 + cols + n_tok);
-          const auto x = activations(n_tok, cols, n_tok + 7 * cols);
-          const auto bias = test::random_floats(static_cast<size_t>(rows), 97, 0.5f);
-          for (const float* bs : {static_cast<const float*>(nullptr), bias.data()}) {
-            std::vector<float> y(static_cast<size_t>(n_tok * rows)), want(y.size());
-            matmul_q8(m.interleaved, x.data(), n_tok, y.data(), bs, pool);
-            matmul_q8_reference(m.interleaved, x.data(), n_tok, want.data(), bs);
-            for (size_t i = 0; i < y.size(); ++i)
-              ASSERT_EQ(bits(y[i]), bits(want[i])) << rows << "x" << cols << " n_tok " << n_tok << " threads "
-                                                   << threads << " i " << i << ": " << y[i] << " vs " << want[i];
-          }
+          ASSERT_TRUE(kernel_matches_reference(m.interleaved, n_tok, n_tok + 7 * cols, 97, pool));
         }
   }
 }
