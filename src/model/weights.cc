@@ -158,14 +158,14 @@ void pack_weights(ModelWeights& w, MatMath math) {
   for (LayerWeights& L : w.layers)
     for (MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) mats.push_back(m);
   mats.push_back(&w.lm_head);
-  // Q4_K matrices under --math q8 are interleaved by 8 rows (ops/q8_dot.h: kQ4KRows8).
-  auto rows8 = [&](const MatView& m) { return math == MatMath::kQ8 && q8_dot_native() && q4k_rows8_packable(m); };
+  // Q4_K and Q6_K matrices under --math q8 are interleaved by 8 rows (ops/q8_dot.h: kRows8).
+  auto rows8 = [&](const MatView& m) { return math == MatMath::kQ8 && q8_dot_native() && rows8_packable(m); };
   auto packable = [&](const MatView& m) {
     return (m.layout == MatLayout::kRows && panel_supported(m.dtype) && m.rows > 0) || rows8(m);
   };
   auto pairs = [&](const MatView& m) { return math == MatMath::kBf16 && m.dtype == DType::kBF16; };
   auto padded = [&](const MatView& m) {
-    const size_t bytes = rows8(m)   ? q4k_rows8_bytes(m.rows, m.cols)
+    const size_t bytes = rows8(m)   ? rows8_bytes(m.dtype, m.rows, m.cols)
                          : pairs(m) ? pairs_panel_bytes(m.rows, m.cols)
                                     : panel_bytes(m.dtype, m.rows, m.cols);
     return (bytes + 63) / 64 * 64;
@@ -179,7 +179,7 @@ void pack_weights(ModelWeights& w, MatMath math) {
   for (MatView* m : mats) {
     if (!packable(*m)) continue;
     const MatView src = *m;
-    *m = rows8(src)   ? q4k_rows8_pack(src, w.packed->data() + at)
+    *m = rows8(src)   ? rows8_pack(src, w.packed->data() + at)
          : pairs(src) ? pairs_panel_pack(src, w.packed->data() + at)
                       : panel_pack(src, w.packed->data() + at);
     at += padded(src);
@@ -187,15 +187,17 @@ void pack_weights(ModelWeights& w, MatMath math) {
     if (src.data != w.embed.data)
       for (const MappedFile* f : w.maps) f->release(src.data, src.bytes());
   }
-  // Matrices packed back to back form one panel matrix when each but the last ends on a whole
-  // panel and on the 64-byte boundary where the next one starts.
+  // Matrices packed back to back form one matrix when each but the last ends on a whole panel (or
+  // group of 8 rows) and on the 64-byte boundary where the next one starts.
   auto adjacent = [](std::initializer_list<const MatView*> parts) {
     const MatView* prev = nullptr;
     for (const MatView* m : parts) {
-      if (m->layout != MatLayout::kPanel16 && m->layout != MatLayout::kPanel16Pairs) return false;
+      if (m->layout != MatLayout::kPanel16 && m->layout != MatLayout::kPanel16Pairs && m->layout != MatLayout::kRows8)
+        return false;
       if (prev) {
         const size_t bytes = prev->bytes();
-        if (prev->rows % kPanelRows != 0 || bytes % 64 != 0 || m->dtype != prev->dtype || m->cols != prev->cols ||
+        const int64_t group_rows = prev->layout == MatLayout::kRows8 ? 8 : kPanelRows;
+        if (prev->rows % group_rows != 0 || bytes % 64 != 0 || m->dtype != prev->dtype || m->cols != prev->cols ||
             m->layout != prev->layout ||
             static_cast<const uint8_t*>(prev->data) + bytes != m->data)
           return false;

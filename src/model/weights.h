@@ -4,7 +4,7 @@
 // BF16 projection matrices and the LM head are repacked once into panel layout (pack_weights,
 // ops/panel.h) — the layout the batch kernel reads without horizontal sums — and their file
 // pages are released; block-quantized matrices and the embedding table are used in place, except
-// Q4_K matrices under `--math q8`, interleaved by 8 rows (ops/q8_dot.h: kQ4KRows8). Small
+// Q4_K and Q6_K matrices under `--math q8`, interleaved by 8 rows (ops/q8_dot.h: kRows8). Small
 // vectors (norms, biases) are converted to f32 at load.
 #pragma once
 
@@ -32,8 +32,8 @@ struct LayerWeights {
   std::vector<float> bq, bk, bv, bo;           // [q_dim], [kv_dim], [kv_dim], [hidden]; empty if none
   std::vector<float> q_norm, k_norm;           // [head_dim]; Qwen3 only
   std::vector<float> b_gate, b_up, b_down;     // mlp_bias only
-  // Fused views set by pack_weights when the packed matrices lie back to back (same dtype, whole
-  // panels): one matmul instead of three (Q, K, V) or two (gate, up), i.e. fewer thread-pool
+  // Fused views set by pack_weights when the packed matrices lie back to back (same dtype and
+  // layout, whole panels or groups of 8 rows): one matmul instead of three (Q, K, V) or two (gate, up), i.e. fewer thread-pool
   // rounds per layer. Each output row is the same sum as in its own matrix, so fusing never
   // changes a result. data == nullptr: not fused.
   MatView wqkv;                  // [q_dim + 2 * kv_dim, hidden]
@@ -88,7 +88,7 @@ inline const char* math_name(MatMath m) {
 // Repacks every F32/F16/BF16 projection matrix and the LM head into panel layout (a tied LM
 // head gets its own copy; the embedding rows stay in place) and releases their file pages.
 // With MatMath::kBf16, BF16 matrices get the column-pair layout of the bf16 dot-product kernel;
-// with MatMath::kQ8, Q4_K matrices of a multiple of 8 rows the kQ4KRows8 layout (ops/q8_dot.h).
+// with MatMath::kQ8, Q4_K and Q6_K matrices of a multiple of 8 rows the kRows8 layout (ops/q8_dot.h).
 // Numerics: the panel kernels' sum orders (ops/panel.h, ops/bf16_dot.h). Idempotent.
 void pack_weights(ModelWeights& w, MatMath math = MatMath::kF32);
 

@@ -61,18 +61,21 @@ inline std::string_view dtype_name(DType t) {
 //   kPanel16Pairs: BF16 only, for `--math bf16` (ops/bf16_dot.h): panels of 16 rows stored by
 //             column pairs, [ceil(rows / 16), ceil(cols / 2), 16, 2], an odd column count padded
 //             with a zero column. One vector load is the 16 x 2 operand of vdpbf16ps.
-//   kQ4KRows8: Q4_K only, for `--math q8` (ops/q8_dot.h): groups of 8 rows interleaved per block
-//             so that a vector lane is a row, [rows / 8, cols / 256, 1184 bytes].
-enum class MatLayout : uint8_t { kRows, kPanel16, kPanel16Pairs, kQ4KRows8 };
+//   kRows8:   Q4_K and Q6_K only, for `--math q8` (ops/q8_dot.h): groups of 8 rows interleaved
+//             per block so that a vector lane is a row, [rows / 8, cols / 256, group bytes].
+enum class MatLayout : uint8_t { kRows, kPanel16, kPanel16Pairs, kRows8 };
 constexpr int64_t kPanelRows = 16;
-// kQ4KRows8: bytes per group of 8 rows x one block of 256 columns (f16 d and dmin, u8 scales and
-// mins, 4-bit weights; ops/matmul_q4k_rows8.cc).
-constexpr int64_t kQ4KRows8GroupBytes = 8 * 2 + 8 * 2 + 64 + 64 + 1024;
+// kRows8: bytes per group of 8 rows x one block of 256 columns (ops/matmul_rows8.cc): Q4_K f16 d
+// and dmin, u8 scales and mins, 4-bit weights (1,184); Q6_K f16 d, int8 scales, 4 + 2 bits per
+// weight (1,680, as 8 plain blocks); 0 for other types.
+constexpr int64_t rows8_group_bytes(DType t) {
+  return t == DType::kQ4_K ? 8 * 2 + 8 * 2 + 64 + 64 + 1024 : t == DType::kQ6_K ? 8 * 2 + 128 + 1024 + 512 : 0;
+}
 
 // A matrix of weights: in place in a memory map (kRows) or a packed copy (kPanel16).
 struct MatView {
   // kRows: [rows, cols] of dtype; kPanel16: [ceil(rows/16), cols, 16];
-  // kPanel16Pairs: [ceil(rows/16), ceil(cols/2), 16, 2]; kQ4KRows8: [rows/8, cols/256, 1184 B]
+  // kPanel16Pairs: [ceil(rows/16), ceil(cols/2), 16, 2]; kRows8: [rows/8, cols/256, rows8_group_bytes]
   const void* data = nullptr;
   DType dtype = DType::kF32;
   int64_t rows = 0;
@@ -84,7 +87,7 @@ struct MatView {
       return static_cast<size_t>((rows + kPanelRows - 1) / kPanelRows * kPanelRows * cols) * dtype_size(dtype);
     if (layout == MatLayout::kPanel16Pairs)
       return static_cast<size_t>((rows + kPanelRows - 1) / kPanelRows * kPanelRows * ((cols + 1) / 2 * 2)) * 2;
-    if (layout == MatLayout::kQ4KRows8) return static_cast<size_t>(rows / 8 * (cols / 256) * kQ4KRows8GroupBytes);
+    if (layout == MatLayout::kRows8) return static_cast<size_t>(rows / 8 * (cols / 256) * rows8_group_bytes(dtype));
     return static_cast<size_t>(rows * row_bytes(dtype, cols));
   }
 };

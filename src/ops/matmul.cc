@@ -186,9 +186,9 @@ void mat_row_to_f32(const MatView& w, int64_t r, float* out) {
     for (int64_t c = 0; c < n; ++c) plain_to_f32(w.data, w.dtype, base + c / 2 * 2 * kPanelRows + c % 2, 1, 1, out + c);
     return;
   }
-  if (w.layout == MatLayout::kQ4KRows8) {  // ops/q8_dot.h: the row's Q4_K blocks gathered back
+  if (w.layout == MatLayout::kRows8) {  // ops/q8_dot.h: the row's plain blocks gathered back
     std::vector<uint8_t> row(static_cast<size_t>(row_bytes(w.dtype, n)));
-    q4k_rows8_row(w, r, row.data());
+    rows8_row(w, r, row.data());
     return dequantize_row(w.dtype, row.data(), n, out);
   }
   if (dtype_block(w.dtype) == 1) return plain_to_f32(w.data, w.dtype, r * n, 1, n, out);

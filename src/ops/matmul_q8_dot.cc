@@ -191,8 +191,8 @@ bool q8_dot_usable(const MatView& w) {
   const int64_t block = w.dtype == DType::kQ8_0 || w.dtype == DType::kQ4_0 ? kBlock
                         : q8_detail::is_k_quant(w.dtype)                   ? 256
                                                                            : 0;
-  if (w.layout == MatLayout::kQ4KRows8)
-    return w.dtype == DType::kQ4_K && w.rows % 8 == 0 && w.cols > 0 && w.cols % 256 == 0 && w.data != nullptr;
+  if (w.layout == MatLayout::kRows8)
+    return (w.dtype == DType::kQ4_K || w.dtype == DType::kQ6_K) && w.rows % 8 == 0 && w.cols > 0 && w.cols % 256 == 0 && w.data != nullptr;
   return block > 0 && w.layout == MatLayout::kRows && w.cols > 0 && w.cols % block == 0 && w.data != nullptr;
 }
 
@@ -215,7 +215,7 @@ void matmul_q8(const MatView& w, const float* x, int64_t n_tok, float* y, const 
               "matmul_q8 takes Q8_0, Q4_0, Q4_K, Q5_K or Q6_K rows of whole blocks, not a {} matrix of {} columns",
               dtype_name(w.dtype), w.cols);
   if (n_tok <= 0 || w.rows == 0) return;
-  if (w.layout == MatLayout::kQ4KRows8) return q8_detail::matmul_q4k_rows8(w, x, n_tok, y, bias, pool);
+  if (w.layout == MatLayout::kRows8) return q8_detail::matmul_rows8(w, x, n_tok, y, bias, pool);
   if (q8_detail::is_k_quant(w.dtype)) return q8_detail::matmul_q8k(w, x, n_tok, y, bias, pool);
 #if defined(SWIFT_Q8_DOT_NATIVE)
   // The calling thread's buffers, grown only: no allocation per token in steady state.
@@ -247,7 +247,7 @@ void matmul_q8(const MatView& w, const float* x, int64_t n_tok, float* y, const 
 
 void matmul_q8_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias) {
   SWIFT_CHECK(q8_dot_usable(w));
-  if (w.layout == MatLayout::kQ4KRows8) return q8_detail::matmul_q4k_rows8_reference(w, x, n_tok, y, bias);
+  if (w.layout == MatLayout::kRows8) return q8_detail::matmul_rows8_reference(w, x, n_tok, y, bias);
   if (q8_detail::is_k_quant(w.dtype)) return q8_detail::matmul_q8k_reference(w, x, n_tok, y, bias);
   const bool q40 = w.dtype == DType::kQ4_0;
   const int64_t bytes = q40 ? kBlock40Bytes : kBlockBytes, nb = w.cols / kBlock, rb = nb * bytes;

@@ -71,19 +71,6 @@ inline void q4k_unpack(const uint8_t* packed, uint32_t utmp[4]) {
   utmp[0] &= kmask1;
 }
 
-// The 256 signed weight values of a Q6_K block (q - 32, in -32..31) in column order.
-void q6k_values(const uint8_t* blk, int8_t v[256]) {
-  const uint8_t* ql = blk;
-  const uint8_t* qh = blk + 128;
-  for (int h = 0; h < 2; ++h, ql += 64, qh += 32)
-    for (int l = 0; l < 32; ++l) {
-      v[128 * h + l] = static_cast<int8_t>(((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32);
-      v[128 * h + 32 + l] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
-      v[128 * h + 64 + l] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
-      v[128 * h + 96 + l] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
-    }
-}
-
 #if defined(SWIFT_Q8_DOT_NATIVE)
 // quantize_block_k with AVX2: the same bits (an exact maximum, the first element of that
 // magnitude, products rounded alike, nearest-even as nearbyint, sums of exact integers).
@@ -335,6 +322,18 @@ void q45k_values(DType t, const uint8_t* blk, uint8_t v[256]) {
     for (int l = 0; l < 32; ++l) {
       v[64 * j + l] = static_cast<uint8_t>((qs[32 * j + l] & 0xF) + (five ? 16 * ((qh[l] >> (2 * j)) & 1) : 0));
       v[64 * j + 32 + l] = static_cast<uint8_t>((qs[32 * j + l] >> 4) + (five ? 16 * ((qh[l] >> (2 * j + 1)) & 1) : 0));
+    }
+}
+
+void q6k_values(const uint8_t* blk, int8_t v[256]) {
+  const uint8_t* ql = blk;
+  const uint8_t* qh = blk + 128;
+  for (int h = 0; h < 2; ++h, ql += 64, qh += 32)
+    for (int l = 0; l < 32; ++l) {
+      v[128 * h + l] = static_cast<int8_t>(((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32);
+      v[128 * h + 32 + l] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+      v[128 * h + 64 + l] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+      v[128 * h + 96 + l] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
     }
 }
 

@@ -71,7 +71,7 @@ namespace swift {
 bool q8_dot_native();
 
 // Q8_0, Q4_0, Q4_K, Q5_K or Q6_K matrices in place (kRows) whose columns are whole blocks, or
-// Q4_K matrices in kQ4KRows8: what matmul_q8 takes.
+// Q4_K and Q6_K matrices in kRows8: what matmul_q8 takes.
 bool q8_dot_usable(const MatView& w);
 
 // The activations' half of the contract: x [n_tok, cols] (cols a multiple of 32) into q
@@ -86,20 +86,23 @@ void q8k_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, f
 // y[t, r] = W[r, :] . x[t, :] (+ bias[r]) under the contract, for q8_dot_usable(w).
 void matmul_q8(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
 
-// Q4_K matrices interleaved by 8 rows (MatLayout::kQ4KRows8), packed at load for `--math q8`
-// (model/weights.cc) where the row count is a multiple of 8 (matmul_q4k_rows8.cc). Contract,
-// with the same Q8_K activations: per output, per block, exact integers
-//     isum = sum_s sc_s sum_{c in sub-block s} q_c x_c,  msum = sum_s m_s S_s
-//   acc = fma(f32(d_w) * dx, f32(isum), acc), accm = fma(f32(dmin_w) * dx, f32(msum), accm),
-//   blocks in order (f32() rounds to nearest when |isum| > 2^24); y = (acc - accm) + bias (or + 0).
+// Q4_K and Q6_K matrices interleaved by 8 rows (MatLayout::kRows8), packed at load for
+// `--math q8` (model/weights.cc) where the row count is a multiple of 8 (matmul_rows8.cc).
+// Contract, with the same Q8_K activations: per output, per block, exact integers
+//   Q4_K: isum = sum_s sc_s sum_{c in sub-block s of 32} q_c x_c,  msum = sum_s m_s S_s
+//     acc = fma(f32(d_w) * dx, f32(isum), acc), accm = fma(f32(dmin_w) * dx, f32(msum), accm),
+//     blocks in order; y = (acc - accm) + bias (or + 0)
+//   Q6_K: isum = sum_k sc_k sum_{c in sub-block k of 16} u_c x_c - 32 sum_k sc_k B_k (u in 0..63)
+//     acc = fma(f32(d_w) * dx, f32(isum), acc), blocks in order; y = acc + bias (or + 0)
+//   (f32() rounds to nearest when |isum| > 2^24; |isum| < 2^29).
 // Not ggml's vec_dot order (a row's sums are not split into lanes), so not its bits; batch and
 // thread invariant as the others.
-bool q4k_rows8_packable(const MatView& w);
-size_t q4k_rows8_bytes(int64_t rows, int64_t cols);
-// Packs src (q4k_rows8_packable) into dst (q4k_rows8_bytes) and returns the view of the copy.
-MatView q4k_rows8_pack(const MatView& src, void* dst);
-// Row r of a kQ4KRows8 matrix back as a plain Q4_K row (cols / 256 blocks of 144 bytes).
-void q4k_rows8_row(const MatView& w, int64_t r, uint8_t* row);
+bool rows8_packable(const MatView& w);
+size_t rows8_bytes(DType t, int64_t rows, int64_t cols);
+// Packs src (rows8_packable) into dst (rows8_bytes) and returns the view of the copy.
+MatView rows8_pack(const MatView& src, void* dst);
+// Row r of a kRows8 matrix back as a plain row of its type (cols / 256 blocks of 144 or 210 bytes).
+void rows8_row(const MatView& w, int64_t r, uint8_t* row);
 
 // The contract in plain scalar code, for tests (and the non-native build).
 void matmul_q8_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias);

@@ -48,12 +48,14 @@ Q8kRows q8k_quantize_scratch(const float* x, int64_t n_tok, int64_t cols);
 // The 256 unsigned weight values of a Q4_K or Q5_K block in column order (the 4-bit q plus, for
 // Q5_K, 16 times the 5th bit).
 void q45k_values(DType t, const uint8_t* blk, uint8_t v[256]);
+// The 256 signed weight values of a Q6_K block (u - 32, in -32..31) in column order.
+void q6k_values(const uint8_t* blk, int8_t v[256]);
 
 // matmul_q8 and matmul_q8_reference for is_k_quant matrices (checked by the caller).
 void matmul_q8k(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
 void matmul_q8k_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias);
-// The same for Q4_K matrices in MatLayout::kQ4KRows8 (matmul_q4k_rows8.cc).
-void matmul_q4k_rows8(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
-void matmul_q4k_rows8_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias);
+// The same for Q4_K and Q6_K matrices in MatLayout::kRows8 (matmul_rows8.cc).
+void matmul_rows8(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
+void matmul_rows8_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias);
 
 }  // namespace swift::q8_detail

@@ -391,93 +391,154 @@ namespace swift {
 
 namespace {
 
-// A Q4_K matrix and its kQ4KRows8 copy.
+// A Q4_K or Q6_K matrix and its kRows8 copy.
 struct Rows8 {
   std::vector<uint8_t> plain, packed;
   MatView rows, interleaved;
 };
 
-Rows8 make_rows8(int64_t rows, int64_t cols, uint64_t seed) {
+Rows8 make_rows8(DType t, int64_t rows, int64_t cols, uint64_t seed) {
   Rows8 m;
-  m.plain = random_k(DType::kQ4_K, rows, cols, seed);
-  m.rows = MatView{m.plain.data(), DType::kQ4_K, rows, cols, MatLayout::kRows};
-  EXPECT_TRUE(q4k_rows8_packable(m.rows));
-  m.packed.resize(q4k_rows8_bytes(rows, cols));
-  m.interleaved = q4k_rows8_pack(m.rows, m.packed.data());
+  m.plain = random_k(t, rows, cols, seed);
+  m.rows = MatView{m.plain.data(), t, rows, cols, MatLayout::kRows};
+  EXPECT_TRUE(rows8_packable(m.rows));
+  m.packed.resize(rows8_bytes(t, rows, cols));
+  m.interleaved = rows8_pack(m.rows, m.packed.data());
   EXPECT_EQ(m.interleaved.bytes(), m.packed.size());
   return m;
 }
 
+constexpr DType kRows8Types[] = {DType::kQ4_K, DType::kQ6_K};
+
+// |weight| bound of column c of a plain block, as the kernels' integer parts: Q4_K
+// d sc q + dmin m, Q6_K |d sc| (u + 32) (ggml's layouts, decoded here on their own).
+double k_magnitude(DType t, const uint8_t* blk, int64_t c) {
+  if (t == DType::kQ6_K) {
+    const int64_t h = c / 128, j = c % 128 / 32, l = c % 32;
+    const uint8_t ql = blk[64 * h + l + (j % 2) * 32], qh = blk[128 + 32 * h + l];
+    const int u = ((j < 2 ? ql : ql >> 4) & 0xF) | ((qh >> (2 * j)) & 3) << 4;
+    const double d = f16_to_f32(static_cast<uint16_t>(blk[208] | blk[209] << 8));
+    return std::fabs(d * static_cast<int8_t>(blk[192 + c / 16])) * (u + 32);
+  }
+  uint8_t sc, mn;
+  q4k_scale_min(static_cast<int>(c) / 32, blk + 4, &sc, &mn);
+  const int q = (c % 64 < 32 ? blk[16 + 32 * (c / 64) + c % 32] : blk[16 + 32 * (c / 64) + c % 32] >> 4) & 0xF;
+  const double d = f16_to_f32(static_cast<uint16_t>(blk[0] | blk[1] << 8));
+  const double dmin = f16_to_f32(static_cast<uint16_t>(blk[2] | blk[3] << 8));
+  return d * sc * q + dmin * mn;
+}
+
 }  // namespace
 
-TEST(Q8Dot, Q4KRows8PackKeepsEveryRowsBytes) {
-  const Rows8 m = make_rows8(24, 768, 3);
-  std::vector<uint8_t> row(3 * 144);
-  for (int64_t r = 0; r < 24; ++r) {
-    q4k_rows8_row(m.interleaved, r, row.data());
-    ASSERT_EQ(0, std::memcmp(row.data(), m.plain.data() + r * 3 * 144, row.size())) << "row " << r;
+TEST(Q8Dot, Rows8PackKeepsEveryRowsBytes) {
+  for (DType t : kRows8Types) {
+    const int64_t bb = dtype_block_bytes(t);
+    const Rows8 m = make_rows8(t, 24, 768, 3);
+    std::vector<uint8_t> row(static_cast<size_t>(3 * bb));
+    for (int64_t r = 0; r < 24; ++r) {
+      rows8_row(m.interleaved, r, row.data());
+      ASSERT_EQ(0, std::memcmp(row.data(), m.plain.data() + r * 3 * bb, row.size())) << dtype_name(t) << " row " << r;
+    }
+    EXPECT_FALSE(rows8_packable(MatView{m.plain.data(), t, 12, 768, MatLayout::kRows}));  // 12 rows
+    EXPECT_TRUE(q8_dot_usable(m.interleaved));
   }
-  EXPECT_FALSE(q4k_rows8_packable(MatView{m.plain.data(), DType::kQ4_K, 12, 768, MatLayout::kRows}));  // 12 rows
-  EXPECT_TRUE(q8_dot_usable(m.interleaved));
+  std::vector<uint8_t> q5(5 * 176);
+  EXPECT_FALSE(rows8_packable(MatView{q5.data(), DType::kQ5_K, 8, 256, MatLayout::kRows}));
 }
 
-TEST(Q8Dot, Q4KRows8KernelMatchesItsScalarContractBitForBit) {
-  for (int threads : {1, 2, 3}) {
-    ThreadPool pool(threads);
-    for (int64_t rows : {8, 16, 40})
-      for (int64_t cols : {256, 768})
-        for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 16}) {
-          const Rows8 m = make_rows8(rows, cols, rows * 31 + cols + n_tok);
-          ASSERT_TRUE(kernel_matches_reference(m.interleaved, n_tok, n_tok + 7 * cols, 97, pool));
-        }
-  }
+TEST(Q8Dot, Rows8KernelMatchesItsScalarContractBitForBit) {
+  for (DType t : kRows8Types)
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      for (int64_t rows : {8, 16, 40})
+        for (int64_t cols : {256, 768})
+          for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 16}) {
+            const Rows8 m = make_rows8(t, rows, cols, rows * 31 + cols + n_tok);
+            ASSERT_TRUE(kernel_matches_reference(m.interleaved, n_tok, n_tok + 7 * cols, 97, pool)) << dtype_name(t);
+          }
+    }
 }
 
-TEST(Q8Dot, Q4KRows8TokensAloneMatchTheirRowsInABatch) {
+TEST(Q8Dot, Rows8TokensAloneMatchTheirRowsInABatch) {
   ThreadPool pool(2);
   const int64_t rows = 48, cols = 512, n_tok = 16;
-  const Rows8 m = make_rows8(rows, cols, 8);
-  const auto x = activations(n_tok, cols, 13);
-  std::vector<float> y(static_cast<size_t>(n_tok * rows)), single(static_cast<size_t>(rows));
-  matmul_q8(m.interleaved, x.data(), n_tok, y.data(), nullptr, pool);
-  for (int64_t t = 0; t < n_tok; ++t) {
-    matmul_q8(m.interleaved, x.data() + t * cols, 1, single.data(), nullptr, pool);
-    for (int64_t r = 0; r < rows; ++r)
-      ASSERT_EQ(bits(single[r]), bits(y[t * rows + r])) << "token " << t << " row " << r;
+  for (DType t : kRows8Types) {
+    const Rows8 m = make_rows8(t, rows, cols, 8);
+    const auto x = activations(n_tok, cols, 13);
+    std::vector<float> y(static_cast<size_t>(n_tok * rows)), single(static_cast<size_t>(rows));
+    matmul_q8(m.interleaved, x.data(), n_tok, y.data(), nullptr, pool);
+    for (int64_t tok = 0; tok < n_tok; ++tok) {
+      matmul_q8(m.interleaved, x.data() + tok * cols, 1, single.data(), nullptr, pool);
+      for (int64_t r = 0; r < rows; ++r)
+        ASSERT_EQ(bits(single[r]), bits(y[tok * rows + r])) << dtype_name(t) << " token " << tok << " row " << r;
+    }
   }
 }
 
-TEST(Q8Dot, Q4KRows8AgreesWithTheRowKernelWithinTheFloatRounding) {
-  // Same integers, other f32 order: the two layouts' results differ by the f32 roundings of the
-  // per-block sums only. Bound: 2^-20 of sum |d sc q x| + |dmin m x| (a few f32 ulps of the
-  // magnitudes summed, per block).
+TEST(Q8Dot, Rows8MatricesPackedBackToBackAreOneMatrix) {
+  // pack_weights fuses Q|K|V and gate|up when their kRows8 copies lie back to back
+  // (model/weights.h): the fused product's rows must be each matrix's own, bit for bit.
   ThreadPool pool(2);
-  const int64_t rows = 32, cols = 768, n_tok = 5;
-  const Rows8 m = make_rows8(rows, cols, 21);
-  const auto x = activations(n_tok, cols, 22);
-  std::vector<float> a(static_cast<size_t>(n_tok * rows)), b(a.size());
-  matmul_q8(m.rows, x.data(), n_tok, a.data(), nullptr, pool);
-  matmul_q8(m.interleaved, x.data(), n_tok, b.data(), nullptr, pool);
-  int differing = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t t = 0; t < n_tok; ++t) {
-      double mag = 0.0;  // sum over columns of |d sc q x| + |dmin m x|
-      for (int64_t c = 0; c < cols; ++c) {
-        const uint8_t* blk = m.plain.data() + (r * 3 + c / 256) * 144;
-        uint8_t sc, mn;
-        q4k_scale_min(static_cast<int>(c % 256) / 32, blk + 4, &sc, &mn);
-        const int64_t k = c % 256;
-        const int q = (k % 64 < 32 ? blk[16 + 32 * (k / 64) + k % 32] : blk[16 + 32 * (k / 64) + k % 32] >> 4) & 0xF;
-        const double d = f16_to_f32(static_cast<uint16_t>(blk[0] | blk[1] << 8));
-        const double dmin = f16_to_f32(static_cast<uint16_t>(blk[2] | blk[3] << 8));
-        mag += (d * sc * q + dmin * mn) * std::fabs(x[t * cols + c]);
+  const int64_t cols = 512, parts[] = {16, 8, 24};
+  for (DType t : kRows8Types) {
+    std::vector<std::vector<uint8_t>> plain;
+    std::vector<uint8_t> packed;
+    std::vector<MatView> views;
+    for (int64_t rows : parts) {
+      plain.push_back(random_k(t, rows, cols, 40 + rows));
+      packed.resize(packed.size() + rows8_bytes(t, rows, cols));
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < plain.size(); ++i) {
+      views.push_back(rows8_pack(MatView{plain[i].data(), t, parts[i], cols, MatLayout::kRows}, packed.data() + at));
+      at += views.back().bytes();
+    }
+    const MatView fused{packed.data(), t, 48, cols, MatLayout::kRows8};
+    for (int64_t n_tok : {1, 5}) {
+      const auto x = activations(n_tok, cols, 41);
+      std::vector<float> y(static_cast<size_t>(n_tok * 48));
+      matmul_q8(fused, x.data(), n_tok, y.data(), nullptr, pool);
+      int64_t row0 = 0;
+      for (const MatView& v : views) {
+        std::vector<float> part(static_cast<size_t>(n_tok * v.rows));
+        matmul_q8(v, x.data(), n_tok, part.data(), nullptr, pool);
+        for (int64_t tok = 0; tok < n_tok; ++tok)
+          for (int64_t r = 0; r < v.rows; ++r)
+            ASSERT_EQ(bits(part[tok * v.rows + r]), bits(y[tok * 48 + row0 + r]))
+                << dtype_name(t) << " row " << row0 + r;
+        row0 += v.rows;
       }
-      EXPECT_NEAR(a[t * rows + r], b[t * rows + r], mag * std::ldexp(1.0, -20)) << "row " << r << " token " << t;
-      differing += a[t * rows + r] != b[t * rows + r];
     }
   }
-  std::printf("rows8 vs row kernel: %d of %lld outputs differ in the last bits\n", differing,
-              static_cast<long long>(rows * n_tok));
+}
+
+TEST(Q8Dot, Rows8AgreesWithTheRowKernelWithinTheFloatRounding) {
+  // Same integers, other f32 order: the two layouts' results differ by the f32 roundings of the
+  // per-block sums only. Bound: 2^-20 of the sum over columns of |x| times the magnitude of the
+  // weight's integer parts (k_magnitude; a few f32 ulps of the magnitudes summed, per block).
+  ThreadPool pool(2);
+  const int64_t rows = 32, cols = 768, n_tok = 5;
+  for (DType t : kRows8Types) {
+    const int64_t bb = dtype_block_bytes(t);
+    const Rows8 m = make_rows8(t, rows, cols, 21);
+    const auto x = activations(n_tok, cols, 22);
+    std::vector<float> a(static_cast<size_t>(n_tok * rows)), b(a.size());
+    matmul_q8(m.rows, x.data(), n_tok, a.data(), nullptr, pool);
+    matmul_q8(m.interleaved, x.data(), n_tok, b.data(), nullptr, pool);
+    int differing = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t tok = 0; tok < n_tok; ++tok) {
+        double mag = 0.0;
+        for (int64_t c = 0; c < cols; ++c)
+          mag += k_magnitude(t, m.plain.data() + (r * 3 + c / 256) * bb, c % 256) * std::fabs(x[tok * cols + c]);
+        EXPECT_NEAR(a[tok * rows + r], b[tok * rows + r], mag * std::ldexp(1.0, -20))
+            << dtype_name(t) << " row " << r << " token " << tok;
+        differing += a[tok * rows + r] != b[tok * rows + r];
+      }
+    }
+    std::printf("%s rows8 vs row kernel: %d of %lld outputs differ in the last bits\n",
+                std::string(dtype_name(t)).c_str(), differing, static_cast<long long>(rows * n_tok));
+  }
 }
 
 }  // namespace swift
