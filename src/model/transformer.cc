@@ -271,6 +271,11 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
         linear(L.wqkv, h, h16, fused_, bias(L.bqkv));
         q_src = fused_, k_src = fused_ + qd, v_src = fused_ + qd + kvd;
         q_stride = k_stride = v_stride = qd + 2 * kvd;
+      } else if (q8 && q8_dot_usable(L.wq) && q8_dot_usable(L.wk) && q8_dot_usable(L.wv)) {
+        // Not one matrix (e.g. llama.cpp's Q4_K_M: V in Q6_K in some layers, or Q8_0 rows in
+        // place): still one activation quantization and one pool round for the three.
+        const Q8Part parts[] = {{&L.wq, q, bias(L.bq)}, {&L.wk, k, bias(L.bk)}, {&L.wv, v, bias(L.bv)}};
+        matmul_q8_parts(parts, h, n, pool);
       } else {
         linear(L.wq, h, h16, q, bias(L.bq));
         linear(L.wk, h, h16, k, bias(L.bk));
@@ -325,8 +330,13 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
           }
         });
       } else {
-        linear(L.w_gate, h, h16, g, bias(L.b_gate));
-        linear(L.w_up, h, h16, u, bias(L.b_up));
+        if (q8 && q8_dot_usable(L.w_gate) && q8_dot_usable(L.w_up)) {  // as Q, K and V above
+          const Q8Part parts[] = {{&L.w_gate, g, bias(L.b_gate)}, {&L.w_up, u, bias(L.b_up)}};
+          matmul_q8_parts(parts, h, n, pool);
+        } else {
+          linear(L.w_gate, h, h16, g, bias(L.b_gate));
+          linear(L.w_up, h, h16, u, bias(L.b_up));
+        }
         for (int64_t i = 0; i < n; ++i) {
           if (g16) silu_mul_bf16(g + i * I, u + i * I, I, g + i * I, g16 + i * w_i);
           else silu_mul(g + i * I, u + i * I, I, g + i * I);

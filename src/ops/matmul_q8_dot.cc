@@ -161,19 +161,17 @@ void q8_rows(const Q8Args& a, int64_t row0, int64_t n_tok) {
   }
 }
 
+// Groups [g0, g1) of kRows rows (the last one may be short) x all tokens.
 template <DType DT>
-void q8_matrix(const Q8Args& a, int64_t n_tok, ThreadPool& pool) {
-  const int64_t n_groups = (a.rows + kRows - 1) / kRows;
-  pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1, int) {
-    for (int64_t g = g0; g < g1; ++g) {
-      const int64_t row0 = g * kRows;
-      if (row0 + kRows <= a.rows) {
-        q8_rows<DT, kRows, kToks>(a, row0, n_tok);
-      } else {
-        for (int64_t r = row0; r < a.rows; ++r) q8_rows<DT, 1, kToks>(a, r, n_tok);
-      }
+void q8_groups(const Q8Args& a, int64_t n_tok, int64_t g0, int64_t g1) {
+  for (int64_t g = g0; g < g1; ++g) {
+    const int64_t row0 = g * kRows;
+    if (row0 + kRows <= a.rows) {
+      q8_rows<DT, kRows, kToks>(a, row0, n_tok);
+    } else {
+      for (int64_t r = row0; r < a.rows; ++r) q8_rows<DT, 1, kToks>(a, r, n_tok);
     }
-  });
+  }
 }
 #endif
 
@@ -192,7 +190,8 @@ bool q8_dot_usable(const MatView& w) {
                         : q8_detail::is_k_quant(w.dtype)                   ? 256
                                                                            : 0;
   if (w.layout == MatLayout::kRows8)
-    return (w.dtype == DType::kQ4_K || w.dtype == DType::kQ6_K) && w.rows % 8 == 0 && w.cols > 0 && w.cols % 256 == 0 && w.data != nullptr;
+    return (w.dtype == DType::kQ4_K || w.dtype == DType::kQ6_K) && w.rows % 8 == 0 && w.cols > 0 && w.cols % 256 == 0 &&
+           w.data != nullptr;
   return block > 0 && w.layout == MatLayout::kRows && w.cols > 0 && w.cols % block == 0 && w.data != nullptr;
 }
 
@@ -211,37 +210,80 @@ void q8_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, fl
 }
 
 void matmul_q8(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
-  SWIFT_CHECK(q8_dot_usable(w),
-              "matmul_q8 takes Q8_0, Q4_0, Q4_K, Q5_K or Q6_K rows of whole blocks, not a {} matrix of {} columns",
-              dtype_name(w.dtype), w.cols);
-  if (n_tok <= 0 || w.rows == 0) return;
-  if (w.layout == MatLayout::kRows8) return q8_detail::matmul_rows8(w, x, n_tok, y, bias, pool);
-  if (q8_detail::is_k_quant(w.dtype)) return q8_detail::matmul_q8k(w, x, n_tok, y, bias, pool);
+  const Q8Part part{&w, y, bias};
+  matmul_q8_parts({&part, 1}, x, n_tok, pool);
+}
+
+void matmul_q8_parts(std::span<const Q8Part> parts, const float* x, int64_t n_tok, ThreadPool& pool) {
+  SWIFT_CHECK(!parts.empty());
+  const int64_t cols = parts[0].w->cols;
+  bool any_q80 = false, any_k = false;
+  for (const Q8Part& p : parts) {
+    const MatView& w = *p.w;
+    SWIFT_CHECK(q8_dot_usable(w),
+                "matmul_q8 takes Q8_0, Q4_0, Q4_K, Q5_K or Q6_K rows of whole blocks, not a {} matrix of {} columns",
+                dtype_name(w.dtype), w.cols);
+    SWIFT_CHECK(w.cols == cols, "matmul_q8_parts: {} columns against {}", w.cols, cols);
+    (q8_detail::is_k_quant(w.dtype) ? any_k : any_q80) = true;
+  }
+  if (n_tok <= 0) return;
 #if defined(SWIFT_Q8_DOT_NATIVE)
-  // The calling thread's buffers, grown only: no allocation per token in steady state.
+  // The activations once per format, in the calling thread's buffers (grown only: no allocation
+  // per token in steady state).
   thread_local std::vector<int8_t> q;
   thread_local std::vector<float> dx;
-  const int64_t nb = w.cols / kBlock;
-  if (static_cast<int64_t>(q.size()) < n_tok * w.cols) q.resize(static_cast<size_t>(n_tok * w.cols));
-  if (static_cast<int64_t>(dx.size()) < n_tok * nb) dx.resize(static_cast<size_t>(n_tok * nb));
-  q8_quantize_rows(x, n_tok, w.cols, q.data(), dx.data());
-  const bool q40 = w.dtype == DType::kQ4_0;
-  const Q8Args a{static_cast<const uint8_t*>(w.data),
-                 w.rows,
-                 w.cols,
-                 nb,
-                 nb * (q40 ? kBlock40Bytes : kBlockBytes),
-                 q.data(),
-                 dx.data(),
-                 y,
-                 bias};
-  if (q40)
-    q8_matrix<DType::kQ4_0>(a, n_tok, pool);
-  else
-    q8_matrix<DType::kQ8_0>(a, n_tok, pool);
+  const int64_t nb = cols / kBlock;
+  if (any_q80) {
+    if (static_cast<int64_t>(q.size()) < n_tok * cols) q.resize(static_cast<size_t>(n_tok * cols));
+    if (static_cast<int64_t>(dx.size()) < n_tok * nb) dx.resize(static_cast<size_t>(n_tok * nb));
+    q8_quantize_rows(x, n_tok, cols, q.data(), dx.data());
+  }
+  // Pointers taken here: inside the pool's job, `q` would name the worker thread's own buffer.
+  const int8_t* q0 = q.data();
+  const float* dx0 = dx.data();
+  const q8_detail::Q8kRows xk = any_k ? q8_detail::q8k_quantize_scratch(x, n_tok, cols) : q8_detail::Q8kRows{};
+  // Work units per part (ops/q8_dot_simd.h), numbered across the parts for one pool round.
+  constexpr size_t kMaxParts = 8;
+  SWIFT_CHECK(parts.size() <= kMaxParts, "matmul_q8_parts: {} parts, at most {}", parts.size(), kMaxParts);
+  int64_t first[kMaxParts + 1] = {0};
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const MatView& w = *parts[i].w;
+    const int64_t units = w.layout == MatLayout::kRows8    ? w.rows / 8
+                          : q8_detail::is_k_quant(w.dtype) ? w.rows
+                                                           : (w.rows + kRows - 1) / kRows;
+    first[i + 1] = first[i] + units;
+  }
+  pool.parallel_for(first[parts.size()], [&](int64_t u0, int64_t u1, int) {
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const int64_t b = std::max(u0, first[i]) - first[i], e = std::min(u1, first[i + 1]) - first[i];
+      if (b >= e) continue;
+      const Q8Part& p = parts[i];
+      const MatView& w = *p.w;
+      if (w.layout == MatLayout::kRows8) {
+        q8_detail::rows8_run(w, xk, n_tok, p.y, p.bias, b, e);
+      } else if (q8_detail::is_k_quant(w.dtype)) {
+        q8_detail::q8k_run(w, xk, n_tok, p.y, p.bias, b, e);
+      } else {
+        const bool q40 = w.dtype == DType::kQ4_0;
+        const Q8Args a{static_cast<const uint8_t*>(w.data),
+                       w.rows,
+                       w.cols,
+                       nb,
+                       nb * (q40 ? kBlock40Bytes : kBlockBytes),
+                       q0,
+                       dx0,
+                       p.y,
+                       p.bias};
+        if (q40)
+          q8_groups<DType::kQ4_0>(a, n_tok, b, e);
+        else
+          q8_groups<DType::kQ8_0>(a, n_tok, b, e);
+      }
+    }
+  });
 #else
-  (void)pool;
-  matmul_q8_reference(w, x, n_tok, y, bias);
+  (void)pool, (void)any_q80, (void)any_k;
+  for (const Q8Part& p : parts) matmul_q8_reference(*p.w, x, n_tok, p.y, p.bias);
 #endif
 }
 

@@ -304,12 +304,6 @@ void qk_row(const QkArgs& a, int64_t row, int64_t n_tok) {
   }
 }
 
-template <DType DT>
-void qk_matrix(const QkArgs& a, int64_t n_tok, ThreadPool& pool) {
-  pool.parallel_for(a.rows, [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; ++r) qk_row<DT>(a, r, n_tok);
-  });
-}
 #endif
 
 }  // namespace
@@ -349,9 +343,8 @@ Q8kRows q8k_quantize_scratch(const float* x, int64_t n_tok, int64_t cols) {
   return {q.data(), dx.data(), sums.data()};
 }
 
-void matmul_q8k(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
+void q8k_run(const MatView& w, const Q8kRows& xq, int64_t n_tok, float* y, const float* bias, int64_t r0, int64_t r1) {
 #if defined(SWIFT_Q8_DOT_NATIVE)
-  const Q8kRows xq = q8k_quantize_scratch(x, n_tok, w.cols);
   const int64_t nb = w.cols / kBlockK;
   const QkArgs a{static_cast<const uint8_t*>(w.data),
                  w.rows,
@@ -365,17 +358,20 @@ void matmul_q8k(const MatView& w, const float* x, int64_t n_tok, float* y, const
                  bias};
   switch (w.dtype) {
     case DType::kQ4_K:
-      return qk_matrix<DType::kQ4_K>(a, n_tok, pool);
+      for (int64_t r = r0; r < r1; ++r) qk_row<DType::kQ4_K>(a, r, n_tok);
+      return;
     case DType::kQ5_K:
-      return qk_matrix<DType::kQ5_K>(a, n_tok, pool);
+      for (int64_t r = r0; r < r1; ++r) qk_row<DType::kQ5_K>(a, r, n_tok);
+      return;
     case DType::kQ6_K:
-      return qk_matrix<DType::kQ6_K>(a, n_tok, pool);
+      for (int64_t r = r0; r < r1; ++r) qk_row<DType::kQ6_K>(a, r, n_tok);
+      return;
     default:
-      SWIFT_CHECK(false, "matmul_q8k: {} is not a K-quant type", dtype_name(w.dtype));
+      SWIFT_CHECK(false, "q8k_run: {} is not a K-quant type", dtype_name(w.dtype));
   }
 #else
-  (void)pool;
-  matmul_q8k_reference(w, x, n_tok, y, bias);
+  (void)w, (void)xq, (void)n_tok, (void)y, (void)bias, (void)r0, (void)r1;
+  SWIFT_CHECK(false, "q8k_run needs the native build");
 #endif
 }
 

@@ -305,30 +305,28 @@ void tile(const Rows8Args& a, int64_t g, int64_t t0) {
 }
 
 template <bool kSix>
-void rows8_matrix(const Rows8Args& a, int64_t n_tok, ThreadPool& pool) {
-  pool.parallel_for(a.w->rows / 8, [&](int64_t g0, int64_t g1, int) {
-    for (int64_t g = g0; g < g1; ++g) {
-      int64_t t = 0;
-      for (; t + 4 <= n_tok; t += 4) tile<kSix, 4>(a, g, t);
-      for (; t < n_tok; ++t) tile<kSix, 1>(a, g, t);
-    }
-  });
+void rows8_groups(const Rows8Args& a, int64_t n_tok, int64_t g0, int64_t g1) {
+  for (int64_t g = g0; g < g1; ++g) {
+    int64_t t = 0;
+    for (; t + 4 <= n_tok; t += 4) tile<kSix, 4>(a, g, t);
+    for (; t < n_tok; ++t) tile<kSix, 1>(a, g, t);
+  }
 }
 #endif
 
 }  // namespace
 
-void matmul_rows8(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
+void rows8_run(const MatView& w, const Q8kRows& xq, int64_t n_tok, float* y, const float* bias, int64_t g0,
+               int64_t g1) {
 #if defined(SWIFT_Q8_DOT_NATIVE)
-  const Q8kRows xq = q8k_quantize_scratch(x, n_tok, w.cols);
   const Rows8Args a{&w, xq.q, xq.dx, xq.sums, y, bias};
   if (w.dtype == DType::kQ6_K)
-    rows8_matrix<true>(a, n_tok, pool);
+    rows8_groups<true>(a, n_tok, g0, g1);
   else
-    rows8_matrix<false>(a, n_tok, pool);
+    rows8_groups<false>(a, n_tok, g0, g1);
 #else
-  (void)pool;
-  matmul_rows8_reference(w, x, n_tok, y, bias);
+  (void)w, (void)xq, (void)n_tok, (void)y, (void)bias, (void)g0, (void)g1;
+  SWIFT_CHECK(false, "rows8_run needs the native build");
 #endif
 }
 

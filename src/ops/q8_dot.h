@@ -60,6 +60,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "ops/dtype.h"
 #include "util/thread_pool.h"
@@ -85,6 +86,18 @@ void q8k_quantize_rows(const float* x, int64_t n_tok, int64_t cols, int8_t* q, f
 
 // y[t, r] = W[r, :] . x[t, :] (+ bias[r]) under the contract, for q8_dot_usable(w).
 void matmul_q8(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
+
+// One product of matmul_q8_parts: y [n_tok, w.rows] = w . x (+ bias).
+struct Q8Part {
+  const MatView* w;
+  float* y;
+  const float* bias;
+};
+// Several products of one input x [n_tok, cols] (Q, K and V; gate and up) whose matrices are
+// q8_dot_usable with cols columns each: the activations quantized once per format and one
+// thread-pool round for all (matmul_q8 is this with one part). Every output has the bits
+// matmul_q8 gives its matrix alone.
+void matmul_q8_parts(std::span<const Q8Part> parts, const float* x, int64_t n_tok, ThreadPool& pool);
 
 // Q4_K and Q6_K matrices interleaved by 8 rows (MatLayout::kRows8), packed at load for
 // `--math q8` (model/weights.cc) where the row count is a multiple of 8 (matmul_rows8.cc).

@@ -1,7 +1,8 @@
-// Internal to the two `--math q8` kernel files (matmul_q8_dot.cc: Q8_0 and Q4_0 against Q8_0
-// activations; matmul_q8k_dot.cc: Q4_K, Q5_K and Q6_K against Q8_K activations): the build switch,
-// the float reductions both contracts end in, and the K-quant entry points that matmul_q8
-// dispatches to. Contract: ops/q8_dot.h.
+// Internal to the three `--math q8` kernel files (matmul_q8_dot.cc: Q8_0 and Q4_0 against Q8_0
+// activations, and the dispatch; matmul_q8k_dot.cc: Q4_K, Q5_K and Q6_K rows against Q8_K
+// activations; matmul_rows8.cc: Q4_K and Q6_K interleaved by 8 rows): the build switch, the float
+// reductions the contracts end in, and the entry points that matmul_q8_parts dispatches to.
+// Contract: ops/q8_dot.h.
 #pragma once
 
 #include <cstdint>
@@ -51,11 +52,13 @@ void q45k_values(DType t, const uint8_t* blk, uint8_t v[256]);
 // The 256 signed weight values of a Q6_K block (u - 32, in -32..31) in column order.
 void q6k_values(const uint8_t* blk, int8_t v[256]);
 
-// matmul_q8 and matmul_q8_reference for is_k_quant matrices (checked by the caller).
-void matmul_q8k(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
+// The products matmul_q8_parts runs on the pool, one range of work units at a time, from
+// activations quantized once for all the parts (the same bits as any other split):
+//   K-quant rows (kRows): a unit is a row; kRows8 (Q4_K, Q6_K): a unit is a group of 8 rows.
+void q8k_run(const MatView& w, const Q8kRows& xq, int64_t n_tok, float* y, const float* bias, int64_t r0, int64_t r1);
+void rows8_run(const MatView& w, const Q8kRows& xq, int64_t n_tok, float* y, const float* bias, int64_t g0, int64_t g1);
+// matmul_q8_reference for is_k_quant rows and for kRows8 matrices (checked by the caller).
 void matmul_q8k_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias);
-// The same for Q4_K and Q6_K matrices in MatLayout::kRows8 (matmul_rows8.cc).
-void matmul_rows8(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
 void matmul_rows8_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias);
 
 }  // namespace swift::q8_detail

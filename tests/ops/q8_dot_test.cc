@@ -512,6 +512,60 @@ TEST(Q8Dot, Rows8MatricesPackedBackToBackAreOneMatrix) {
   }
 }
 
+TEST(Q8Dot, PartsGiveEveryMatrixTheBitsItGetsAlone) {
+  // matmul_q8_parts (Q|K|V and gate|up that are not one matrix): one activation quantization per
+  // format and one pool round over all the parts' work units; each output must be what
+  // matmul_q8 gives its matrix alone. Every format and layout in one call, odd row counts,
+  // biases on some parts, 1-3 threads, token counts around the tile sizes.
+  const int64_t cols = 512;
+  struct Mat {
+    std::vector<uint8_t> data, packed;
+    MatView view;
+  };
+  std::vector<Mat> mats;
+  auto add = [&](DType t, int64_t rows, bool interleave) {
+    Mat m;
+    m.data = t == DType::kQ8_0 || t == DType::kQ4_0 ? random_block32(t, rows, cols, 50 + rows)
+                                                    : random_k(t, rows, cols, 50 + rows);
+    m.view = MatView{m.data.data(), t, rows, cols, MatLayout::kRows};
+    if (interleave) {
+      m.packed.resize(rows8_bytes(t, rows, cols));
+      m.view = rows8_pack(m.view, m.packed.data());
+    }
+    mats.push_back(std::move(m));
+  };
+  add(DType::kQ8_0, 13, false);
+  add(DType::kQ4_0, 7, false);
+  add(DType::kQ4_K, 9, false);
+  add(DType::kQ5_K, 5, false);
+  add(DType::kQ6_K, 11, false);
+  add(DType::kQ4_K, 16, true);
+  add(DType::kQ6_K, 8, true);
+  std::vector<std::vector<float>> bias(mats.size());
+  for (size_t i = 0; i < mats.size(); i += 2)
+    for (int64_t r = 0; r < mats[i].view.rows; ++r) bias[i].push_back(0.01f * static_cast<float>(r) - 0.05f);
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (int64_t n_tok : {1, 3, 4, 7}) {
+      const auto x = activations(n_tok, cols, 60 + n_tok);
+      std::vector<std::vector<float>> y(mats.size());
+      std::vector<Q8Part> parts;
+      for (size_t i = 0; i < mats.size(); ++i) {
+        y[i].assign(static_cast<size_t>(n_tok * mats[i].view.rows), -1.0f);
+        parts.push_back({&mats[i].view, y[i].data(), bias[i].empty() ? nullptr : bias[i].data()});
+      }
+      matmul_q8_parts(parts, x.data(), n_tok, pool);
+      for (size_t i = 0; i < mats.size(); ++i) {
+        std::vector<float> alone(y[i].size());
+        matmul_q8(mats[i].view, x.data(), n_tok, alone.data(), parts[i].bias, pool);
+        for (size_t o = 0; o < alone.size(); ++o)
+          ASSERT_EQ(bits(alone[o]), bits(y[i][o]))
+              << dtype_name(mats[i].view.dtype) << " part " << i << " output " << o << ", " << threads << " threads";
+      }
+    }
+  }
+}
+
 TEST(Q8Dot, Rows8AgreesWithTheRowKernelWithinTheFloatRounding) {
   // Same integers, other f32 order: the two layouts' results differ by the f32 roundings of the
   // per-block sums only. Bound: 2^-20 of the sum over columns of |x| times the magnitude of the
