@@ -236,6 +236,14 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     else if (gemm) matmul_prefill(w, in, n, o, bs, pool);
     else matmul(w, in, n, o, bs, pool);
   };
+  // Products of one input that are not one matrix (llama.cpp's Q4_K_M: V in Q6_K in some layers;
+  // Q8_0 rows in place): under q8 math one activation quantization and one pool round for all.
+  auto linear_each = [&](std::initializer_list<Q8Part> parts, const float* in, const uint16_t* in16) {
+    bool all_q8 = q8;
+    for (const Q8Part& p : parts) all_q8 = all_q8 && q8_dot_usable(*p.w);
+    if (all_q8) return matmul_q8_parts({parts.begin(), parts.size()}, in, n, pool);
+    for (const Q8Part& p : parts) linear(*p.w, in, in16, p.y, p.bias);
+  };
   uint16_t* h16 = amx_rounded_ ? h16_ : nullptr;
   uint16_t* att16 = amx_rounded_ ? att16_ : nullptr;
   uint16_t* g16 = amx_rounded_ ? g16_ : nullptr;
@@ -271,15 +279,8 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
         linear(L.wqkv, h, h16, fused_, bias(L.bqkv));
         q_src = fused_, k_src = fused_ + qd, v_src = fused_ + qd + kvd;
         q_stride = k_stride = v_stride = qd + 2 * kvd;
-      } else if (q8 && q8_dot_usable(L.wq) && q8_dot_usable(L.wk) && q8_dot_usable(L.wv)) {
-        // Not one matrix (e.g. llama.cpp's Q4_K_M: V in Q6_K in some layers, or Q8_0 rows in
-        // place): still one activation quantization and one pool round for the three.
-        const Q8Part parts[] = {{&L.wq, q, bias(L.bq)}, {&L.wk, k, bias(L.bk)}, {&L.wv, v, bias(L.bv)}};
-        matmul_q8_parts(parts, h, n, pool);
       } else {
-        linear(L.wq, h, h16, q, bias(L.bq));
-        linear(L.wk, h, h16, k, bias(L.bk));
-        linear(L.wv, h, h16, v, bias(L.bv));
+        linear_each({{&L.wq, q, bias(L.bq)}, {&L.wk, k, bias(L.bk)}, {&L.wv, v, bias(L.bv)}}, h, h16);
       }
       if (cfg_.qk_norm) {  // Qwen3: RMSNorm over each head before rotary, in q and k
         for (int64_t i = 0; q_src != q && i < n; ++i) {
@@ -330,13 +331,7 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
           }
         });
       } else {
-        if (q8 && q8_dot_usable(L.w_gate) && q8_dot_usable(L.w_up)) {  // as Q, K and V above
-          const Q8Part parts[] = {{&L.w_gate, g, bias(L.b_gate)}, {&L.w_up, u, bias(L.b_up)}};
-          matmul_q8_parts(parts, h, n, pool);
-        } else {
-          linear(L.w_gate, h, h16, g, bias(L.b_gate));
-          linear(L.w_up, h, h16, u, bias(L.b_up));
-        }
+        linear_each({{&L.w_gate, g, bias(L.b_gate)}, {&L.w_up, u, bias(L.b_up)}}, h, h16);
         for (int64_t i = 0; i < n; ++i) {
           if (g16) silu_mul_bf16(g + i * I, u + i * I, I, g + i * I, g16 + i * w_i);
           else silu_mul(g + i * I, u + i * I, I, g + i * I);

@@ -33,8 +33,8 @@ struct LayerWeights {
   std::vector<float> q_norm, k_norm;           // [head_dim]; Qwen3 only
   std::vector<float> b_gate, b_up, b_down;     // mlp_bias only
   // Fused views set by pack_weights when the packed matrices lie back to back (same dtype and
-  // layout, whole panels or groups of 8 rows): one matmul instead of three (Q, K, V) or two (gate, up), i.e. fewer thread-pool
-  // rounds per layer. Each output row is the same sum as in its own matrix, so fusing never
+  // layout, whole panels or groups of 8 rows): one matmul instead of three (Q, K, V) or two
+  // (gate, up), i.e. fewer thread-pool rounds per layer. Each output row is the same sum as in its own matrix, so fusing never
   // changes a result. data == nullptr: not fused.
   MatView wqkv;                  // [q_dim + 2 * kv_dim, hidden]
   MatView w_gate_up;             // [2 * intermediate, hidden]

@@ -190,8 +190,7 @@ bool q8_dot_usable(const MatView& w) {
                         : q8_detail::is_k_quant(w.dtype)                   ? 256
                                                                            : 0;
   if (w.layout == MatLayout::kRows8)
-    return (w.dtype == DType::kQ4_K || w.dtype == DType::kQ6_K) && w.rows % 8 == 0 && w.cols > 0 && w.cols % 256 == 0 &&
-           w.data != nullptr;
+    return rows8_group_bytes(w.dtype) > 0 && w.rows % 8 == 0 && w.cols > 0 && w.cols % 256 == 0 && w.data != nullptr;
   return block > 0 && w.layout == MatLayout::kRows && w.cols > 0 && w.cols % block == 0 && w.data != nullptr;
 }
 

@@ -76,12 +76,12 @@ void q6k_encode(const uint8_t u[256], uint8_t* blk) {
 }  // namespace
 
 bool rows8_packable(const MatView& w) {
-  return (w.dtype == DType::kQ4_K || w.dtype == DType::kQ6_K) && w.layout == MatLayout::kRows && w.rows > 0 &&
-         w.rows % 8 == 0 && w.cols > 0 && w.cols % 256 == 0 && w.data != nullptr;
+  return rows8_group_bytes(w.dtype) > 0 && w.layout == MatLayout::kRows && w.rows > 0 && w.rows % 8 == 0 &&
+         w.cols > 0 && w.cols % 256 == 0 && w.data != nullptr;
 }
 
 size_t rows8_bytes(DType t, int64_t rows, int64_t cols) {
-  return static_cast<size_t>(rows / 8 * (cols / 256) * rows8_group_bytes(t));
+  return MatView{nullptr, t, rows, cols, MatLayout::kRows8}.bytes();
 }
 
 MatView rows8_pack(const MatView& src, void* dst) {

@@ -212,16 +212,18 @@ TEST(GgufModel, Q8MathOnEveryIntegerType) {
     const std::string path = converted(st, k.type, std::string("mini-") + k.name + ".gguf", true, k.k_mix);
     auto q8 = load_model(path, MatMath::kQ8);
     EXPECT_NE(q8->transformer->math_description().find("q8"), std::string::npos);
-    if (k.k_mix)  // the mix really mixes: attn_v / ffn_down of some layers and the LM head in Q6_K
+    if (k.k_mix) {  // the mix really mixes: attn_v / ffn_down of some layers and the LM head in Q6_K
       EXPECT_EQ(q8->transformer->weights().dtype_summary, "Q4_K+Q6_K") << k.name;
+    }
     // Q4_K and Q6_K matrices are interleaved by 8 rows (ops/q8_dot.h), and the copies of Q|K|V and
     // gate|up lie back to back: one product each (model/weights.h).
-    if ((k.type == DType::kQ4_K || k.type == DType::kQ6_K) && !k.k_mix)
+    if ((k.type == DType::kQ4_K || k.type == DType::kQ6_K) && !k.k_mix) {
       for (const auto& L : q8->transformer->weights().layers) {
         EXPECT_EQ(L.wqkv.layout, MatLayout::kRows8) << k.name;
         EXPECT_EQ(L.w_gate_up.layout, MatLayout::kRows8) << k.name;
         EXPECT_TRUE(L.wqkv.data && L.w_gate_up.data) << k.name;
       }
+    }
     int64_t agree = 0, total = 0, n_prompts = 0;
     double kl = 0;
     for (const auto& c : test::reference_cases()) {
