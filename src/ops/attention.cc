@@ -127,6 +127,121 @@ void group_scores_shared(const float* q, const float* k, const int32_t* sl, int6
       scores[h * stride + j] = dot(q + h * hd, k + static_cast<int64_t>(sl[j]) * kv_stride, hd) * scale;
 }
 
+// Keys in lanes, for a chunk of tokens that share a context (issue 6: verification cost). The
+// kernels above keep dimensions in lanes, so every score ends in a reduction across lanes: with
+// 16 tokens x 2 heads per key block those reductions and their loads were ~2x the multiply-adds
+// (group_scores_shared ~11% of a 16-token pass on the Zen 4 VM). Here 16 keys are transposed
+// once into kt [hd][16] (dimension-major, L1) and every query of the chunk multiplies them with
+// broadcast elements of its q: the lane chain of dimension class l (dimensions l, l + 16, ...)
+// becomes a whole vector over the 16 keys, and reduce()'s tree (l + l+8, then + l+4, then
+// (0 + 2) + (1 + 3)) becomes vector additions. Same operations in the same order on the same
+// operands, so the same bits as group_scores / group_scores_shared (tested: tokens alone against
+// the batch); hd must be a multiple of 16 (every LLaMA-family head: 64 or 128), else the chunk
+// keeps the per-token path.
+constexpr int64_t kOuterMinQueries = 8;  // tokens x heads of a chunk from which the transpose pays
+
+// kt[d * 16 + i] = k row sl[i], dimension d, for i < n (n <= 16); zeros for i >= n.
+void transpose_keys(const float* k, const int32_t* sl, int64_t n, int64_t kv_stride, int64_t hd, float* kt) {
+#if defined(__AVX512F__)
+  const float* row[16];
+  for (int64_t i = 0; i < 16; ++i) row[i] = i < n ? k + static_cast<int64_t>(sl[i]) * kv_stride : nullptr;
+  constexpr __mmask16 kAll = 0xffff;
+  for (int64_t c = 0; c < hd; c += 16) {
+    __m512 r[16], t[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) r[i] = row[i] != nullptr ? _mm512_loadu_ps(row[i] + c) : _mm512_setzero_ps();
+    // 16 x 16 transpose: pairs, quads within 128-bit lanes, then 128-bit lanes across rows.
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      t[2 * i] = _mm512_maskz_unpacklo_ps(kAll, r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm512_maskz_unpackhi_ps(kAll, r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int m = 0; m < 4; ++m) {  // r[4m + e]: rows 4m..4m+3, column 4L + e in 128-bit lane L
+      r[4 * m] = _mm512_maskz_shuffle_ps(kAll, t[4 * m], t[4 * m + 2], 0x44);
+      r[4 * m + 1] = _mm512_maskz_shuffle_ps(kAll, t[4 * m], t[4 * m + 2], 0xEE);
+      r[4 * m + 2] = _mm512_maskz_shuffle_ps(kAll, t[4 * m + 1], t[4 * m + 3], 0x44);
+      r[4 * m + 3] = _mm512_maskz_shuffle_ps(kAll, t[4 * m + 1], t[4 * m + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; ++e) {  // lanes L0, L2 (0x88) and L1, L3 (0xdd) of rows 0-7, then 8-15
+      t[e] = _mm512_maskz_shuffle_f32x4(kAll, r[e], r[4 + e], 0x88);
+      t[4 + e] = _mm512_maskz_shuffle_f32x4(kAll, r[e], r[4 + e], 0xdd);
+      t[8 + e] = _mm512_maskz_shuffle_f32x4(kAll, r[8 + e], r[12 + e], 0x88);
+      t[12 + e] = _mm512_maskz_shuffle_f32x4(kAll, r[8 + e], r[12 + e], 0xdd);
+    }
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; ++e) {  // column e (128-bit lane 0), 4 + e (1), 8 + e (2), 12 + e (3)
+      _mm512_storeu_ps(kt + (c + e) * 16, _mm512_maskz_shuffle_f32x4(kAll, t[e], t[8 + e], 0x88));
+      _mm512_storeu_ps(kt + (c + 4 + e) * 16, _mm512_maskz_shuffle_f32x4(kAll, t[4 + e], t[12 + e], 0x88));
+      _mm512_storeu_ps(kt + (c + 8 + e) * 16, _mm512_maskz_shuffle_f32x4(kAll, t[e], t[8 + e], 0xdd));
+      _mm512_storeu_ps(kt + (c + 12 + e) * 16, _mm512_maskz_shuffle_f32x4(kAll, t[4 + e], t[12 + e], 0xdd));
+    }
+  }
+#else
+  for (int64_t d = 0; d < hd; ++d)
+    for (int64_t i = 0; i < 16; ++i) kt[d * 16 + i] = i < n ? k[static_cast<int64_t>(sl[i]) * kv_stride + d] : 0.0f;
+#endif
+}
+
+// out[i][0, n) = (q_i . key j) * scale for Q queries q[i] against the transposed keys kt (n <= 16
+// valid lanes). s8: scratch [Q][8][16].
+template <int Q>
+void outer_scores(const float* const* q, float* const* out, const float* kt, int64_t hd, int64_t n, float scale,
+                  float* s8) {
+  for (int i = 0; i < 8; ++i) {  // dimension classes i and i + 8: s8 = lane chain i + lane chain i + 8
+    Vec a[Q], b[Q];
+#pragma GCC unroll 8
+    for (int u = 0; u < Q; ++u) a[u] = b[u] = zero();
+    for (int64_t c = 0; c < hd; c += kLanes) {
+      const Vec ka = load(kt + (c + i) * 16, mask_for(16)), kb = load(kt + (c + i + 8) * 16, mask_for(16));
+#pragma GCC unroll 8
+      for (int u = 0; u < Q; ++u) {
+        a[u] = fma(broadcast(q[u][c + i]), ka, a[u]);
+        b[u] = fma(broadcast(q[u][c + i + 8]), kb, b[u]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int u = 0; u < Q; ++u) store(s8 + (u * 8 + i) * 16, add(a[u], b[u]), mask_for(16));
+  }
+  const Vec sv = broadcast(scale);
+#pragma GCC unroll 8
+  for (int u = 0; u < Q; ++u) {
+    const float* p = s8 + u * 8 * 16;
+    Vec s4[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) s4[i] = add(load(p + i * 16, mask_for(16)), load(p + (i + 4) * 16, mask_for(16)));
+    store(out[u], mul(add(add(s4[0], s4[2]), add(s4[1], s4[3])), sv), mask_for(n));
+  }
+}
+
+// Scores of n_q queries (q[i], out[i]) against keys sl[0, n) of one KV head, 16 keys at a time.
+// kt: scratch [hd][16]; s8: scratch [8][8][16].
+void chunk_scores(const float* const* q, float* const* out, int64_t n_q, const float* k, const int32_t* sl, int64_t n,
+                  int64_t kv_stride, int64_t hd, float scale, float* kt, float* s8, bool prefetch) {
+  float* o[8];
+  for (int64_t j = 0; j < n; j += 16) {
+    const int64_t nk = std::min<int64_t>(16, n - j);
+    if (prefetch && j + kKeysAhead + 16 <= n)
+      for (int i = 0; i < 16; ++i) prefetch_row(k + static_cast<int64_t>(sl[j + kKeysAhead + i]) * kv_stride, hd);
+    transpose_keys(k, sl + j, nk, kv_stride, hd, kt);
+    for (int64_t u0 = 0; u0 < n_q; u0 += 8) {
+      const int64_t nu = std::min<int64_t>(8, n_q - u0);
+      for (int64_t u = 0; u < nu; ++u) o[u] = out[u0 + u] + j;
+      switch (nu) {
+        case 1: outer_scores<1>(q + u0, o, kt, hd, nk, scale, s8); break;
+        case 2: outer_scores<2>(q + u0, o, kt, hd, nk, scale, s8); break;
+        case 3: outer_scores<3>(q + u0, o, kt, hd, nk, scale, s8); break;
+        case 4: outer_scores<4>(q + u0, o, kt, hd, nk, scale, s8); break;
+        case 5: outer_scores<5>(q + u0, o, kt, hd, nk, scale, s8); break;
+        case 6: outer_scores<6>(q + u0, o, kt, hd, nk, scale, s8); break;
+        case 7: outer_scores<7>(q + u0, o, kt, hd, nk, scale, s8); break;
+        default: outer_scores<8>(q + u0, o, kt, hd, nk, scale, s8); break;
+      }
+    }
+  }
+}
+
 // w = exp(s - max(s)) in place; returns 1 / sum(w) (double sum in 16 fixed partial sums).
 float softmax_weights(float* s, int64_t n) {
   Vec mv = broadcast(-INFINITY);
@@ -286,6 +401,13 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
     if (static_cast<int64_t>(scores.size()) < chunk * group * max_len) scores.resize(chunk * group * max_len);
     if (static_cast<int64_t>(inv.size()) < chunk * group) inv.resize(chunk * group);
     if (static_cast<int64_t>(state.size()) < chunk * group * hd) state.resize(chunk * group * hd);
+    // chunk_scores: the chunk's queries and their score rows, transposed keys, partial sums.
+    thread_local std::vector<const float*> qs;
+    thread_local std::vector<float*> outs;
+    thread_local std::vector<float> kt, s8;
+    if (static_cast<int64_t>(qs.size()) < chunk * group) qs.resize(chunk * group), outs.resize(chunk * group);
+    if (static_cast<int64_t>(kt.size()) < 16 * hd) kt.resize(16 * hd);
+    if (s8.size() < 8 * 8 * 16) s8.resize(8 * 8 * 16);
     for (int64_t i = i0; i < i1; ++i) {
       // Units run head by head: a thread streams its heads' cached rows (head-major cache,
       // model/kv_cache.h) once, and the batch's other tokens find them in L1/L2.
@@ -305,12 +427,21 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
           shared = std::mismatch(list(t0), list(t0) + shared, list(t)).first - list(t0);
       }
       const int64_t block = t1 - t0 > 1 ? kKeyBlock : std::max<int64_t>(shared, 1);
+      const bool outer = hd % kLanes == 0 && (t1 - t0) * group >= kOuterMinQueries && shared > 0;
       auto q_of = [&](int64_t t) { return a.q + t * q_stride + kvh * group * hd; };  // the group's heads are adjacent
       auto sc_of = [&](int64_t t) { return scores.data() + (t - t0) * group * max_len; };
-      for (int64_t j0 = 0; j0 < shared; j0 += block)
+      if (outer) {  // keys in lanes, each block of 16 transposed once for all the chunk's queries
+        int64_t nq = 0;
         for (int64_t t = t0; t < t1; ++t)
-          scores_all(q_of(t), group, kh, list(t0) + j0, std::min(block, shared - j0), kv_stride, hd, a.scale,
-                     sc_of(t) + j0, max_len, t == t0);
+          for (int64_t h = 0; h < group; ++h, ++nq) qs[nq] = q_of(t) + h * hd, outs[nq] = sc_of(t) + h * max_len;
+        chunk_scores(qs.data(), outs.data(), nq, kh, list(t0), shared, kv_stride, hd, a.scale, kt.data(), s8.data(),
+                     true);
+      } else {
+        for (int64_t j0 = 0; j0 < shared; j0 += block)
+          for (int64_t t = t0; t < t1; ++t)
+            scores_all(q_of(t), group, kh, list(t0) + j0, std::min(block, shared - j0), kv_stride, hd, a.scale,
+                       sc_of(t) + j0, max_len, t == t0);
+      }
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t n = len(t);
         if (n > shared)

@@ -175,13 +175,15 @@ TEST(Attention, TokensSharingAContextGiveTheSameBitsAsAlone) {
   // Verification and prefill batches: every token's output must be bit-identical to computing
   // it alone, with a shared context shorter and longer than the 16-key score groups and the
   // 64-key blocks a chunk of tokens shares (or none), tree-shaped tails, head dims with and
-  // without a 16-lane tail, one or two KV heads (chunks of up to 16 tokens, or fewer so every
-  // thread has work), on 1-3 threads.
+  // without a 16-lane tail (64 and 128: a chunk of 8+ queries scores its shared context with
+  // keys in lanes, transposed 16 at a time; 136: per token), one or two KV heads (chunks of up
+  // to 16 tokens, or fewer so every thread has work), on 1-3 threads.
   struct Case {
     int64_t hd, n_kv, n_tok;
     int threads;
   };
-  for (Case c : {Case{64, 2, 9, 2}, Case{136, 2, 9, 2}, Case{64, 2, 20, 2}, Case{64, 1, 20, 3}, Case{64, 2, 35, 1}}) {
+  for (Case c : {Case{64, 2, 9, 2}, Case{136, 2, 9, 2}, Case{128, 2, 6, 2}, Case{128, 1, 3, 1}, Case{64, 2, 20, 2},
+                 Case{64, 1, 20, 3}, Case{64, 2, 35, 1}}) {
     for (int32_t prefix : {0, 5, 37, 150, 300}) {
       const int64_t hd = c.hd, n_head = 4, n_kv = c.n_kv, n_tok = c.n_tok, n_slots = prefix + n_tok + 3;
       auto q = test::random_floats(n_tok * n_head * hd, 31);
