@@ -340,7 +340,18 @@ Q8kRows q8k_quantize_scratch(const float* x, int64_t n_tok, int64_t cols) {
   if (static_cast<int64_t>(dx.size()) < n_tok * nb) dx.resize(static_cast<size_t>(n_tok * nb));
   if (static_cast<int64_t>(sums.size()) < n_tok * nb * 16) sums.resize(static_cast<size_t>(n_tok * nb * 16));
   q8k_quantize_rows(x, n_tok, cols, q.data(), dx.data(), sums.data());
-  return {q.data(), dx.data(), sums.data()};
+#if defined(SWIFT_ROWS8_WIDE)
+  // Column quads paired for the 512-bit kRows8 tiles: 32 bytes (8 groups of 4) per step of 32.
+  thread_local std::vector<int8_t> qp;
+  if (static_cast<int64_t>(qp.size()) < n_tok * cols) qp.resize(static_cast<size_t>(n_tok * cols));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t i = 0; i < n_tok * cols; i += 32)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qp.data() + i),
+                        _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.data() + i)), order));
+  return {q.data(), dx.data(), sums.data(), qp.data()};
+#else
+  return {q.data(), dx.data(), sums.data(), nullptr};
+#endif
 }
 
 void q8k_run(const MatView& w, const Q8kRows& xq, int64_t n_tok, float* y, const float* bias, int64_t r0, int64_t r1) {
