@@ -17,6 +17,8 @@
 #include "cli/common.h"
 #include "cli/decode_options.h"
 #include "engine/forward_cost.h"
+#include "ops/bf16_amx.h"
+#include "ops/peak.h"
 #include "util/check.h"
 #include "util/timer.h"
 
@@ -98,7 +100,8 @@ struct Totals {
 // 16-token row spanned ~10% and its median moved by up to 10% between runs of one build (1.65x,
 // 1.73x, 1.82x in three runs), as the ratio of the medians did: a change of a few percent needs
 // more rounds (--verify-rounds) or an in-process A/B harness.
-void print_verify_cost(const Model& model, const std::vector<int32_t>& prompt, ThreadPool& pool, int rounds) {
+// Returns the median ms of a one-token pass.
+double print_verify_cost(const Model& model, const std::vector<int32_t>& prompt, ThreadPool& pool, int rounds) {
   Sequence seq(model, model.config.max_positions, kScratchSlots);
   seq.tokens = prompt;
   std::vector<float> logits;
@@ -118,6 +121,7 @@ void print_verify_cost(const Model& model, const std::vector<int32_t>& prompt, T
                 paired[i].median, paired[i].low, paired[i].high);
   }
   std::printf("(the 1-token row pairs two one-token passes: its spread is this machine's noise floor)\n\n");
+  return med[0];
 }
 
 // Median over repetitions of mode_tps[r] / ar_tps[r]. Within a repetition the modes of a prompt
@@ -151,8 +155,9 @@ void run(const BenchArgs& a) {
   GenerateOptions opt;
   opt.max_tokens = a.n;  // greedy, EOS honoured: lossless modes must stop at the same place
 
+  double one_token_ms = 0;  // median one-token pass of --verify-cost
   if (a.verify_cost)
-    print_verify_cost(*model, model->tok().encode_with_specials(prompts[0].text), pool, a.verify_rounds);
+    one_token_ms = print_verify_cost(*model, model->tok().encode_with_specials(prompts[0].text), pool, a.verify_rounds);
 
   std::map<std::string, std::map<std::string, Totals>> totals;  // domain -> mode -> totals
   std::vector<std::string> domains;
@@ -172,7 +177,15 @@ void run(const BenchArgs& a) {
     triads.push_back(triad_gbps(pool));
     reads.push_back(read_gbps(pool, static_cast<int64_t>(per_pass)));
   };
-  if (a.roofline) measure_limits();
+  // The compute roof (ops/peak.h) of the unit the math multiplies with; AMX tiles are not probed.
+  const MatMath math = model->transformer->math();
+  const bool amx = math == MatMath::kBf16 && bf16_amx_available();
+  const PeakUnit unit = math == MatMath::kQ8 ? PeakUnit::kInt8Dot : math == MatMath::kBf16 ? PeakUnit::kBf16Dot : PeakUnit::kF32Fma;
+  double peak = 0;  // G ops/s
+  if (a.roofline) {
+    measure_limits();
+    if (!amx) peak = peak_gops(unit, pool);
+  }
   for (size_t pi = 0; pi < prompts.size(); ++pi) {
     if (a.roofline && pi == prompts.size() / 2 && pi > 0) measure_limits();
     const Prompt& p = prompts[pi];
@@ -329,6 +342,24 @@ void run(const BenchArgs& a) {
       std::printf("%-16s %10.1f %14.3f %12.1f %12.1f %12.1f %9.0f%% %8.0f%%\n", mode.c_str(), tps, passes, wmb, kvmb,
                   mb, 100.0 * mb * tps / 1e3 / bw, 100.0 * mb * tps / 1e3 / read_bw);
     }
+    // Matrix multiply-adds per token: every layer's Q|K|V, output, gate|up and down products and the LM head
+    // (attention's are excluded: a few percent at these context lengths), so the floor is a lower bound.
+    const ModelConfig& c = model->config;
+    const double macs = static_cast<double>(c.n_layer) * static_cast<double>(c.hidden_size) *
+                            static_cast<double>(c.q_dim() + 2 * c.kv_dim() + c.q_dim() + 3 * c.intermediate_size) +
+                        static_cast<double>(c.vocab_size * c.hidden_size);
+    if (amx) {
+      std::printf("compute roof: not probed for AMX tiles\n");
+    } else if (peak > 0) {
+      const double ms_per_token = 2.0 * macs / (peak * 1e9) * 1e3;  // at the peak, per token of a pass
+      std::printf("compute roof: %s peak %.0f G ops/s on %d threads; the matrix products' %.1f M multiply-adds per "
+                  "token take >= %.3f ms there, so a 16-token pass >= %.2f ms",
+                  peak_unit_name(unit), peak, pool.size(), macs / 1e6, ms_per_token, 16 * ms_per_token);
+      if (one_token_ms > 0) std::printf(" = %.2fx the measured one-token pass (--verify-cost)", 16 * ms_per_token / one_token_ms);
+      std::printf("\n");
+    } else {
+      std::printf("compute roof: this build has no %s instructions to probe\n", peak_unit_name(unit));
+    }
     // Prefill is the same computation in every mode: pooled over modes, prompts after the first.
     double pre_ms = 0, pre_tokens = 0, ar_ms = 0, ar_tokens = 0;
     for (const auto& d : domains)
@@ -363,7 +394,11 @@ void run(const BenchArgs& a) {
                         {"identical", all_identical},
                         {"runs", records}};
     if (a.roofline)  // every measurement of both limits, GB/s (the table uses the best of each)
-      j["roofline"] = {{"triad_gbps", triads}, {"read_gbps", reads}, {"read_bytes", static_cast<int64_t>(per_pass)}};
+      j["roofline"] = {{"triad_gbps", triads},
+                       {"read_gbps", reads},
+                       {"read_bytes", static_cast<int64_t>(per_pass)},
+                       {"peak_unit", peak > 0 ? peak_unit_name(unit) : ""},
+                       {"peak_gops", peak}};
     std::ofstream out(a.json_out);
     out << j.dump(1) << "\n";
     if (!out) fail("cannot write '{}'", a.json_out);
@@ -388,7 +423,10 @@ void add_bench(CLI::App& app) {
   c->add_flag("--roofline", a->roofline,
               "Also measure memory bandwidth and print per mode the bytes read per token (weights, KV cache) and the "
               "fraction of two limits reached: a STREAM triad over 3 x 128 MiB (DRAM) and a read of a buffer the size "
-              "of the weights one pass reads (the limit where they fit in a cache); plus resident memory");
+              "of the weights one pass reads (the limit where they fit in a cache); plus resident memory, and the compute "
+              "roof: the peak of the multiply-add instruction the math uses (f32 FMA, vdpbf16ps or vpdpbusd; AMX tiles "
+              "are not probed) and the least time a 16-token pass's matrix products can take at it (with "
+              "--verify-cost: as a multiple of the measured one-token pass)");
   c->add_option("--repeat", a->repeat,
                 "Run every prompt in every mode this many times (order rotating) and count each mode's fastest "
                 "decode: steadier per-prompt ratios on a noisy machine; also prints each mode's speed-up as the "

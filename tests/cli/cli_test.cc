@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include "ops/peak.h"
 #include "ops/q8_dot.h"
 #include "test_util.h"
 
@@ -163,8 +164,18 @@ TEST(Cli, BenchPairsRepetitionsAndRunsLabelledCopiesOfAMode) {
     const std::string line = rl.out.substr(row + 1, rl.out.find('\n', row + 1) - row - 1);
     EXPECT_EQ(std::count(line.begin(), line.end(), '%'), 2) << line;
   }
+  // The compute roof of the default math (f32 FMA): the demo model's matrix products are
+  // 24 x 256 x (256 + 2 x 128 + 256 + 3 x 768) + 8000 x 256 = 20.9 M multiply-adds per token.
+  if (swift::peak_unit_native(swift::PeakUnit::kF32Fma)) {
+    EXPECT_NE(rl.out.find("compute roof: f32 FMA peak "), std::string::npos) << rl.out;
+    EXPECT_NE(rl.out.find(" the matrix products' 20.9 M multiply-adds per token take >= "), std::string::npos) << rl.out;
+  }
   std::ifstream rin(out);
   const auto rj = nlohmann::json::parse(rin)["roofline"];
+  if (swift::peak_unit_native(swift::PeakUnit::kF32Fma)) {
+    EXPECT_EQ(rj["peak_unit"], "f32 FMA") << rj;
+    EXPECT_GT(rj["peak_gops"].get<double>(), 1.0) << rj;
+  }
   EXPECT_EQ(rj["triad_gbps"].size(), 3u) << rj;
   EXPECT_EQ(rj["read_gbps"].size(), 3u) << rj;
   EXPECT_NEAR(rj["read_bytes"].get<double>(), 41.9e6, 0.05e6) << rj;
