@@ -341,22 +341,26 @@ Q8kRows q8k_quantize_scratch(const float* x, int64_t n_tok, int64_t cols) {
   if (static_cast<int64_t>(dx.size()) < n_tok * nb) dx.resize(static_cast<size_t>(n_tok * nb));
   if (static_cast<int64_t>(sums.size()) < n_tok * nb * 16) sums.resize(static_cast<size_t>(n_tok * nb * 16));
 #if defined(SWIFT_ROWS8_WIDE)
-  // Column quads paired for the 512-bit kRows8 tiles: 32 bytes (8 groups of 4) per step of 32,
-  // permuted block by block while the block's bytes are in L1 (a separate pass over the rows
-  // afterwards stalled on its stores: ~4% of a verification pass's time in a profile).
-  thread_local std::vector<int8_t> qp_buf;
-  int8_t* qp = grow_aligned64(qp_buf, n_tok * cols);
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  // The 512-bit kRows8 tiles' operands (Q8kRows::qh), made block by block while the block is in
+  // L1 (a separate pass over the rows afterwards stalled on its stores: ~4% of a verification
+  // pass in a profile).
+  thread_local std::vector<int8_t> qh_buf;
+  int8_t* qh = grow_aligned64(qh_buf, 8 * n_tok * cols);
   for (int64_t t = 0; t < n_tok; ++t)
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t at = t * cols + b * kBlockK;
       quantize_block_k_simd(x + at, q.data() + at, dx.data() + t * nb + b, sums.data() + (t * nb + b) * 16);
-      for (int64_t i = at; i < at + kBlockK; i += 32)
-        _mm256_store_si256(reinterpret_cast<__m256i*>(qp + i),
-                           _mm256_permutevar8x32_epi32(
-                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.data() + i)), order));
+      for (int64_t i = at; i < at + kBlockK; i += 32) {
+        // Dword quad (lanes 0-7) and quad + 4 (lanes 8-15) of these 32 columns, per quad.
+        const __m512i v = _mm512_maskz_inserti64x4(
+            0xFF, _mm512_setzero_si512(), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.data() + i)), 0);
+        for (int quad = 0; quad < 4; ++quad) {
+          const __m512i idx = _mm512_maskz_inserti64x4(0xFF, _mm512_set1_epi32(quad), _mm256_set1_epi32(quad + 4), 1);
+          _mm512_store_si512(qh + 8 * i + 64 * quad, _mm512_maskz_permutexvar_epi32(0xFFFF, idx, v));
+        }
+      }
     }
-  return {q.data(), dx.data(), sums.data(), qp};
+  return {q.data(), dx.data(), sums.data(), qh};
 #else
   q8k_quantize_rows(x, n_tok, cols, q.data(), dx.data(), sums.data());
   return {q.data(), dx.data(), sums.data(), nullptr};

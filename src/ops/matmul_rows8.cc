@@ -189,7 +189,7 @@ namespace {
 struct Rows8Args {
   const MatView* w;
   const int8_t* q;      // [n_tok, cols] Q8_K activations
-  const int8_t* qp;     // [n_tok, cols] the same, column quads paired (Q8kRows::qp; wide tiles)
+  const int8_t* qh;     // [n_tok, cols / 32, 4, 64] the same, as 512-bit quad operands (Q8kRows::qh)
   const float* dx;      // [n_tok, nb]
   const int16_t* sums;  // [n_tok, nb * 16]
   float* y;             // [n_tok, rows]
@@ -322,36 +322,29 @@ template <int T>
 // 512-bit tiles (session 20). The tiles above multiply 8 rows x 4 columns per 256-bit vpdpbusd;
 // on Zen 4 that form issues ~1.1 per cycle (~32 multiply-adds) against 1 per cycle for the 512-bit
 // one (64): a measured ceiling of ~135 against ~230 G multiply-adds/s per core, and the ymm tiles
-// ran at ~110. Here a 64-bit lane pair is a row: the even 32-bit lane holds 4 low-nibble columns
-// (c .. c+3 of the 32), the odd lane the 4 high-nibble columns 16 on (c+16 .. c+19), against 8
-// bytes of activations broadcast to every pair (Q8kRows::qp keeps each such pair adjacent). The
-// even and odd lanes carry their own integer sums to the end of the block, where they are added:
-// every sum is exact in int32, so the result is the ymm tiles' bit for bit (and the contract's).
-// Q4_K: both lanes take the sub-block's scale. Q6_K: the low-nibble columns belong to sub-block
-// 2s and the high ones to 2s + 1, so the lanes take those two scales.
+// ran at ~110. Here one vpdpbusd takes a column quad c .. c+3 of the 32 (low nibbles, rows in lanes
+// 0-7) and the quad 16 columns on (high nibbles, the same rows in lanes 8-15) against
+// Q8kRows::qh's operand of both quads' activations, and each half carries its own integer sums to
+// the end of the block, where they are added: every sum is exact in int32, so the result is the
+// ymm tiles' bit for bit (and the contract's). Q6_K's low quads belong to sub-block 2s and its
+// high ones to 2s + 1, so the halves take those two scales; Q4_K's both take the sub-block's.
 
-// Pairs (even lane: bytes & 0xF, odd lane: bytes >> 4 & 0xF) of 8 rows' nibble bytes p.
-[[gnu::always_inline]] inline __m512i nibble_pairs(const uint8_t* p) {
-  const __m512i z = _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  // (z | z << 28) & 0x0F..: the odd lane gets p >> 4; the even lane's bits 28-31 from the shift
-  // are a high nibble, masked away.
-  return _mm512_ternarylogic_epi64(z, _mm512_slli_epi64(z, 28), _mm512_set1_epi8(0xF), 0xA8);  // (A | B) & C
+// x in the low half, zeros above (the maskz form: GCC 12's unmasked AVX-512 forms take an
+// undefined pass-through that trips -Wmaybe-uninitialized, as in ops/lanes.h).
+[[gnu::always_inline]] inline __m512i zext512(__m256i x) {
+  return _mm512_maskz_inserti64x4(0xFF, _mm512_setzero_si512(), x, 0);
 }
 
-[[gnu::always_inline]] inline __m512i broadcast8(const int8_t* x) {
-  int64_t v;
-  std::memcpy(&v, x, 8);
-  return _mm512_set1_epi64(v);
-}
-
-// Lane pair sums of a [8 rows x (even, odd)] int32 vector: 8 int32 (lane r: row r).
-[[gnu::always_inline]] inline __m256i pair_sums(__m512i v) {
-  return _mm512_cvtepi64_epi32(_mm512_add_epi64(v, _mm512_srli_epi64(v, 32)));
-}
-
+// Q4_K: the 8 rows' 32 nibble bytes of a column quad in both 256-bit halves (one broadcast
+// load), the low nibbles kept in lanes 0-7 and the high ones in lanes 8-15 *in place*, i.e. as
+// 16 x the value (one vpandd, no shift), against Q8kRows::qh's operand of the two quads'
+// activations. The upper half's integer sums are then 16 x the high nibbles' and are divided by
+// 16 exactly (an arithmetic shift: |sum| <= 8 x 63 x 4 x 4 x 240 x 128 < 2^31) before both
+// halves are added: the same exact integers as the other tiles.
 template <int T>
 [[gnu::always_inline]] inline void q4k_tile_wide(const Rows8Args& a, int64_t g, int64_t t0) {
   const int64_t cols = a.w->cols, nb = cols / 256, rows = a.w->rows;
+  const __m512i halves = _mm512_maskz_inserti64x4(0xFF, _mm512_set1_epi8(0x0F), _mm256_set1_epi8(static_cast<char>(0xF0)), 1);
   __m256 acc[T], accm[T];
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), accm[t] = _mm256_setzero_ps();
@@ -366,18 +359,21 @@ template <int T>
     for (int s = 0; s < 8; ++s) {
       __m512i w[4];
 #pragma GCC unroll 4
-      for (int quad = 0; quad < 4; ++quad) w[quad] = nibble_pairs(o + kOffQ + (s * 4 + quad) * 32);
-      // The sub-block scale in both lanes of a row's pair.
-      const __m512i sc1 = _mm512_cvtepu8_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOffSc + s * 8)));
-      const __m512i sc = _mm512_or_si512(sc1, _mm512_slli_epi64(sc1, 32));
+      for (int quad = 0; quad < 4; ++quad)
+        w[quad] = _mm512_and_si512(
+            _mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + kOffQ + (s * 4 + quad) * 32))),
+            halves);
+      // The sub-block scale of row r in lanes r and 8 + r.
+      const __m256i sc1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOffSc + s * 8)));
+      const __m512i sc = _mm512_maskz_broadcast_i64x4(0xFF, sc1);
       const __m256i mn = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOffM + s * 8)));
       const __m256i mn2 = _mm256_or_si256(mn, _mm256_slli_epi32(mn, 16));
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
-        const int8_t* x = a.qp + (t0 + t) * cols + b * 256 + s * 32;
+        const int8_t* x = a.qh + (((t0 + t) * nb + b) * 8 + s) * 256;
         __m512i sub = _mm512_setzero_si512();
 #pragma GCC unroll 4
-        for (int quad = 0; quad < 4; ++quad) sub = _mm512_dpbusd_epi32(sub, w[quad], broadcast8(x + 8 * quad));
+        for (int quad = 0; quad < 4; ++quad) sub = _mm512_dpbusd_epi32(sub, w[quad], _mm512_load_si512(x + 64 * quad));
         isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(sub, sc));
         int32_t bs;
         std::memcpy(&bs, a.sums + ((t0 + t) * nb + b) * 16 + 2 * s, 4);  // B_2s low, B_2s+1 high
@@ -387,7 +383,9 @@ template <int T>
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       const __m256 dx = _mm256_set1_ps(a.dx[(t0 + t) * nb + b]);
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(pair_sums(isum[t])), acc[t]);
+      const __m256i is = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, isum[t], 0),
+                                          _mm256_srai_epi32(_mm512_maskz_extracti64x4_epi64(0xF, isum[t], 1), 4));
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(is), acc[t]);
       accm[t] = _mm256_fmadd_ps(_mm256_mul_ps(dmin, dx), _mm256_cvtepi32_ps(msum[t]), accm[t]);
     }
   }
@@ -412,9 +410,7 @@ template <int T>
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512(), osum[t] = _mm256_setzero_si256();
     for (int s = 0; s < 8; ++s) {
-      // The 6-bit values as in q6k_tile, then low and high quads interleaved by 32-bit lane:
-      // unpacklo/hi within 128-bit halves leave the rows in the order 0 1 4 5 2 3 6 7, which
-      // the scales below share and pair_sums' result undoes.
+      // The 6-bit values as in q6k_tile, the low quad in lanes 0-7 and the high one in 8-15.
       __m512i w[4];
 #pragma GCC unroll 2
       for (int p = 0; p < 2; ++p) {
@@ -428,25 +424,22 @@ template <int T>
         const __m256i lo1 = _mm256_or_si256(_mm256_and_si256(q1, m4), _mm256_and_si256(h, m2));
         const __m256i hi1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q1, 4), m4),
                                             _mm256_and_si256(_mm256_srli_epi16(h, 2), m2));
-        w[2 * p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_unpacklo_epi32(lo0, hi0)),
-                                      _mm256_unpackhi_epi32(lo0, hi0), 1);
-        w[2 * p + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_unpacklo_epi32(lo1, hi1)),
-                                          _mm256_unpackhi_epi32(lo1, hi1), 1);
+        w[2 * p] = _mm512_maskz_inserti64x4(0xFF, zext512(lo0), hi0, 1);
+        w[2 * p + 1] = _mm512_maskz_inserti64x4(0xFF, zext512(lo1), hi1, 1);
       }
       const __m128i sc8_lo = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOff6Sc + 2 * s * 8));
       const __m128i sc8_hi = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOff6Sc + (2 * s + 1) * 8));
       const __m256i sc_lo = _mm256_cvtepi8_epi32(sc8_lo), sc_hi = _mm256_cvtepi8_epi32(sc8_hi);
-      const __m512i sc = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_unpacklo_epi32(sc_lo, sc_hi)),
-                                            _mm256_unpackhi_epi32(sc_lo, sc_hi), 1);
+      const __m512i sc = _mm512_maskz_inserti64x4(0xFF, zext512(sc_lo), sc_hi, 1);
       const __m128i sc16_lo = _mm_cvtepi8_epi16(sc8_lo), sc16_hi = _mm_cvtepi8_epi16(sc8_hi);
       const __m256i sc_pair =
           _mm256_set_m128i(_mm_unpackhi_epi16(sc16_lo, sc16_hi), _mm_unpacklo_epi16(sc16_lo, sc16_hi));
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
-        const int8_t* x = a.qp + (t0 + t) * cols + b * 256 + s * 32;
+        const int8_t* x = a.qh + (((t0 + t) * nb + b) * 8 + s) * 256;
         __m512i sub = _mm512_setzero_si512();
 #pragma GCC unroll 4
-        for (int quad = 0; quad < 4; ++quad) sub = _mm512_dpbusd_epi32(sub, w[quad], broadcast8(x + 8 * quad));
+        for (int quad = 0; quad < 4; ++quad) sub = _mm512_dpbusd_epi32(sub, w[quad], _mm512_load_si512(x + 64 * quad));
         isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(sub, sc));
         int32_t bs;
         std::memcpy(&bs, a.sums + ((t0 + t) * nb + b) * 16 + 2 * s, 4);  // B_{2s} low, B_{2s+1} high
@@ -456,8 +449,8 @@ template <int T>
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       const __m256 dx = _mm256_set1_ps(a.dx[(t0 + t) * nb + b]);
-      // Rows 0 1 4 5 2 3 6 7 back in order: 64-bit pairs (0 1) (4 5) (2 3) (6 7) -> 0 2 1 3.
-      const __m256i is = _mm256_permute4x64_epi64(pair_sums(isum[t]), 0xD8);
+      const __m256i is = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, isum[t], 0),
+                                          _mm512_maskz_extracti64x4_epi64(0xF, isum[t], 1));
       const __m256i total = _mm256_sub_epi32(is, _mm256_slli_epi32(osum[t], 5));  // - 32 sum_k sc_k B_k
       acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(total), acc[t]);
     }
@@ -471,7 +464,11 @@ template <int T>
 template <bool kSix, int T>
 void tile(const Rows8Args& a, int64_t g, int64_t t0) {
 #if defined(SWIFT_ROWS8_WIDE)
-  if constexpr (kSix)
+  // Q6_K alone stays on the 256-bit tile for one token: its 512-bit weights cost one more
+  // operation per quad and 8.9 against 8.5 us for a 1536 x 256 product (Zen 4, one thread).
+  if constexpr (kSix && T == 1)
+    q6k_tile<T>(a, g, t0);
+  else if constexpr (kSix)
     q6k_tile_wide<T>(a, g, t0);
   else
     q4k_tile_wide<T>(a, g, t0);
@@ -499,7 +496,7 @@ void rows8_groups(const Rows8Args& a, int64_t n_tok, int64_t g0, int64_t g1) {
 void rows8_run(const MatView& w, const Q8kRows& xq, int64_t n_tok, float* y, const float* bias, int64_t g0,
                int64_t g1) {
 #if defined(SWIFT_Q8_DOT_NATIVE)
-  const Rows8Args a{&w, xq.q, xq.qp, xq.dx, xq.sums, y, bias};
+  const Rows8Args a{&w, xq.q, xq.qh, xq.dx, xq.sums, y, bias};
   if (w.dtype == DType::kQ6_K)
     rows8_groups<true>(a, n_tok, g0, g1);
   else

@@ -43,15 +43,15 @@ struct Q8kRows {
   const int8_t* q;      // [n_tok, cols]
   const float* dx;      // [n_tok, cols / 256]
   const int16_t* sums;  // [n_tok, cols / 16]
-  // [n_tok, cols], builds with the 512-bit kRows8 kernels only (else null): q with each 32
-  // columns' 4-byte groups in the order 0, 4, 1, 5, 2, 6, 3, 7, so that 8 bytes hold the
-  // activations of a low-nibble column quad and of the high-nibble quad 16 columns on (the
-  // 512-bit tiles of matmul_rows8.cc).
-  const int8_t* qp;
+  // [n_tok, cols / 32, 4 quads, 64], 64-byte aligned (8 x the bytes of q), builds with the
+  // 512-bit kRows8 tiles only (else null): per column quad of each 32, a 512-bit operand of the
+  // 4 activations of the low-nibble quad in lanes 0-7 and of the high-nibble quad 16 columns on in
+  // lanes 8-15 (matmul_rows8.cc).
+  const int8_t* qh;
 };
 
 // True where matmul_rows8.cc runs 512-bit tiles (AVX-512 F and VNNI): the kRows8 products then
-// read Q8kRows::qp.
+// read Q8kRows::qh.
 #if defined(__AVX512F__) && defined(__AVX512VNNI__) && defined(SWIFT_Q8_DOT_NATIVE)
 #define SWIFT_ROWS8_WIDE 1
 #endif
