@@ -18,8 +18,9 @@
 // 16 columns (one vpmaddwd per 32 columns: both scales times both sums).
 //
 // Where the CPU has AVX-512 VNNI, 512-bit tiles (below) take both nibble quads of 8 rows in one
-// vpdpbusd and up to 8 tokens per pass over a group's weights: on the Zen 4 VM a 16-token
-// Q4_K_M verification pass 7.3-7.5 -> 5.1-6.1 ms, with the same bits.
+// vpdpbusd and up to 8 tokens per pass over a group's weights, with the same bits: on the Zen 4
+// VM (one thread, a 1536 x 256 product) Q4_K 6.8 -> 5.5 us for one token and 64 -> 55 us for 16,
+// Q6_K 70 -> 60 us for 16 tokens.
 #include <cstring>
 #include <vector>
 
