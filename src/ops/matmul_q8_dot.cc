@@ -216,7 +216,7 @@ void matmul_q8(const MatView& w, const float* x, int64_t n_tok, float* y, const 
 void matmul_q8_parts(std::span<const Q8Part> parts, const float* x, int64_t n_tok, ThreadPool& pool) {
   SWIFT_CHECK(!parts.empty());
   const int64_t cols = parts[0].w->cols;
-  bool any_q80 = false, any_k = false;
+  bool any_q80 = false, any_k = false, any_rows8 = false;
   for (const Q8Part& p : parts) {
     const MatView& w = *p.w;
     SWIFT_CHECK(q8_dot_usable(w),
@@ -224,8 +224,27 @@ void matmul_q8_parts(std::span<const Q8Part> parts, const float* x, int64_t n_to
                 dtype_name(w.dtype), w.cols);
     SWIFT_CHECK(w.cols == cols, "matmul_q8_parts: {} columns against {}", w.cols, cols);
     (q8_detail::is_k_quant(w.dtype) ? any_k : any_q80) = true;
+    any_rows8 = any_rows8 || w.layout == MatLayout::kRows8;
   }
   if (n_tok <= 0) return;
+  constexpr size_t kMaxParts = 8;
+  SWIFT_CHECK(parts.size() <= kMaxParts, "matmul_q8_parts: {} parts, at most {}", parts.size(), kMaxParts);
+#if defined(SWIFT_ROWS8_WIDE)
+  // The 512-bit kRows8 tiles read their activations as 8 bytes each (Q8kRows::qh): a long prompt
+  // runs in chunks of kWideTokens so that this copy stays bounded (~5.6 MB for 64 tokens of an
+  // 11,008-wide down projection) instead of growing with the prompt. Tokens are independent
+  // (batch invariance), so the chunks give the same bits.
+  constexpr int64_t kWideTokens = 64;
+  if (any_rows8 && n_tok > kWideTokens) {
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kWideTokens) {
+      Q8Part chunk[kMaxParts];
+      for (size_t i = 0; i < parts.size(); ++i)
+        chunk[i] = Q8Part{parts[i].w, parts[i].y + t0 * parts[i].w->rows, parts[i].bias};
+      matmul_q8_parts({chunk, parts.size()}, x + t0 * cols, std::min(kWideTokens, n_tok - t0), pool);
+    }
+    return;
+  }
+#endif
 #if defined(SWIFT_Q8_DOT_NATIVE)
   // The activations once per format, in the calling thread's buffers (grown only: no allocation
   // per token in steady state).
@@ -240,10 +259,9 @@ void matmul_q8_parts(std::span<const Q8Part> parts, const float* x, int64_t n_to
   // Pointers taken here: inside the pool's job, `q` would name the worker thread's own buffer.
   const int8_t* q0 = q.data();
   const float* dx0 = dx.data();
-  const q8_detail::Q8kRows xk = any_k ? q8_detail::q8k_quantize_scratch(x, n_tok, cols) : q8_detail::Q8kRows{};
+  const q8_detail::Q8kRows xk =
+      any_k ? q8_detail::q8k_quantize_scratch(x, n_tok, cols, any_rows8) : q8_detail::Q8kRows{};
   // Work units per part (ops/q8_dot_simd.h), numbered across the parts for one pool round.
-  constexpr size_t kMaxParts = 8;
-  SWIFT_CHECK(parts.size() <= kMaxParts, "matmul_q8_parts: {} parts, at most {}", parts.size(), kMaxParts);
   int64_t first[kMaxParts + 1] = {0};
   for (size_t i = 0; i < parts.size(); ++i) {
     const MatView& w = *parts[i].w;

@@ -332,7 +332,7 @@ void q6k_values(const uint8_t* blk, int8_t v[256]) {
     }
 }
 
-Q8kRows q8k_quantize_scratch(const float* x, int64_t n_tok, int64_t cols) {
+Q8kRows q8k_quantize_scratch(const float* x, int64_t n_tok, int64_t cols, bool with_qh) {
   thread_local std::vector<int8_t> q;
   thread_local std::vector<float> dx;
   thread_local std::vector<int16_t> sums;
@@ -341,6 +341,11 @@ Q8kRows q8k_quantize_scratch(const float* x, int64_t n_tok, int64_t cols) {
   if (static_cast<int64_t>(dx.size()) < n_tok * nb) dx.resize(static_cast<size_t>(n_tok * nb));
   if (static_cast<int64_t>(sums.size()) < n_tok * nb * 16) sums.resize(static_cast<size_t>(n_tok * nb * 16));
 #if defined(SWIFT_ROWS8_WIDE)
+  SWIFT_CHECK(!with_qh || n_tok <= 64, "q8k_quantize_scratch: {} tokens with 8-byte operands, at most 64", n_tok);
+  if (!with_qh) {
+    q8k_quantize_rows(x, n_tok, cols, q.data(), dx.data(), sums.data());
+    return {q.data(), dx.data(), sums.data(), nullptr};
+  }
   // The 512-bit kRows8 tiles' operands (Q8kRows::qh), made block by block while the block is in
   // L1 (a separate pass over the rows afterwards stalled on its stores: ~4% of a verification
   // pass in a profile).
@@ -362,6 +367,7 @@ Q8kRows q8k_quantize_scratch(const float* x, int64_t n_tok, int64_t cols) {
     }
   return {q.data(), dx.data(), sums.data(), qh};
 #else
+  (void)with_qh;
   q8k_quantize_rows(x, n_tok, cols, q.data(), dx.data(), sums.data());
   return {q.data(), dx.data(), sums.data(), nullptr};
 #endif

@@ -496,6 +496,9 @@ void rows8_groups(const Rows8Args& a, int64_t n_tok, int64_t g0, int64_t g1) {
 
 void rows8_run(const MatView& w, const Q8kRows& xq, int64_t n_tok, float* y, const float* bias, int64_t g0,
                int64_t g1) {
+#if defined(SWIFT_ROWS8_WIDE)
+  SWIFT_CHECK(xq.qh != nullptr, "rows8_run: the 512-bit tiles need Q8kRows::qh (q8k_quantize_scratch with_qh)");
+#endif
 #if defined(SWIFT_Q8_DOT_NATIVE)
   const Rows8Args a{&w, xq.q, xq.qh, xq.dx, xq.sums, y, bias};
   if (w.dtype == DType::kQ6_K)

@@ -460,19 +460,22 @@ TEST(Q8Dot, Rows8KernelMatchesItsScalarContractBitForBit) {
 }
 
 TEST(Q8Dot, Rows8TokensAloneMatchTheirRowsInABatch) {
+  // 16 tokens (8- and 4-token tiles), and 150 (a long prompt: matmul_q8_parts runs it in chunks
+  // of 64 tokens where the 512-bit tiles take 8-byte activation operands).
   ThreadPool pool(2);
-  const int64_t rows = 48, cols = 512, n_tok = 16;
-  for (DType t : kRows8Types) {
-    const Rows8 m = make_rows8(t, rows, cols, 8);
-    const auto x = activations(n_tok, cols, 13);
-    std::vector<float> y(static_cast<size_t>(n_tok * rows)), single(static_cast<size_t>(rows));
-    matmul_q8(m.interleaved, x.data(), n_tok, y.data(), nullptr, pool);
-    for (int64_t tok = 0; tok < n_tok; ++tok) {
-      matmul_q8(m.interleaved, x.data() + tok * cols, 1, single.data(), nullptr, pool);
-      for (int64_t r = 0; r < rows; ++r)
-        ASSERT_EQ(bits(single[r]), bits(y[tok * rows + r])) << dtype_name(t) << " token " << tok << " row " << r;
+  for (int64_t n_tok : {16, 150})
+    for (DType t : kRows8Types) {
+      const int64_t rows = 48, cols = 512;
+      const Rows8 m = make_rows8(t, rows, cols, 8);
+      const auto x = activations(n_tok, cols, 13);
+      std::vector<float> y(static_cast<size_t>(n_tok * rows)), single(static_cast<size_t>(rows));
+      matmul_q8(m.interleaved, x.data(), n_tok, y.data(), nullptr, pool);
+      for (int64_t tok = 0; tok < n_tok; ++tok) {
+        matmul_q8(m.interleaved, x.data() + tok * cols, 1, single.data(), nullptr, pool);
+        for (int64_t r = 0; r < rows; ++r)
+          ASSERT_EQ(bits(single[r]), bits(y[tok * rows + r])) << dtype_name(t) << " token " << tok << " row " << r;
+      }
     }
-  }
 }
 
 TEST(Q8Dot, Rows8MatricesPackedBackToBackAreOneMatrix) {
