@@ -110,9 +110,10 @@ double print_verify_cost(const Model& model, const std::vector<int32_t>& prompt,
   seq.n_cached = static_cast<int64_t>(prompt.size());
   ForwardCost cost;
   cost.calibrate(model, seq, pool, ForwardCost::default_sizes(), rounds, /*paired=*/true);
-  std::printf("verification cost after a %zu-token prompt, %d threads, %d rounds over all sizes (%.1f s):\n", prompt.size(),
-              pool.size(), rounds, cost.calibration_ms() / 1000.0);
-  std::printf("%8s %10s %10s %12s   %s\n", "tokens", "median ms", "best ms", "median/1", "paired vs 1 token: median [quartiles]");
+  std::printf("verification cost after a %zu-token prompt, %d threads, %d rounds over all sizes (%.1f s):\n",
+              prompt.size(), pool.size(), rounds, cost.calibration_ms() / 1000.0);
+  std::printf("%8s %10s %10s %12s   %s\n", "tokens", "median ms", "best ms", "median/1",
+              "paired vs 1 token: median [quartiles]");
   const auto& med = cost.median_ms();
   const auto& best = cost.best_ms();
   const auto& paired = cost.paired_ratio();
@@ -148,7 +149,8 @@ void run(const BenchArgs& a) {
   if (modes.empty()) fail("--decode needs at least one mode");
   for (size_t i = 0; i < modes.size(); ++i)
     for (size_t j = 0; j < i; ++j)
-      if (modes[i] == modes[j]) fail("--decode lists mode '{}' twice (label a second run of it as '{}#2')", modes[i], modes[i]);
+      if (modes[i] == modes[j])
+        fail("--decode lists mode '{}' twice (label a second run of it as '{}#2')", modes[i], modes[i]);
   if (a.repeat > 1 && !a.decode.layer_cache.empty())
     fail("--repeat with --layer-cache would let later repetitions reuse the plan the first one saved; use one of them");
   ThreadPool pool(a.threads > 0 ? a.threads : ThreadPool::default_threads());
@@ -180,7 +182,9 @@ void run(const BenchArgs& a) {
   // The compute roof (ops/peak.h) of the unit the math multiplies with; AMX tiles are not probed.
   const MatMath math = model->transformer->math();
   const bool amx = math == MatMath::kBf16 && bf16_amx_available();
-  const PeakUnit unit = math == MatMath::kQ8 ? PeakUnit::kInt8Dot : math == MatMath::kBf16 ? PeakUnit::kBf16Dot : PeakUnit::kF32Fma;
+  const PeakUnit unit = math == MatMath::kQ8     ? PeakUnit::kInt8Dot
+                        : math == MatMath::kBf16 ? PeakUnit::kBf16Dot
+                                                 : PeakUnit::kF32Fma;
   double peak = 0;  // G ops/s
   if (a.roofline) {
     measure_limits();
@@ -212,10 +216,14 @@ void run(const BenchArgs& a) {
         DecoderRun dr(rargs, base_mode(mode), *model, opt.sampling, pool);
         GenerateResult r = generate(*model, dr.decoder(), ids, opt, pool);
         nlohmann::json extra = dr.finish(r.stats);
-        nlohmann::json rec = {{"prompt", p.id},       {"domain", p.domain},
-                              {"mode", mode},         {"repetition", rep},
-                              {"prompt_tokens", ids.size()}, {"tokens", r.tokens.size()},
-                              {"decode_ms", r.stats.decode_ms}, {"prefill_ms", r.stats.prefill_ms}};
+        nlohmann::json rec = {{"prompt", p.id},
+                              {"domain", p.domain},
+                              {"mode", mode},
+                              {"repetition", rep},
+                              {"prompt_tokens", ids.size()},
+                              {"tokens", r.tokens.size()},
+                              {"decode_ms", r.stats.decode_ms},
+                              {"prefill_ms", r.stats.prefill_ms}};
         for (const auto& [key, v] : r.stats.extra) rec[key] = v;
         for (const auto& [key, v] : extra.items()) rec[key] = v;
         records.push_back(rec);
@@ -248,7 +256,8 @@ void run(const BenchArgs& a) {
       t.from_both += x("accepted_both");
       // Each full-model pass reads the KV cache of its context: ~prompt + half the output.
       const double passes = x("verify_steps") > 0 ? x("verify_steps") : static_cast<double>(r.stats.generated_tokens);
-      t.kv_slot_passes += passes * (static_cast<double>(ids.size()) + 0.5 * static_cast<double>(r.stats.generated_tokens));
+      t.kv_slot_passes +=
+          passes * (static_cast<double>(ids.size()) + 0.5 * static_cast<double>(r.stats.generated_tokens));
       std::string paired;
       if (results.count("ar") && results["ar"].stats.decode_ms > 0 && r.stats.decode_ms > 0) {
         const double ratio = r.stats.decode_tokens_per_s() / results["ar"].stats.decode_tokens_per_s();
@@ -274,8 +283,8 @@ void run(const BenchArgs& a) {
     std::printf("\n%s: %lld prompts, %lld new tokens each, %d threads%s\n", d.c_str(),
                 static_cast<long long>(dt.at(modes[0]).prompts), static_cast<long long>(a.n), pool.size(),
                 a.repeat > 1 ? fmt::format(", fastest of {} runs per prompt and mode", a.repeat).c_str() : "");
-    std::printf("%-16s %10s %9s %15s %11s %10s %8s %10s\n", "mode", "tokens/s", "vs ar", "worst prompt",
-                "acceptance", "tok/step", "opt %", "identical");
+    std::printf("%-16s %10s %9s %15s %11s %10s %8s %10s\n", "mode", "tokens/s", "vs ar", "worst prompt", "acceptance",
+                "tok/step", "opt %", "identical");
     for (const auto& mode : modes) {
       const Totals& t = dt.at(mode);
       const double tps = t.ms > 0 ? t.tokens * 1000.0 / t.ms : 0.0;
@@ -283,7 +292,8 @@ void run(const BenchArgs& a) {
       const std::string speed = base_tps > 0 ? fmt::format("{:.2f}x", tps / base_tps) : "-";
       const bool spec = t.steps > 0;
       all_identical = all_identical && t.mismatches == 0;
-      const std::string worst = base && mode != "ar" && t.worst < 1e300 ? fmt::format("{:.2f}x {}", t.worst, t.worst_prompt) : "-";
+      const std::string worst =
+          base && mode != "ar" && t.worst < 1e300 ? fmt::format("{:.2f}x {}", t.worst, t.worst_prompt) : "-";
       std::printf("%-16s %10.1f %9s %15s %11s %10s %8s %10s\n", mode.c_str(), tps, speed.c_str(), worst.c_str(),
                   spec ? fmt::format("{:.3f}", t.drafted ? double(t.accepted) / t.drafted : 0.0).c_str() : "-",
                   spec ? fmt::format("{:.2f}", double(t.tokens) / t.steps).c_str() : "1.00",
@@ -295,17 +305,19 @@ void run(const BenchArgs& a) {
         const Totals& t = dt.at(mode);
         if (t.paired_ms <= 0) continue;  // ar itself, or no ar
         std::printf("  %s paired with ar (median of %d back-to-back pairs per prompt): %.2fx, worst prompt %.2fx %s\n",
-                    mode.c_str(), a.repeat, t.paired_ar_ms / t.paired_ms, t.paired_worst, t.paired_worst_prompt.c_str());
+                    mode.c_str(), a.repeat, t.paired_ar_ms / t.paired_ms, t.paired_worst,
+                    t.paired_worst_prompt.c_str());
       }
     for (const auto& mode : modes) {  // where the accepted tokens of tree-choosing modes came from
       const Totals& t = dt.at(mode);
       const double acc = t.from_lookup + t.from_skip + t.from_both;
       if (t.nodes <= 0 || (base_mode(mode) != "hybrid" && base_mode(mode) != "lookup")) continue;
-      std::printf("  %s: mean tree %.2f nodes, %.0f%% plain steps; accepted tokens from lookup %.0f%%, layer-skip %.0f%%, "
-                  "both %.0f%%\n",
-                  mode.c_str(), t.nodes / std::max<int64_t>(1, t.steps), 100.0 * t.plain / std::max<int64_t>(1, t.steps),
-                  acc > 0 ? 100.0 * t.from_lookup / acc : 0.0, acc > 0 ? 100.0 * t.from_skip / acc : 0.0,
-                  acc > 0 ? 100.0 * t.from_both / acc : 0.0);
+      std::printf(
+          "  %s: mean tree %.2f nodes, %.0f%% plain steps; accepted tokens from lookup %.0f%%, layer-skip %.0f%%, "
+          "both %.0f%%\n",
+          mode.c_str(), t.nodes / std::max<int64_t>(1, t.steps), 100.0 * t.plain / std::max<int64_t>(1, t.steps),
+          acc > 0 ? 100.0 * t.from_lookup / acc : 0.0, acc > 0 ? 100.0 * t.from_skip / acc : 0.0,
+          acc > 0 ? 100.0 * t.from_both / acc : 0.0);
     }
   }
   if (a.roofline) {
@@ -334,7 +346,8 @@ void run(const BenchArgs& a) {
       double ms = 0, tokens = 0, steps = 0, kv = 0;
       for (const auto& d : domains) {
         const Totals& t = totals[d].at(mode);
-        ms += t.ms, tokens += static_cast<double>(t.tokens), steps += static_cast<double>(t.steps > 0 ? t.steps : t.tokens);
+        ms += t.ms, tokens += static_cast<double>(t.tokens),
+            steps += static_cast<double>(t.steps > 0 ? t.steps : t.tokens);
         kv += t.kv_slot_passes * slot_bytes;
       }
       const double tps = ms > 0 ? tokens * 1000.0 / ms : 0.0, passes = tokens > 0 ? steps / tokens : 0.0;
@@ -352,10 +365,12 @@ void run(const BenchArgs& a) {
       std::printf("compute roof: not probed for AMX tiles\n");
     } else if (peak > 0) {
       const double ms_per_token = 2.0 * macs / (peak * 1e9) * 1e3;  // at the peak, per token of a pass
-      std::printf("compute roof: %s peak %.0f G ops/s on %d threads; the matrix products' %.1f M multiply-adds per "
-                  "token take >= %.3f ms there, so a 16-token pass >= %.2f ms",
-                  peak_unit_name(unit), peak, pool.size(), macs / 1e6, ms_per_token, 16 * ms_per_token);
-      if (one_token_ms > 0) std::printf(" = %.2fx the measured one-token pass (--verify-cost)", 16 * ms_per_token / one_token_ms);
+      std::printf(
+          "compute roof: %s peak %.0f G ops/s on %d threads; the matrix products' %.1f M multiply-adds per "
+          "token take >= %.3f ms there, so a 16-token pass >= %.2f ms",
+          peak_unit_name(unit), peak, pool.size(), macs / 1e6, ms_per_token, 16 * ms_per_token);
+      if (one_token_ms > 0)
+        std::printf(" = %.2fx the measured one-token pass (--verify-cost)", 16 * ms_per_token / one_token_ms);
       std::printf("\n");
     } else {
       std::printf("compute roof: this build has no %s instructions to probe\n", peak_unit_name(unit));
@@ -369,21 +384,22 @@ void run(const BenchArgs& a) {
       }
     if (pre_ms > 0) {
       const double pre_tps = pre_tokens * 1000.0 / pre_ms;
-      std::printf("prefill: %.0f prompt tokens in %.1f ms = %.0f tokens/s (prompts after the first, all modes)", pre_tokens,
-                  pre_ms, pre_tps);
+      std::printf("prefill: %.0f prompt tokens in %.1f ms = %.0f tokens/s (prompts after the first, all modes)",
+                  pre_tokens, pre_ms, pre_tps);
       if (ar_ms > 0) std::printf(" = %.1fx plain decoding's tokens/s", pre_tps / (ar_tokens * 1000.0 / ar_ms));
       std::printf("\n");
     }
   }
   const ThreadPool::Stats ps = pool.stats();
   if (ps.serial_rounds > 0)
-    std::printf("\nthread pool: other load took the cores: in %llu of %llu rounds a worker waited for a CPU; "
-                "%llu rounds (%.0f%%) ran on the calling thread alone (util/thread_pool.h)\n",
-                static_cast<unsigned long long>(ps.contended), static_cast<unsigned long long>(ps.rounds),
-                static_cast<unsigned long long>(ps.serial_rounds),
-                100.0 * static_cast<double>(ps.serial_rounds) / static_cast<double>(std::max<uint64_t>(ps.rounds, 1)));
-  std::printf("\ngreedy outputs %s across modes (%s is the reference)\n",
-              all_identical ? "identical" : "DIFFER", modes[0].c_str());
+    std::printf(
+        "\nthread pool: other load took the cores: in %llu of %llu rounds a worker waited for a CPU; "
+        "%llu rounds (%.0f%%) ran on the calling thread alone (util/thread_pool.h)\n",
+        static_cast<unsigned long long>(ps.contended), static_cast<unsigned long long>(ps.rounds),
+        static_cast<unsigned long long>(ps.serial_rounds),
+        100.0 * static_cast<double>(ps.serial_rounds) / static_cast<double>(std::max<uint64_t>(ps.rounds, 1)));
+  std::printf("\ngreedy outputs %s across modes (%s is the reference)\n", all_identical ? "identical" : "DIFFER",
+              modes[0].c_str());
   if (!a.json_out.empty()) {
     nlohmann::json j = {{"model", a.model},
                         {"n", a.n},
@@ -420,21 +436,22 @@ void add_bench(CLI::App& app) {
   c->add_option("-t,--threads", a->threads, "Threads (default: physical cores)");
   c->add_option("--limit", a->limit, "Use only the first N prompts");
   c->add_option("--json", a->json_out, "Also write every run's statistics to this JSON file");
-  c->add_flag("--roofline", a->roofline,
-              "Also measure memory bandwidth and print per mode the bytes read per token (weights, KV cache) and the "
-              "fraction of two limits reached: a STREAM triad over 3 x 128 MiB (DRAM) and a read of a buffer the size "
-              "of the weights one pass reads (the limit where they fit in a cache); plus resident memory, and the compute "
-              "roof: the peak of the multiply-add instruction the math uses (f32 FMA, vdpbf16ps or vpdpbusd; AMX tiles "
-              "are not probed) and the least time a 16-token pass's matrix products can take at it (with "
-              "--verify-cost: as a multiple of the measured one-token pass)");
+  c->add_flag(
+      "--roofline", a->roofline,
+      "Also measure memory bandwidth and print per mode the bytes read per token (weights, KV cache) and the "
+      "fraction of two limits reached: a STREAM triad over 3 x 128 MiB (DRAM) and a read of a buffer the size "
+      "of the weights one pass reads (the limit where they fit in a cache); plus resident memory, and the compute "
+      "roof: the peak of the multiply-add instruction the math uses (f32 FMA, vdpbf16ps or vpdpbusd; AMX tiles "
+      "are not probed) and the least time a 16-token pass's matrix products can take at it (with "
+      "--verify-cost: as a multiple of the measured one-token pass)");
   c->add_option("--repeat", a->repeat,
                 "Run every prompt in every mode this many times (order rotating) and count each mode's fastest "
                 "decode: steadier per-prompt ratios on a noisy machine; also prints each mode's speed-up as the "
                 "median over repetitions of its ratio to the ar run of the same repetition (default 1)")
       ->check(CLI::Range(1, 100));
   c->add_flag("--verify-cost", a->verify_cost,
-               "First print the cost of one pass over 1..64 tokens relative to one token (after the first prompt): "
-               "median and best ms per size, and each pass paired with the one-token pass timed just before it");
+              "First print the cost of one pass over 1..64 tokens relative to one token (after the first prompt): "
+              "median and best ms per size, and each pass paired with the one-token pass timed just before it");
   c->add_option("--verify-rounds", a->verify_rounds,
                 "Rounds over all sizes for --verify-cost (default 15, ~1 s on swift-mini-24L; more rounds narrow "
                 "the quartiles on a noisy machine)")

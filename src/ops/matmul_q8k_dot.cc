@@ -134,8 +134,8 @@ template <DType DT, int T>
   constexpr bool kFive = DT == DType::kQ5_K;
   const __m256i m4 = _mm256_set1_epi8(0xF);
   __m256 acc[T];
-  __m128 accm[T];   // Q4_K's mins, per pair of sub-blocks
-  float summs[T];   // Q5_K's, in one scalar
+  __m128 accm[T];  // Q4_K's mins, per pair of sub-blocks
+  float summs[T];  // Q5_K's, in one scalar
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), accm[t] = _mm_setzero_ps(), summs[t] = 0.0f;
   for (int64_t b = 0; b < a.nb; ++b) {
@@ -202,8 +202,7 @@ template <DType DT, int T>
   }
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t)
-    a.y[(t0 + t) * a.rows + row] =
-        hsum8(acc[t]) + (kFive ? summs[t] : hsum4(accm[t])) + (a.bias ? a.bias[row] : 0.0f);
+    a.y[(t0 + t) * a.rows + row] = hsum8(acc[t]) + (kFive ? summs[t] : hsum4(accm[t])) + (a.bias ? a.bias[row] : 0.0f);
 }
 
 // Q6_K: row `row` x tokens [t0, t0 + T). The 6-bit values stay unsigned (0..63) for vpmaddubsw
@@ -260,8 +259,7 @@ template <int T>
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       // Lane l: 32 (sc_{2l} B_{2l} + sc_{2l+1} B_{2l+1}).
-      const __m256i bsums =
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.sums + ((t0 + t) * a.nb + b) * 16));
+      const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.sums + ((t0 + t) * a.nb + b) * 16));
       const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(bsums, scales16), 5);
       acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.dx[(t0 + t) * a.nb + b] * dw),
                                _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[t], offset)), acc[t]);

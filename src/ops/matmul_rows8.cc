@@ -345,7 +345,8 @@ template <int T>
 template <int T>
 [[gnu::always_inline]] inline void q4k_tile_wide(const Rows8Args& a, int64_t g, int64_t t0) {
   const int64_t cols = a.w->cols, nb = cols / 256, rows = a.w->rows;
-  const __m512i halves = _mm512_maskz_inserti64x4(0xFF, _mm512_set1_epi8(0x0F), _mm256_set1_epi8(static_cast<char>(0xF0)), 1);
+  const __m512i halves =
+      _mm512_maskz_inserti64x4(0xFF, _mm512_set1_epi8(0x0F), _mm256_set1_epi8(static_cast<char>(0xF0)), 1);
   __m256 acc[T], accm[T];
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), accm[t] = _mm256_setzero_ps();
@@ -362,7 +363,8 @@ template <int T>
 #pragma GCC unroll 4
       for (int quad = 0; quad < 4; ++quad)
         w[quad] = _mm512_and_si512(
-            _mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + kOffQ + (s * 4 + quad) * 32))),
+            _mm512_maskz_broadcast_i64x4(
+                0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + kOffQ + (s * 4 + quad) * 32))),
             halves);
       // The sub-block scale of row r in lanes r and 8 + r.
       const __m256i sc1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOffSc + s * 8)));
