@@ -355,12 +355,9 @@ void run(const BenchArgs& a) {
       std::printf("%-16s %10.1f %14.3f %12.1f %12.1f %12.1f %9.0f%% %8.0f%%\n", mode.c_str(), tps, passes, wmb, kvmb,
                   mb, 100.0 * mb * tps / 1e3 / bw, 100.0 * mb * tps / 1e3 / read_bw);
     }
-    // Matrix multiply-adds per token: every layer's Q|K|V, output, gate|up and down products and the LM head
-    // (attention's are excluded: a few percent at these context lengths), so the floor is a lower bound.
-    const ModelConfig& c = model->config;
-    const double macs = static_cast<double>(c.n_layer) * static_cast<double>(c.hidden_size) *
-                            static_cast<double>(c.q_dim() + 2 * c.kv_dim() + c.q_dim() + 3 * c.intermediate_size) +
-                        static_cast<double>(c.vocab_size * c.hidden_size);
+    // Multiply-adds per token in the matrix products (attention's are excluded: a few percent at
+    // these context lengths), so the floor is a lower bound.
+    const double macs = static_cast<double>(model->config.matmul_weights());
     if (amx) {
       std::printf("compute roof: not probed for AMX tiles\n");
     } else if (peak > 0) {

@@ -50,9 +50,7 @@ void run(const InfoArgs& a) {
   const bool kv_bf16 = model->transformer->bf16_attention();
   const uint64_t kv_bytes =
       static_cast<uint64_t>(2 * c.n_layer * (c.max_positions + kScratchSlots) * c.kv_dim()) * (kv_bf16 ? 2 : 4);
-  int64_t n_params = 0;
-  n_params += c.vocab_size * c.hidden_size * (c.tie_embeddings ? 1 : 2);
-  n_params += c.n_layer * (c.hidden_size * (c.q_dim() * 2 + c.kv_dim() * 2) + 3 * c.hidden_size * c.intermediate_size);
+  const int64_t n_params = c.matmul_weights() + (c.tie_embeddings ? 0 : c.vocab_size * c.hidden_size);
   int64_t n_sliding = 0;
   for (auto s : c.sliding_window) n_sliding += s > 0;
   nlohmann::json j = {

@@ -41,6 +41,12 @@ struct ModelConfig {
 
   int64_t q_dim() const { return n_head * head_dim; }
   int64_t kv_dim() const { return n_kv_head * head_dim; }
+  // Weights of the matrices one token multiplies with (= its multiply-adds in them): every
+  // layer's Q, K, V, output, gate, up and down and the LM head; the embedding is a row lookup.
+  int64_t matmul_weights() const {
+    return n_layer * (hidden_size * (2 * q_dim() + 2 * kv_dim()) + 3 * hidden_size * intermediate_size) +
+           vocab_size * hidden_size;
+  }
 };
 
 // Throws swift::Error naming the offending key and value. `source` names the file in messages.

@@ -95,22 +95,17 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath requeste
 
 std::string Transformer::math_description() const {
   if (math_ == MatMath::kQ8) {
+    std::string d = "q8 (Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices times activations quantized to 8 bits";
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-    std::string d = "q8 (Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices times activations quantized to 8 bits; Q8_0, Q4_0 "
-                    "and the 8-row Q4_K and Q6_K with AVX-512 VNNI, Q5_K with 256-bit integer dot products)";
+    d += "; Q8_0, Q4_0 and the 8-row Q4_K and Q6_K with AVX-512 VNNI, Q5_K with 256-bit integer dot products)";
 #elif defined(__AVXVNNI__)
-    std::string d = "q8 (Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices times activations quantized to 8 bits; Q8_0 and "
-                    "Q4_0 with AVX-VNNI, the K-quants with AVX2 integer dot products)";
+    d += "; Q8_0 and Q4_0 with AVX-VNNI, the K-quants with AVX2 integer dot products)";
 #else
-    std::string d = "q8 (Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices times activations quantized to 8 bits, AVX2 "
-                    "integer dot products)";
+    d += ", AVX2 integer dot products)";
 #endif
-    if (bf16_attention_)
-      d += bf16_amx_available() ? ", attention on AMX tiles over a bf16 KV cache"
-                                : ", attention with AVX-512 BF16 dot products over a bf16 KV cache";
-    else
-      d += ", attention in f32";
-    return d;
+    if (!bf16_attention_) return d + ", attention in f32";
+    return d + (bf16_amx_available() ? ", attention on AMX tiles over a bf16 KV cache"
+                                     : ", attention with AVX-512 BF16 dot products over a bf16 KV cache");
   }
   if (math_ == MatMath::kF32) {
     const MatView& m = w_.layers.empty() ? w_.lm_head : w_.layers[0].wo;

@@ -231,10 +231,9 @@ void matmul_q8_parts(std::span<const Q8Part> parts, const float* x, int64_t n_to
   SWIFT_CHECK(parts.size() <= kMaxParts, "matmul_q8_parts: {} parts, at most {}", parts.size(), kMaxParts);
 #if defined(SWIFT_ROWS8_WIDE)
   // The 512-bit kRows8 tiles read their activations as 8 bytes each (Q8kRows::qh): a long prompt
-  // runs in chunks of kWideTokens so that this copy stays bounded (~5.6 MB for 64 tokens of an
-  // 11,008-wide down projection) instead of growing with the prompt. Tokens are independent
-  // (batch invariance), so the chunks give the same bits.
-  constexpr int64_t kWideTokens = 64;
+  // runs in chunks of q8_detail::kRows8WideTokens. Tokens are independent (batch invariance), so
+  // the chunks give the same bits.
+  constexpr int64_t kWideTokens = q8_detail::kRows8WideTokens;
   if (any_rows8 && n_tok > kWideTokens) {
     for (int64_t t0 = 0; t0 < n_tok; t0 += kWideTokens) {
       Q8Part chunk[kMaxParts];

@@ -187,6 +187,46 @@ namespace {
   return _mm256_set1_epi32(v);
 }
 
+// Q8_K's two sums of 16 columns for sub-block pair s (B_2s low, B_2s+1 high) in every lane: the
+// operand dot2 multiplies Q4_K's mins and Q6_K's scales with.
+[[gnu::always_inline]] inline __m256i sums_pair(const int16_t* sums, int64_t s) {
+  int32_t v;
+  std::memcpy(&v, sums + 2 * s, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// The 6-bit values of 32 columns (s) of 8 Q6_K rows: lo[quad] columns 4 quad .. 4 quad + 3 (low
+// nibbles plus their high bits), hi[quad] the same 16 columns on.
+[[gnu::always_inline]] inline void q6k_quads(const uint8_t* os, __m256i lo[4], __m256i hi[4]) {
+  const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(0x30);
+#pragma GCC unroll 2
+  for (int p = 0; p < 2; ++p) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(os + 128 + p * 32));
+    const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(os + 2 * p * 32));
+    const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(os + (2 * p + 1) * 32));
+    // 16-bit shifts move bits across bytes; the 0x30 mask keeps each byte's own two.
+    lo[2 * p] = _mm256_or_si256(_mm256_and_si256(q0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m2));
+    hi[2 * p] =
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q0, 4), m4), _mm256_and_si256(_mm256_slli_epi16(h, 2), m2));
+    lo[2 * p + 1] = _mm256_or_si256(_mm256_and_si256(q1, m4), _mm256_and_si256(h, m2));
+    hi[2 * p + 1] =
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(h, 2), m2));
+  }
+}
+
+// A Q6_K group's scales of sub-blocks 2s (lo) and 2s + 1 (hi) per row as int32, and as int16
+// pairs (sc_2s[r], sc_2s+1[r]) per lane for dot2 against sums_pair.
+struct Q6Scales {
+  __m256i lo, hi, pair;
+};
+[[gnu::always_inline]] inline Q6Scales q6k_scales(const uint8_t* o, int s) {
+  const __m128i sc8_lo = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOff6Sc + 2 * s * 8));
+  const __m128i sc8_hi = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOff6Sc + (2 * s + 1) * 8));
+  const __m128i sc16_lo = _mm_cvtepi8_epi16(sc8_lo), sc16_hi = _mm_cvtepi8_epi16(sc8_hi);
+  return {_mm256_cvtepi8_epi32(sc8_lo), _mm256_cvtepi8_epi32(sc8_hi),
+          _mm256_set_m128i(_mm_unpackhi_epi16(sc16_lo, sc16_hi), _mm_unpacklo_epi16(sc16_lo, sc16_hi))};
+}
+
 struct Rows8Args {
   const MatView* w;
   const int8_t* q;      // [n_tok, cols] Q8_K activations
@@ -197,10 +237,25 @@ struct Rows8Args {
   const float* bias;
 };
 
+// Rows [8 g, 8 g + 8) of tokens [t0, t0 + T): y = v[t] + bias (or + 0).
+template <int T>
+[[gnu::always_inline]] inline void store_tile(const Rows8Args& a, int64_t g, int64_t t0, const __m256* v) {
+  const __m256 bias = a.bias ? _mm256_loadu_ps(a.bias + 8 * g) : _mm256_setzero_ps();
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(a.y + (t0 + t) * a.w->rows + 8 * g, _mm256_add_ps(v[t], bias));
+}
+
+// A Q4_K group's mins of sub-block s, each row's twice as int16 in its lane: against sums_pair by
+// dot2, m (B_2s + B_2s+1) in one instruction.
+[[gnu::always_inline]] inline __m256i q4k_mins2(const uint8_t* o, int s) {
+  const __m256i mn = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOffM + s * 8)));
+  return _mm256_or_si256(mn, _mm256_slli_epi32(mn, 16));
+}
+
 // Q4_K rows [8 g, 8 g + 8) x tokens [t0, t0 + T).
 template <int T>
 [[gnu::always_inline]] inline void q4k_tile(const Rows8Args& a, int64_t g, int64_t t0) {
-  const int64_t cols = a.w->cols, nb = cols / 256, rows = a.w->rows;
+  const int64_t cols = a.w->cols, nb = cols / 256;
   const __m256i m4 = _mm256_set1_epi8(0xF);
   __m256 acc[T], accm[T];
 #pragma GCC unroll 8
@@ -221,10 +276,7 @@ template <int T>
         hi[quad] = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
       }
       const __m256i sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOffSc + s * 8)));
-      // Lane r: the row's min twice as int16, against the two 16-column sums of Q8_K by vpdpwssd:
-      // m (B_2s + B_2s+1) in one instruction.
-      const __m256i mn = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOffM + s * 8)));
-      const __m256i mn2 = _mm256_or_si256(mn, _mm256_slli_epi32(mn, 16));
+      const __m256i mn2 = q4k_mins2(o, s);
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         const int8_t* x = a.q + (t0 + t) * cols + b * 256 + s * 32;
@@ -236,9 +288,7 @@ template <int T>
           sub_hi = dot4(sub_hi, hi[quad], broadcast4(x + 16 + 4 * quad));
         }
         isum[t] = _mm256_add_epi32(isum[t], _mm256_mullo_epi32(_mm256_add_epi32(sub_lo, sub_hi), sc));
-        int32_t bs;
-        std::memcpy(&bs, a.sums + ((t0 + t) * nb + b) * 16 + 2 * s, 4);  // B_2s low, B_2s+1 high
-        msum[t] = dot2(msum[t], mn2, _mm256_set1_epi32(bs));
+        msum[t] = dot2(msum[t], mn2, sums_pair(a.sums + ((t0 + t) * nb + b) * 16, s));
       }
     }
 #pragma GCC unroll 8
@@ -248,17 +298,15 @@ template <int T>
       accm[t] = _mm256_fmadd_ps(_mm256_mul_ps(dmin, dx), _mm256_cvtepi32_ps(msum[t]), accm[t]);
     }
   }
-  const __m256 bias = a.bias ? _mm256_loadu_ps(a.bias + 8 * g) : _mm256_setzero_ps();
 #pragma GCC unroll 8
-  for (int t = 0; t < T; ++t)
-    _mm256_storeu_ps(a.y + (t0 + t) * rows + 8 * g, _mm256_add_ps(_mm256_sub_ps(acc[t], accm[t]), bias));
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_sub_ps(acc[t], accm[t]);
+  store_tile<T>(a, g, t0, acc);
 }
 
 // Q6_K rows [8 g, 8 g + 8) x tokens [t0, t0 + T).
 template <int T>
 [[gnu::always_inline]] inline void q6k_tile(const Rows8Args& a, int64_t g, int64_t t0) {
-  const int64_t cols = a.w->cols, nb = cols / 256, rows = a.w->rows;
-  const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(0x30);
+  const int64_t cols = a.w->cols, nb = cols / 256;
   __m256 acc[T];
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
@@ -270,27 +318,8 @@ template <int T>
     for (int t = 0; t < T; ++t) isum[t] = osum[t] = _mm256_setzero_si256();
     for (int s = 0; s < 8; ++s) {
       __m256i lo[4], hi[4];
-#pragma GCC unroll 2
-      for (int p = 0; p < 2; ++p) {
-        const uint8_t* os = o + kOff6S + s * kOff6Step;
-        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(os + 128 + p * 32));
-        const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(os + 2 * p * 32));
-        const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(os + (2 * p + 1) * 32));
-        // 16-bit shifts move bits across bytes; the 0x30 mask keeps each byte's own two.
-        lo[2 * p] = _mm256_or_si256(_mm256_and_si256(q0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m2));
-        hi[2 * p] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q0, 4), m4),
-                                    _mm256_and_si256(_mm256_slli_epi16(h, 2), m2));
-        lo[2 * p + 1] = _mm256_or_si256(_mm256_and_si256(q1, m4), _mm256_and_si256(h, m2));
-        hi[2 * p + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q1, 4), m4),
-                                        _mm256_and_si256(_mm256_srli_epi16(h, 2), m2));
-      }
-      const __m128i sc8_lo = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOff6Sc + 2 * s * 8));
-      const __m128i sc8_hi = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOff6Sc + (2 * s + 1) * 8));
-      const __m256i sc_lo = _mm256_cvtepi8_epi32(sc8_lo), sc_hi = _mm256_cvtepi8_epi32(sc8_hi);
-      // Lane r: (sc_{2s}[r], sc_{2s+1}[r]) as int16 pairs, against (B_{2s}, B_{2s+1}) by vpmaddwd.
-      const __m128i sc16_lo = _mm_cvtepi8_epi16(sc8_lo), sc16_hi = _mm_cvtepi8_epi16(sc8_hi);
-      const __m256i sc_pair =
-          _mm256_set_m128i(_mm_unpackhi_epi16(sc16_lo, sc16_hi), _mm_unpacklo_epi16(sc16_lo, sc16_hi));
+      q6k_quads(o + kOff6S + s * kOff6Step, lo, hi);
+      const Q6Scales sc = q6k_scales(o, s);
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         const int8_t* x = a.q + (t0 + t) * cols + b * 256 + s * 32;
@@ -301,10 +330,8 @@ template <int T>
           sub_hi = dot4(sub_hi, hi[quad], broadcast4(x + 16 + 4 * quad));
         }
         isum[t] = _mm256_add_epi32(
-            isum[t], _mm256_add_epi32(_mm256_mullo_epi32(sub_lo, sc_lo), _mm256_mullo_epi32(sub_hi, sc_hi)));
-        int32_t bs;
-        std::memcpy(&bs, a.sums + ((t0 + t) * nb + b) * 16 + 2 * s, 4);  // B_{2s} low, B_{2s+1} high
-        osum[t] = dot2(osum[t], sc_pair, _mm256_set1_epi32(bs));
+            isum[t], _mm256_add_epi32(_mm256_mullo_epi32(sub_lo, sc.lo), _mm256_mullo_epi32(sub_hi, sc.hi)));
+        osum[t] = dot2(osum[t], sc.pair, sums_pair(a.sums + ((t0 + t) * nb + b) * 16, s));
       }
     }
 #pragma GCC unroll 8
@@ -314,9 +341,7 @@ template <int T>
       acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(total), acc[t]);
     }
   }
-  const __m256 bias = a.bias ? _mm256_loadu_ps(a.bias + 8 * g) : _mm256_setzero_ps();
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) _mm256_storeu_ps(a.y + (t0 + t) * rows + 8 * g, _mm256_add_ps(acc[t], bias));
+  store_tile<T>(a, g, t0, acc);
 }
 
 #if defined(SWIFT_ROWS8_WIDE)
@@ -344,7 +369,7 @@ template <int T>
 // halves are added: the same exact integers as the other tiles.
 template <int T>
 [[gnu::always_inline]] inline void q4k_tile_wide(const Rows8Args& a, int64_t g, int64_t t0) {
-  const int64_t cols = a.w->cols, nb = cols / 256, rows = a.w->rows;
+  const int64_t cols = a.w->cols, nb = cols / 256;
   const __m512i halves =
       _mm512_maskz_inserti64x4(0xFF, _mm512_set1_epi8(0x0F), _mm256_set1_epi8(static_cast<char>(0xF0)), 1);
   __m256 acc[T], accm[T];
@@ -369,8 +394,7 @@ template <int T>
       // The sub-block scale of row r in lanes r and 8 + r.
       const __m256i sc1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOffSc + s * 8)));
       const __m512i sc = _mm512_maskz_broadcast_i64x4(0xFF, sc1);
-      const __m256i mn = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOffM + s * 8)));
-      const __m256i mn2 = _mm256_or_si256(mn, _mm256_slli_epi32(mn, 16));
+      const __m256i mn2 = q4k_mins2(o, s);
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         const int8_t* x = a.qh + (((t0 + t) * nb + b) * 8 + s) * 256;
@@ -378,9 +402,7 @@ template <int T>
 #pragma GCC unroll 4
         for (int quad = 0; quad < 4; ++quad) sub = _mm512_dpbusd_epi32(sub, w[quad], _mm512_load_si512(x + 64 * quad));
         isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(sub, sc));
-        int32_t bs;
-        std::memcpy(&bs, a.sums + ((t0 + t) * nb + b) * 16 + 2 * s, 4);  // B_2s low, B_2s+1 high
-        msum[t] = dot2(msum[t], mn2, _mm256_set1_epi32(bs));
+        msum[t] = dot2(msum[t], mn2, sums_pair(a.sums + ((t0 + t) * nb + b) * 16, s));
       }
     }
 #pragma GCC unroll 8
@@ -392,16 +414,14 @@ template <int T>
       accm[t] = _mm256_fmadd_ps(_mm256_mul_ps(dmin, dx), _mm256_cvtepi32_ps(msum[t]), accm[t]);
     }
   }
-  const __m256 bias = a.bias ? _mm256_loadu_ps(a.bias + 8 * g) : _mm256_setzero_ps();
 #pragma GCC unroll 8
-  for (int t = 0; t < T; ++t)
-    _mm256_storeu_ps(a.y + (t0 + t) * rows + 8 * g, _mm256_add_ps(_mm256_sub_ps(acc[t], accm[t]), bias));
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_sub_ps(acc[t], accm[t]);
+  store_tile<T>(a, g, t0, acc);
 }
 
 template <int T>
 [[gnu::always_inline]] inline void q6k_tile_wide(const Rows8Args& a, int64_t g, int64_t t0) {
-  const int64_t cols = a.w->cols, nb = cols / 256, rows = a.w->rows;
-  const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(0x30);
+  const int64_t cols = a.w->cols, nb = cols / 256;
   __m256 acc[T];
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
@@ -413,40 +433,22 @@ template <int T>
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512(), osum[t] = _mm256_setzero_si256();
     for (int s = 0; s < 8; ++s) {
-      // The 6-bit values as in q6k_tile, the low quad in lanes 0-7 and the high one in 8-15.
+      // The 6-bit values, the low quad in lanes 0-7 and the high one in 8-15; the scales likewise.
+      __m256i lo[4], hi[4];
+      q6k_quads(o + kOff6S + s * kOff6Step, lo, hi);
       __m512i w[4];
-#pragma GCC unroll 2
-      for (int p = 0; p < 2; ++p) {
-        const uint8_t* os = o + kOff6S + s * kOff6Step;
-        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(os + 128 + p * 32));
-        const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(os + 2 * p * 32));
-        const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(os + (2 * p + 1) * 32));
-        const __m256i lo0 = _mm256_or_si256(_mm256_and_si256(q0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m2));
-        const __m256i hi0 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q0, 4), m4),
-                                            _mm256_and_si256(_mm256_slli_epi16(h, 2), m2));
-        const __m256i lo1 = _mm256_or_si256(_mm256_and_si256(q1, m4), _mm256_and_si256(h, m2));
-        const __m256i hi1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q1, 4), m4),
-                                            _mm256_and_si256(_mm256_srli_epi16(h, 2), m2));
-        w[2 * p] = _mm512_maskz_inserti64x4(0xFF, zext512(lo0), hi0, 1);
-        w[2 * p + 1] = _mm512_maskz_inserti64x4(0xFF, zext512(lo1), hi1, 1);
-      }
-      const __m128i sc8_lo = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOff6Sc + 2 * s * 8));
-      const __m128i sc8_hi = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + kOff6Sc + (2 * s + 1) * 8));
-      const __m256i sc_lo = _mm256_cvtepi8_epi32(sc8_lo), sc_hi = _mm256_cvtepi8_epi32(sc8_hi);
-      const __m512i sc = _mm512_maskz_inserti64x4(0xFF, zext512(sc_lo), sc_hi, 1);
-      const __m128i sc16_lo = _mm_cvtepi8_epi16(sc8_lo), sc16_hi = _mm_cvtepi8_epi16(sc8_hi);
-      const __m256i sc_pair =
-          _mm256_set_m128i(_mm_unpackhi_epi16(sc16_lo, sc16_hi), _mm_unpacklo_epi16(sc16_lo, sc16_hi));
+#pragma GCC unroll 4
+      for (int quad = 0; quad < 4; ++quad) w[quad] = _mm512_maskz_inserti64x4(0xFF, zext512(lo[quad]), hi[quad], 1);
+      const Q6Scales sc = q6k_scales(o, s);
+      const __m512i sc2 = _mm512_maskz_inserti64x4(0xFF, zext512(sc.lo), sc.hi, 1);
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         const int8_t* x = a.qh + (((t0 + t) * nb + b) * 8 + s) * 256;
         __m512i sub = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int quad = 0; quad < 4; ++quad) sub = _mm512_dpbusd_epi32(sub, w[quad], _mm512_load_si512(x + 64 * quad));
-        isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(sub, sc));
-        int32_t bs;
-        std::memcpy(&bs, a.sums + ((t0 + t) * nb + b) * 16 + 2 * s, 4);  // B_{2s} low, B_{2s+1} high
-        osum[t] = dot2(osum[t], sc_pair, _mm256_set1_epi32(bs));
+        isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(sub, sc2));
+        osum[t] = dot2(osum[t], sc.pair, sums_pair(a.sums + ((t0 + t) * nb + b) * 16, s));
       }
     }
 #pragma GCC unroll 8
@@ -458,9 +460,7 @@ template <int T>
       acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(total), acc[t]);
     }
   }
-  const __m256 bias = a.bias ? _mm256_loadu_ps(a.bias + 8 * g) : _mm256_setzero_ps();
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) _mm256_storeu_ps(a.y + (t0 + t) * rows + 8 * g, _mm256_add_ps(acc[t], bias));
+  store_tile<T>(a, g, t0, acc);
 }
 #endif
 

@@ -55,8 +55,12 @@ struct Q8kRows {
 #if defined(__AVX512F__) && defined(__AVX512VNNI__) && defined(SWIFT_Q8_DOT_NATIVE)
 #define SWIFT_ROWS8_WIDE 1
 #endif
+// Most tokens per call with Q8kRows::qh (8 bytes per activation): matmul_q8_parts runs longer
+// batches with kRows8 parts in chunks of this many, so the copy stays bounded (~5.6 MB for an
+// 11,008-wide down projection) instead of growing with the prompt.
+constexpr int64_t kRows8WideTokens = 64;
 // with_qh: also Q8kRows::qh (builds with the 512-bit tiles; callers with kRows8 parts), at most
-// 64 tokens (matmul_q8_parts runs longer batches in chunks).
+// kRows8WideTokens tokens.
 Q8kRows q8k_quantize_scratch(const float* x, int64_t n_tok, int64_t cols, bool with_qh);
 
 // The 256 unsigned weight values of a Q4_K or Q5_K block in column order (the 4-bit q plus, for
