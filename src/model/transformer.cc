@@ -34,6 +34,13 @@ ForwardBatch ForwardBatch::causal(const std::vector<int32_t>& tokens, int64_t st
 
 namespace {
 
+// Whether a product under bf16 math takes its activations rounded by their producer: on AMX
+// tiles (matmul_bf16_amx_rounded) or with the AVX-512 BF16 dot-product kernel
+// (matmul_bf16_dot_rounded); other matrices (not BF16) take the f32 rows.
+bool takes_rounded(const MatView& w) {
+  return bf16_amx_usable(w) || (w.layout == MatLayout::kPanel16Pairs && bf16_dot_native());
+}
+
 // Whether any layer matrix is one that `--math q8` multiplies (ops/q8_dot.h).
 bool has_q8_matrices(const ModelWeights& w) {
   for (const LayerWeights& L : w.layers)
@@ -81,14 +88,14 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath requeste
   // f32 attention's for every q8 type (tests/model/gguf_model_test.cc).
   bf16_attention_ = (math == MatMath::kBf16 || math == MatMath::kQ8) &&
                     attention_bf16_usable(cfg_.n_head, cfg_.n_kv_head, cfg_.head_dim);
-  amx_rounded_ = math == MatMath::kBf16 && bf16_amx_available();
-  if (amx_rounded_) {
-    auto amx = [](const MatView& m) { return !m.data || bf16_amx_usable(m); };
+  rounded_ = math == MatMath::kBf16;  // the constructor failed above without bf16_dot_native()
+  if (rounded_) {
+    auto takes = [](const MatView& m) { return !m.data || takes_rounded(m); };
     h_f32_needed_ = g_f32_needed_ = false;
     for (const LayerWeights& L : w_.layers) {
       for (const MatView* m : {&L.wqkv, &L.wq, &L.wk, &L.wv, &L.w_gate_up, &L.w_gate, &L.w_up})
-        h_f32_needed_ = h_f32_needed_ || !amx(*m);
-      g_f32_needed_ = g_f32_needed_ || !amx(L.w_down);
+        h_f32_needed_ = h_f32_needed_ || !takes(*m);
+      g_f32_needed_ = g_f32_needed_ || !takes(L.w_down);
     }
   }
 }
@@ -235,25 +242,47 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
 
   auto bias = [](const std::vector<float>& bv) { return bv.empty() ? nullptr : bv.data(); };
   const bool gemm = b.prefill && n >= ForwardBatch::kPrefillGemmMin;
-  // in16: in rounded to bf16 by its producer (amx_rounded_), or null.
+  // in16: in rounded to bf16 by its producer (rounded_), or null.
   const bool q8 = math_ == MatMath::kQ8;
-  auto linear = [&](const MatView& w, const float* in, const uint16_t* in16, float* o, const float* bs) {
-    if (q8 && q8_dot_usable(w)) matmul_q8(w, in, n, o, bs, pool);
-    else if (in16 && bf16_amx_usable(w)) matmul_bf16_amx_rounded(w, in16, n, o, bs, pool);
-    else if (gemm) matmul_prefill(w, in, n, o, bs, pool);
-    else matmul(w, in, n, o, bs, pool);
+  // next: the weights of the product that runs after this one (a prefetch hint, ops/matmul.h).
+  auto linear = [&](const MatView& w, const float* in, const uint16_t* in16, float* o, const float* bs,
+                    NextWeights next) {
+    if (q8 && q8_dot_usable(w))
+      matmul_q8(w, in, n, o, bs, pool);
+    else if (in16 && bf16_amx_usable(w))
+      matmul_bf16_amx_rounded(w, in16, n, o, bs, pool);
+    else if (in16 && takes_rounded(w))
+      matmul_bf16_dot_rounded(w, in16, n, o, bs, pool, next);
+    else if (gemm)
+      matmul_prefill(w, in, n, o, bs, pool);
+    else
+      matmul(w, in, n, o, bs, pool, next);
   };
   // Products of one input that are not one matrix (llama.cpp's Q4_K_M: V in Q6_K in some layers;
   // Q8_0 rows in place): under q8 math one activation quantization and one pool round for all.
-  auto linear_each = [&](std::initializer_list<Q8Part> parts, const float* in, const uint16_t* in16) {
+  auto linear_each = [&](std::initializer_list<Q8Part> parts, const float* in, const uint16_t* in16, NextWeights next) {
     bool all_q8 = q8;
     for (const Q8Part& p : parts) all_q8 = all_q8 && q8_dot_usable(*p.w);
     if (all_q8) return matmul_q8_parts({parts.begin(), parts.size()}, in, n, pool);
-    for (const Q8Part& p : parts) linear(*p.w, in, in16, p.y, p.bias);
+    for (const Q8Part* p = parts.begin(); p != parts.end(); ++p)
+      linear(*p->w, in, in16, p->y, p->bias, p + 1 != parts.end() ? next_weights(*p[1].w) : next);
   };
-  uint16_t* h16 = amx_rounded_ ? h16_ : nullptr;
-  uint16_t* att16 = amx_rounded_ ? att16_ : nullptr;
-  uint16_t* g16 = amx_rounded_ ? g16_ : nullptr;
+  // The product that follows each sublayer under `plan`: the first one of the next sublayer the
+  // plan runs, else the output head; after the head, the first product of the next forward
+  // (a guess: the same plan).
+  auto first_product = [&](int64_t l, bool mlp) -> const MatView& {
+    const LayerWeights& L = w_.layers[l];
+    if (mlp) return L.w_gate_up.data ? L.w_gate_up : L.w_gate;
+    return L.wqkv.data ? L.wqkv : L.wq;
+  };
+  auto next_after = [&](int64_t sub) -> NextWeights {  // sublayer index: 2 l (attention), 2 l + 1 (MLP)
+    for (int64_t s = sub + 1; s < 2 * cfg_.n_layer; ++s)
+      if (!(s % 2 ? plan.skip_mlp[s / 2] : plan.skip_attn[s / 2])) return next_weights(first_product(s / 2, s % 2));
+    return next_weights(w_.lm_head);
+  };
+  uint16_t* h16 = rounded_ ? h16_ : nullptr;
+  uint16_t* att16 = rounded_ ? att16_ : nullptr;
+  uint16_t* g16 = rounded_ ? g16_ : nullptr;
   const int64_t w_h = (H + 1) / 2 * 2, w_i = (I + 1) / 2 * 2;  // bf16 row widths
   // h = RMSNorm(x) with weight w; x += out. Row-wise, split over the pool for large batches. The
   // residual add is deferred to the next norm's round (x += out, then the norm of the same rows
@@ -283,11 +312,12 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
       const float *q_src = q, *k_src = k, *v_src = v;
       int64_t q_stride = qd, k_stride = kvd, v_stride = kvd;  // row strides of the sources
       if (L.wqkv.data) {
-        linear(L.wqkv, h, h16, fused_, bias(L.bqkv));
+        linear(L.wqkv, h, h16, fused_, bias(L.bqkv), next_weights(L.wo));
         q_src = fused_, k_src = fused_ + qd, v_src = fused_ + qd + kvd;
         q_stride = k_stride = v_stride = qd + 2 * kvd;
       } else {
-        linear_each({{&L.wq, q, bias(L.bq)}, {&L.wk, k, bias(L.bk)}, {&L.wv, v, bias(L.bv)}}, h, h16);
+        linear_each({{&L.wq, q, bias(L.bq)}, {&L.wk, k, bias(L.bk)}, {&L.wv, v, bias(L.bv)}}, h, h16,
+                    next_weights(L.wo));
       }
       if (cfg_.qk_norm) {  // Qwen3: RMSNorm over each head before rotary, in q and k
         for (int64_t i = 0; q_src != q && i < n; ++i) {
@@ -321,7 +351,7 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
       } else {
         attention(a, pool);
       }
-      linear(L.wo, att, bf16_attention_ ? att16 : nullptr, out, bias(L.bo));
+      linear(L.wo, att, bf16_attention_ ? att16 : nullptr, out, bias(L.bo), next_after(2 * l));
       residual_add();
     }
     if (!plan.skip_mlp[l]) {
@@ -329,7 +359,7 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
       if (g16 && L.w_gate_up.data && bf16_amx_swiglu_usable(L.w_gate_up)) {  // SiLU on the product's tiles
         matmul_bf16_amx_swiglu(L.w_gate_up, h16, n, g_f32_needed_ ? g : nullptr, g16, bias(L.b_gate_up), pool);
       } else if (L.w_gate_up.data) {  // one pass over the packed gate|up rows
-        linear(L.w_gate_up, h, h16, fused_, bias(L.b_gate_up));
+        linear(L.w_gate_up, h, h16, fused_, bias(L.b_gate_up), next_weights(L.w_down));
         for_rows(pool, n, [&](int64_t r0, int64_t r1) {
           for (int64_t i = r0; i < r1; ++i) {
             const float *gi = fused_ + i * 2 * I, *ui = gi + I;
@@ -338,13 +368,13 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
           }
         });
       } else {
-        linear_each({{&L.w_gate, g, bias(L.b_gate)}, {&L.w_up, u, bias(L.b_up)}}, h, h16);
+        linear_each({{&L.w_gate, g, bias(L.b_gate)}, {&L.w_up, u, bias(L.b_up)}}, h, h16, next_weights(L.w_down));
         for (int64_t i = 0; i < n; ++i) {
           if (g16) silu_mul_bf16(g + i * I, u + i * I, I, g + i * I, g16 + i * w_i);
           else silu_mul(g + i * I, u + i * I, I, g + i * I);
         }
       }
-      linear(L.w_down, g, g16, out, bias(L.b_down));
+      linear(L.w_down, g, g16, out, bias(L.b_down), next_after(2 * l + 1));
       residual_add();
     }
   }
@@ -360,7 +390,8 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     rmsnorm(xr, w_.final_norm.data(), 1, H, cfg_.rms_eps, h + r * H);  // in place when added
   }
   if (q8 && q8_dot_usable(w_.lm_head)) matmul_q8(w_.lm_head, h, nr, logits.data(), nullptr, pool);
-  else matmul(w_.lm_head, h, nr, logits.data(), nullptr, pool);
+  else
+    matmul(w_.lm_head, h, nr, logits.data(), nullptr, pool, next_after(-1));
 }
 
 }  // namespace swift

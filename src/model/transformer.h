@@ -79,11 +79,12 @@ class Transformer {
   // Attention in bf16 (ops/attention.h: attention_bf16, on AMX tiles or with vdpbf16ps) over the
   // cache's bf16 copy only: bf16 math in a build with AVX-512 BF16 and a head shape it takes.
   bool bf16_attention_ = false;
-  // bf16 math with AMX matrices: activations are rounded to bf16 by the op that produces them
-  // (norms, SwiGLU, attention) for the AMX kernel (ops/bf16_amx.h: matmul_bf16_amx_rounded).
-  bool amx_rounded_ = false;
-  // Whether the f32 normed rows (h_) and SwiGLU rows (g_) have a reader besides the AMX products
-  // (a matrix the AMX kernel cannot take); when not, only their bf16 copies are written.
+  // bf16 math: activations are rounded to bf16 by the op that produces them (norms, SwiGLU,
+  // attention), in parallel where those are, for the bf16 kernels (matmul_bf16_amx_rounded on
+  // AMX tiles, else matmul_bf16_dot_rounded) instead of by each product on one thread.
+  bool rounded_ = false;
+  // Whether the f32 normed rows (h_) and SwiGLU rows (g_) have a reader besides the bf16 products
+  // (a matrix that is not BF16); when not, only their bf16 copies are written.
   bool h_f32_needed_ = true, g_f32_needed_ = true;
   std::vector<float> inv_freq_;  // [head_dim/2] for non-dynamic rope
 
@@ -103,7 +104,7 @@ class Transformer {
   float* u_ = nullptr;       // [n, intermediate] SwiGLU up (unfused matrices only)
   float* out_ = nullptr;     // [n, hidden] sublayer output
   float* fused_ = nullptr;   // [n, max(q_dim + 2 kv_dim, 2 intermediate)] output of fused matrices
-  // bf16 copies for matmul_bf16_amx_rounded (amx_rounded_ only):
+  // bf16 copies for the bf16 products (rounded_ only):
   uint16_t* h16_ = nullptr;    // [n, hidden] of h_
   uint16_t* att16_ = nullptr;  // [n, q_dim] of att_
   uint16_t* g16_ = nullptr;    // [n, intermediate] of g_

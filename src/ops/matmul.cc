@@ -196,10 +196,13 @@ void mat_row_to_f32(const MatView& w, int64_t r, float* out) {
   dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + r * row_bytes(w.dtype, n), n, out);
 }
 
-void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
-  if (w.layout == MatLayout::kPanel16) return matmul_panel(w, x, n_tok, y, bias, pool);
+void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool,
+            NextWeights next) {
+  // `next` is a prefetch hint for the panel kernels; the AMX and row kernels do without.
+  if (w.layout == MatLayout::kPanel16) return matmul_panel(w, x, n_tok, y, bias, pool, next);
   if (w.layout == MatLayout::kPanel16Pairs)
-    return bf16_amx_usable(w) ? matmul_bf16_amx(w, x, n_tok, y, bias, pool) : matmul_bf16_dot(w, x, n_tok, y, bias, pool);
+    return bf16_amx_usable(w) ? matmul_bf16_amx(w, x, n_tok, y, bias, pool)
+                              : matmul_bf16_dot(w, x, n_tok, y, bias, pool, next);
   SWIFT_CHECK(w.layout == MatLayout::kRows, "matmul: a {} matrix in the --math q8 interleaved layout goes to matmul_q8",
               dtype_name(w.dtype));
   SWIFT_CHECK(w.cols % dtype_block(w.dtype) == 0, "{} matrix with {} columns", dtype_name(w.dtype), w.cols);

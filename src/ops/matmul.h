@@ -20,13 +20,16 @@
 #include <cstdint>
 
 #include "ops/dtype.h"
+#include "ops/prefetch_ahead.h"
 #include "util/thread_pool.h"
 
 namespace swift {
 
-// x: [n_tok, w.cols], y: [n_tok, w.rows], bias: [w.rows] or null.
-void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias,
-            ThreadPool& pool);
+// x: [n_tok, w.cols], y: [n_tok, w.rows], bias: [w.rows] or null. next: the weights of the
+// product the caller runs after this one, if known: the panel kernels prefetch each thread's
+// share of them once their own weights are requested (ops/prefetch_ahead.h; a hint only).
+void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool,
+            NextWeights next = {});
 
 // Prompt prefill (gemm_prefill.cc): the same product for long batches, 2x+ faster on short rows,
 // thread-split and batch invariant too, but summing in another order than matmul() — so it is

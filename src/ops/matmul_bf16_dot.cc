@@ -12,6 +12,7 @@
 
 #include "ops/bf16_dot.h"
 #include "ops/panel.h"
+#include "ops/prefetch_ahead.h"
 #include "util/aligned.h"
 #include "util/check.h"
 #include "util/half.h"
@@ -54,11 +55,12 @@ struct DotArgs {
   const uint32_t* x;  // [n_tok, pairs] bf16 pairs (low half: even column)
   float* y;           // [n_tok, rows]
   const float* bias;
+  NextWeights next;  // prefetched by each thread after its share (ops/prefetch_ahead.h)
 };
 
 // Panels [p0, p0 + P) x tokens [t0, t0 + T).
 template <int P, int T>
-[[gnu::always_inline]] inline void dot_tile(const DotArgs& a, int64_t p0, int64_t t0) {
+[[gnu::always_inline]] inline void dot_tile(const DotArgs& a, int64_t p0, int64_t t0, PrefetchAhead& pf) {
   __m512 acc[P * T];
 #pragma GCC unroll 32
   for (int i = 0; i < P * T; ++i) acc[i] = _mm512_setzero_ps();
@@ -70,6 +72,7 @@ template <int P, int T>
 #pragma GCC unroll 8
     for (int p = 0; p < P; ++p)
       wv[p] = reinterpret_cast<__m512bh>(_mm512_load_si512(w0 + (p * pairs + j) * 2 * kPanelRows));
+    pf.step();
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       const __m512bh xb = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(xt[t * pairs + j])));
@@ -89,25 +92,27 @@ template <int P, int T>
   }
 }
 
+// All tokens for panels [p0, p0 + P), as ceil(n_tok / T) tiles.
 template <int P, int T>
-void dot_tokens(const DotArgs& a, int64_t p0, int64_t n_tok) {
+void dot_tokens(const DotArgs& a, int64_t p0, int64_t n_tok, PrefetchAhead& pf) {
+  pf.begin_group(a.w + p0 * a.pairs * 2 * kPanelRows, P * a.pairs * 2 * kPanelRows * 2, (n_tok + T - 1) / T * a.pairs);
   int64_t t = 0;
-  for (; t + T <= n_tok; t += T) dot_tile<P, T>(a, p0, t);
+  for (; t + T <= n_tok; t += T) dot_tile<P, T>(a, p0, t, pf);
   switch (n_tok - t) {
     case 1:
-      dot_tile<P, 1>(a, p0, t);
+      dot_tile<P, 1>(a, p0, t, pf);
       break;
     case 2:
-      if constexpr (T > 2) dot_tile<P, 2>(a, p0, t);
+      if constexpr (T > 2) dot_tile<P, 2>(a, p0, t, pf);
       break;
     case 3:
-      if constexpr (T > 3) dot_tile<P, 3>(a, p0, t);
+      if constexpr (T > 3) dot_tile<P, 3>(a, p0, t, pf);
       break;
     case 4:
-      if constexpr (T > 4) dot_tile<P, 4>(a, p0, t);
+      if constexpr (T > 4) dot_tile<P, 4>(a, p0, t, pf);
       break;
     case 5:
-      if constexpr (T > 5) dot_tile<P, 5>(a, p0, t);
+      if constexpr (T > 5) dot_tile<P, 5>(a, p0, t, pf);
       break;
     default:
       break;
@@ -117,11 +122,12 @@ void dot_tokens(const DotArgs& a, int64_t p0, int64_t n_tok) {
 template <int T, int PMAX>
 void dot_range(const DotArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
   static_assert(PMAX * T + PMAX + 1 <= 32, "accumulators + weights + broadcast must fit 32 registers");
+  PrefetchAhead pf(a.w + (p0 + np) * a.pairs * 2 * kPanelRows, a.next, p0, p0 + np, n_panels(a.rows));
   if constexpr (PMAX > 4)
-    for (; np >= PMAX; p0 += PMAX, np -= PMAX) dot_tokens<PMAX, T>(a, p0, n_tok);
-  for (; np >= 4; p0 += 4, np -= 4) dot_tokens<4, T>(a, p0, n_tok);
-  for (; np >= 2; p0 += 2, np -= 2) dot_tokens<2, T>(a, p0, n_tok);
-  for (; np >= 1; p0 += 1, np -= 1) dot_tokens<1, T>(a, p0, n_tok);
+    for (; np >= PMAX; p0 += PMAX, np -= PMAX) dot_tokens<PMAX, T>(a, p0, n_tok, pf);
+  for (; np >= 4; p0 += 4, np -= 4) dot_tokens<4, T>(a, p0, n_tok, pf);
+  for (; np >= 2; p0 += 2, np -= 2) dot_tokens<2, T>(a, p0, n_tok, pf);
+  for (; np >= 1; p0 += 1, np -= 1) dot_tokens<1, T>(a, p0, n_tok, pf);
 }
 #endif
 
@@ -201,21 +207,35 @@ MatView pairs_panel_pack(const MatView& src, void* dst) {
   return MatView{dst, DType::kBF16, src.rows, src.cols, MatLayout::kPanel16Pairs};
 }
 
-void matmul_bf16_dot(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
+void matmul_bf16_dot(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool,
+                     NextWeights next) {
   SWIFT_CHECK(w.layout == MatLayout::kPanel16Pairs && w.dtype == DType::kBF16);
   if (n_tok <= 0 || w.rows == 0) return;
 #if defined(SWIFT_BF16_DOT_NATIVE)
-  const DotArgs a{static_cast<const uint16_t*>(w.data), w.rows, w.cols, n_pairs(w.cols),
-                  reinterpret_cast<const uint32_t*>(bf16_round_rows(x, n_tok, w.cols)), y, bias};
+  matmul_bf16_dot_rounded(w, bf16_round_rows(x, n_tok, w.cols), n_tok, y, bias, pool, next);
+#else
+  // Without AVX-512 BF16 (the CLI refuses the mode there): the scalar contract, for tests.
+  (void)pool, (void)next;
+  matmul_bf16_dot_reference(w, x, n_tok, y, bias);
+#endif
+}
+
+void matmul_bf16_dot_rounded(const MatView& w, const uint16_t* x16, int64_t n_tok, float* y, const float* bias,
+                             ThreadPool& pool, NextWeights next) {
+  SWIFT_CHECK(w.layout == MatLayout::kPanel16Pairs && w.dtype == DType::kBF16);
+  SWIFT_CHECK(reinterpret_cast<uintptr_t>(x16) % 4 == 0, "bf16 activation rows must be 4-byte aligned (pairs)");
+  if (n_tok <= 0 || w.rows == 0) return;
+#if defined(SWIFT_BF16_DOT_NATIVE)
+  const DotArgs a{static_cast<const uint16_t*>(w.data),   w.rows, w.cols, n_pairs(w.cols),
+                  reinterpret_cast<const uint32_t*>(x16), y,      bias,   next};
   panel_parallel(n_panels(w.rows), n_tok, pool, [&](PanelTiles tiles, int64_t p0, int64_t np) {
     if (tiles == kPanelTiles2) dot_range<2, 8>(a, p0, np, n_tok);
     else if (tiles == kPanelTiles4) dot_range<4, 6>(a, p0, np, n_tok);
     else dot_range<6, 4>(a, p0, np, n_tok);
   });
 #else
-  // Without AVX-512 BF16 (the CLI refuses the mode there): the scalar contract, for tests.
-  (void)pool;
-  matmul_bf16_dot_reference(w, x, n_tok, y, bias);
+  (void)w, (void)x16, (void)n_tok, (void)y, (void)bias, (void)pool, (void)next;
+  SWIFT_CHECK(false, "matmul_bf16_dot_rounded needs AVX-512 BF16 (bf16_dot_native)");
 #endif
 }
 

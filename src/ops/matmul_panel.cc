@@ -20,6 +20,7 @@
 #include "ops/lanes.h"
 #include "ops/matmul.h"
 #include "ops/panel.h"
+#include "ops/prefetch_ahead.h"
 #include "util/aligned.h"
 #include "util/check.h"
 
@@ -74,14 +75,15 @@ struct PanelArgs {
   const float* x;  // [n_tok, cols]
   float* y;        // [n_tok, rows]
   const float* bias;
+  NextWeights next;  // prefetched by each thread after its share (ops/prefetch_ahead.h)
 };
 
 // Panels [p0, p0 + P) x tokens [t0, t0 + T). wf null: the weights from the panels; else their
 // f32 copy [cols][P][16] (panel_tokens), the same values. wf_out: where to write that
 // copy of the weights this tile reads from the panels.
 template <DType DT, int P, int T>
-[[gnu::always_inline]] inline void panel_tile(const PanelArgs& a, int64_t p0, int64_t t0, const float* wf = nullptr,
-                                              float* wf_out = nullptr) {
+[[gnu::always_inline]] inline void panel_tile(const PanelArgs& a, int64_t p0, int64_t t0, PrefetchAhead& pf,
+                                              const float* wf = nullptr, float* wf_out = nullptr) {
   Vec acc[P * T];
 #pragma GCC unroll 32
   for (int i = 0; i < P * T; ++i) acc[i] = zero();
@@ -94,6 +96,7 @@ template <DType DT, int P, int T>
     for (int p = 0; p < P; ++p)
       wv[p] =
           wf ? load(wf + (c * P + p) * kPanelRows, full) : load_w<DT>(a.w, ((p0 + p) * cols + c) * kPanelRows, full);
+    pf.step();
     if (wf_out)
 #pragma GCC unroll 8
       for (int p = 0; p < P; ++p) store(wf_out + (c * P + p) * kPanelRows, wv[p], full);
@@ -138,23 +141,23 @@ constexpr int kWideMin = 2 * kWideTok;
 // Tokens [t, n_tok) of panels [p0, p0 + P): tiles of T, then the remainder (< T tokens), the
 // weights from their f32 copy wf or (null) from the panels.
 template <DType DT, int P, int T>
-void panel_tiles(const PanelArgs& a, int64_t p0, int64_t t, int64_t n_tok, const float* wf) {
-  for (; t + T <= n_tok; t += T) panel_tile<DT, P, T>(a, p0, t, wf);
+void panel_tiles(const PanelArgs& a, int64_t p0, int64_t t, int64_t n_tok, PrefetchAhead& pf, const float* wf) {
+  for (; t + T <= n_tok; t += T) panel_tile<DT, P, T>(a, p0, t, pf, wf);
   switch (n_tok - t) {
     case 1:
-      panel_tile<DT, P, 1>(a, p0, t, wf);
+      panel_tile<DT, P, 1>(a, p0, t, pf, wf);
       break;
     case 2:
-      if constexpr (T > 2) panel_tile<DT, P, 2>(a, p0, t, wf);
+      if constexpr (T > 2) panel_tile<DT, P, 2>(a, p0, t, pf, wf);
       break;
     case 3:
-      if constexpr (T > 3) panel_tile<DT, P, 3>(a, p0, t, wf);
+      if constexpr (T > 3) panel_tile<DT, P, 3>(a, p0, t, pf, wf);
       break;
     case 4:
-      if constexpr (T > 4) panel_tile<DT, P, 4>(a, p0, t, wf);
+      if constexpr (T > 4) panel_tile<DT, P, 4>(a, p0, t, pf, wf);
       break;
     case 5:
-      if constexpr (T > 5) panel_tile<DT, P, 5>(a, p0, t, wf);
+      if constexpr (T > 5) panel_tile<DT, P, 5>(a, p0, t, pf, wf);
       break;
     default:
       break;
@@ -168,16 +171,19 @@ void panel_tiles(const PanelArgs& a, int64_t p0, int64_t t, int64_t n_tok, const
 // conversions: a 6-token pass 1.91-1.96 -> 1.59-1.71 ms (`bench --verify-cost`, three
 // alternations on the Xeon), 8 tokens unchanged.
 template <DType DT, int P, int T>
-void panel_tokens(const PanelArgs& a, int64_t p0, int64_t n_tok) {
+void panel_tokens(const PanelArgs& a, int64_t p0, int64_t n_tok, PrefetchAhead& pf) {
+  constexpr int64_t kBytes = dtype_block_bytes(DT);
+  pf.begin_group(static_cast<const char*>(a.w) + p0 * a.cols * kPanelRows * kBytes, P * a.cols * kPanelRows * kBytes,
+                 (n_tok + T - 1) / T * a.cols);
   if constexpr (T == kWideTok) {
     if (n_tok >= kWideMin) {
       thread_local std::vector<float> buffer;
       float* wf = grow_aligned64(buffer, a.cols * P * kPanelRows);
-      panel_tile<DT, P, T>(a, p0, 0, nullptr, wf);  // the first tile widens what it streams in
-      return panel_tiles<DT, P, T>(a, p0, T, n_tok, wf);
+      panel_tile<DT, P, T>(a, p0, 0, pf, nullptr, wf);  // the first tile widens what it streams in
+      return panel_tiles<DT, P, T>(a, p0, T, n_tok, pf, wf);
     }
   }
-  panel_tiles<DT, P, T>(a, p0, 0, n_tok, nullptr);
+  panel_tiles<DT, P, T>(a, p0, 0, n_tok, pf, nullptr);
 }
 
 // Panels [p0, p0 + np) in chunks of PMAX (8 for T <= 2: 16 accumulators + 8 weight vectors; 6 for
@@ -185,11 +191,14 @@ void panel_tokens(const PanelArgs& a, int64_t p0, int64_t n_tok) {
 template <DType DT, int T, int PMAX>
 void panel_range(const PanelArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
   static_assert(PMAX * T + PMAX + 1 <= 32, "accumulators + weights + broadcast must fit 32 registers");
+  // This range's weights only.
+  PrefetchAhead pf(static_cast<const char*>(a.w) + (p0 + np) * a.cols * kPanelRows * dtype_block_bytes(DT), a.next, p0,
+                   p0 + np, (a.rows + kPanelRows - 1) / kPanelRows);
   if constexpr (PMAX > 4)
-    for (; np >= PMAX; p0 += PMAX, np -= PMAX) panel_tokens<DT, PMAX, T>(a, p0, n_tok);
-  for (; np >= 4; p0 += 4, np -= 4) panel_tokens<DT, 4, T>(a, p0, n_tok);
-  for (; np >= 2; p0 += 2, np -= 2) panel_tokens<DT, 2, T>(a, p0, n_tok);
-  for (; np >= 1; p0 += 1, np -= 1) panel_tokens<DT, 1, T>(a, p0, n_tok);
+    for (; np >= PMAX; p0 += PMAX, np -= PMAX) panel_tokens<DT, PMAX, T>(a, p0, n_tok, pf);
+  for (; np >= 4; p0 += 4, np -= 4) panel_tokens<DT, 4, T>(a, p0, n_tok, pf);
+  for (; np >= 2; p0 += 2, np -= 2) panel_tokens<DT, 2, T>(a, p0, n_tok, pf);
+  for (; np >= 1; p0 += 1, np -= 1) panel_tokens<DT, 1, T>(a, p0, n_tok, pf);
 }
 
 template <DType DT>
@@ -206,10 +215,11 @@ void matmul_panel_typed(const PanelArgs& a, int64_t n_tok, ThreadPool& pool) {
 
 }  // namespace
 
-void matmul_panel(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
+void matmul_panel(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool,
+                  NextWeights next) {
   SWIFT_CHECK(w.layout == MatLayout::kPanel16 && panel_supported(w.dtype));
   if (n_tok <= 0 || w.rows == 0) return;
-  const PanelArgs a{w.data, w.rows, w.cols, x, y, bias};
+  const PanelArgs a{w.data, w.rows, w.cols, x, y, bias, next};
   switch (w.dtype) {
     case DType::kF32: matmul_panel_typed<DType::kF32>(a, n_tok, pool); break;
     case DType::kF16: matmul_panel_typed<DType::kF16>(a, n_tok, pool); break;

@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "ops/dtype.h"
+#include "ops/prefetch_ahead.h"
 #include "util/thread_pool.h"
 
 namespace swift {
@@ -56,7 +57,8 @@ void panel_parallel(int64_t n_panels, int64_t n_tok, ThreadPool& pool, const F& 
   });
 }
 
-// y[t, r] for w.layout == kPanel16 (shapes as matmul()). Called by matmul and matmul_prefill.
-void matmul_panel(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
+// y[t, r] for w.layout == kPanel16 (shapes and `next` as matmul()). Called by matmul and matmul_prefill.
+void matmul_panel(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool,
+                  NextWeights next = {});
 
 }  // namespace swift

@@ -135,11 +135,17 @@ TEST(Bf16Dot, MatchesItsContractOnOddShapesWithAnyBatchAndThreads) {
         ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * sizeof(float)))
             << "shape " << s.rows << "x" << s.cols << " n_tok " << s.n_tok << " threads " << threads
             << (b ? " bias" : "");
+        // A prefetch hint for the next product (here the row-major source) changes no bit.
+        std::vector<float> hinted(y.size());
+        matmul_bf16_dot(m.view, x.data(), s.n_tok, hinted.data(), b, pool, next_weights(m.src));
+        ASSERT_EQ(0, std::memcmp(y.data(), hinted.data(), y.size() * sizeof(float))) << "with next";
         matmul_bf16_dot_reference(m.src, x.data(), s.n_tok, want_rows.data(), b);  // packing changes nothing
         ASSERT_EQ(0, std::memcmp(want.data(), want_rows.data(), y.size() * sizeof(float)));
         // matmul and prefill run this kernel (else the AMX tests below)
         if (!bf16_amx_usable(m.view)) expect_dispatch_matches(m.view, x, s.n_tok, y, b, pool);
-        expect_tokens_alone_match(matmul_bf16_dot, m.view, x, s.n_tok, y, b, pool);
+        expect_tokens_alone_match([](const MatView& w, const float* in, int64_t n, float* out, const float* bs,
+                                     ThreadPool& p) { matmul_bf16_dot(w, in, n, out, bs, p); },
+                                  m.view, x, s.n_tok, y, b, pool);
       }
     }
   }

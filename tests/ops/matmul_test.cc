@@ -206,6 +206,10 @@ TEST_P(PanelMatmulTest, MatchesItsSumOrderOnOddShapesWithAnyBatchAndThreads) {
         ASSERT_EQ(0, std::memcmp(y.data(), order.data(), y.size() * sizeof(float)))
             << dtype_name(GetParam()) << " shape " << s.rows << "x" << s.cols << " n_tok " << s.n_tok << " threads "
             << threads << (b ? " bias" : "");
+        // A prefetch hint for the next product (here the row-major source) changes no bit.
+        std::vector<float> hinted(y.size());
+        matmul(p.view, x.data(), s.n_tok, hinted.data(), b, pool, next_weights(w.view));
+        ASSERT_EQ(0, std::memcmp(y.data(), hinted.data(), y.size() * sizeof(float))) << "with next";
         matmul_prefill(p.view, x.data(), s.n_tok, pre.data(), b, pool);
         if (f32_amx_usable(p.view)) {  // BF16 with AMX: three bf16 products (matmul_f32_amx_test.cc)
           matmul_reference(w.view, x.data(), s.n_tok, ref.data(), b);

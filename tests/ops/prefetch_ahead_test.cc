@@ -1,0 +1,90 @@
+// PrefetchAhead's window (ops/prefetch_ahead.h): which lines it requests and when, recorded in
+// place of the prefetch instruction. The kernels' results with a `next` hint are checked in
+// bf16_dot_test.cc and matmul_test.cc (a hint must not change a bit).
+#include "ops/prefetch_ahead.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <vector>
+
+namespace swift {
+namespace {
+
+struct Recorder {
+  static std::vector<const char*>& log() {
+    static std::vector<const char*> v;
+    return v;
+  }
+  static void fetch(const char* p) { log().push_back(p); }
+};
+using Recorded = BasicPrefetchAhead<Recorder>;
+constexpr int64_t kLine = Recorded::kLine;
+
+// A thread's share of 10 groups of 1 KiB (16 lines) multiplied in 3 token tiles of 8 steps each
+// (24 steps per group: one line per step), then the next product's share.
+TEST(PrefetchAhead, KeepsTheNextGroupsRequestedThenTheNextProductsShare) {
+  std::vector<char> own(10 * 1024), next(3000);
+  Recorder::log().clear();
+  // Units 1..2 of 3 of the next product: bytes [1000, 2000) of it (1000 per unit).
+  Recorded pf(own.data() + own.size(), NextWeights{next.data(), 3000}, 1, 2, 3);
+  const int64_t group = 1024, steps = 24;
+  for (int64_t g = 0; g < 10; ++g) {
+    const char* start = own.data() + g * group;
+    if (g >= 1) {  // every line of this group was requested before it started
+      std::set<const char*> seen(Recorder::log().begin(), Recorder::log().end());
+      for (int64_t b = 0; b < group; b += kLine) ASSERT_TRUE(seen.count(start + b)) << "group " << g << " byte " << b;
+    }
+    pf.begin_group(start, group, steps);
+    for (int64_t s = 0; s < steps; ++s) pf.step();
+    // Never more than kGroupsAhead groups past the one running, and never this group or earlier.
+    for (const char* p : Recorder::log()) {
+      if (p >= next.data() && p < next.data() + next.size()) continue;
+      ASSERT_GE(p, own.data() + group) << "group " << g;  // the first group is the demand stream's
+      ASSERT_LT(p, start + (1 + Recorded::kGroupsAhead) * group) << "group " << g;
+    }
+  }
+  // Each line once, in order: all of the own share after the first group, then the next
+  // product's share from its start (2 groups' worth allowed: it has 1000 bytes, 16 lines).
+  const auto& log = Recorder::log();
+  std::vector<const char*> want;
+  for (int64_t b = group; b < 10 * group; b += kLine) want.push_back(own.data() + b);
+  for (int64_t b = 0; b < 1000; b += kLine) want.push_back(next.data() + 1000 + b);
+  ASSERT_EQ(log, want);
+}
+
+// Without a next product, nothing past the own share; several lines per step when a group has
+// more lines than steps (one token: a single tile), and the window fills in time.
+TEST(PrefetchAhead, StaysInsideTheShareAndKeepsUpWithOneTile) {
+  std::vector<char> own(5 * 2048);
+  Recorder::log().clear();
+  Recorded pf(own.data() + own.size(), NextWeights{}, 0, 1, 1);
+  for (int64_t g = 0; g < 5; ++g) {
+    const char* start = own.data() + g * 2048;
+    if (g >= 1) ASSERT_GE(Recorder::log().size(), static_cast<size_t>(g * 32)) << "group " << g;
+    pf.begin_group(start, 2048, 8);  // 32 lines in 8 steps: 4 per step
+    for (int s = 0; s < 8; ++s) pf.step();
+  }
+  ASSERT_EQ(Recorder::log().size(), 4u * 32u);  // groups 1..4, each line once
+  for (const char* p : Recorder::log()) {
+    ASSERT_GE(p, own.data() + 2048);
+    ASSERT_LT(p, own.data() + own.size());
+  }
+}
+
+// An empty share of the next product (u0 == u1) or no steps: nothing is requested from it.
+TEST(PrefetchAhead, EmptyShareOrNoStepsRequestNothing) {
+  std::vector<char> own(1024), next(4096);
+  Recorder::log().clear();
+  Recorded pf(own.data() + own.size(), NextWeights{next.data(), 4096}, 2, 2, 4);
+  pf.begin_group(own.data(), 1024, 4);
+  for (int s = 0; s < 4; ++s) pf.step();
+  EXPECT_TRUE(Recorder::log().empty());
+  Recorded idle(own.data() + own.size(), NextWeights{next.data(), 4096}, 0, 4, 4);
+  idle.begin_group(own.data(), 1024, 0);
+  for (int s = 0; s < 4; ++s) idle.step();
+  EXPECT_TRUE(Recorder::log().empty());
+}
+
+}  // namespace
+}  // namespace swift
