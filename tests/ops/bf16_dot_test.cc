@@ -139,6 +139,13 @@ TEST(Bf16Dot, MatchesItsContractOnOddShapesWithAnyBatchAndThreads) {
         std::vector<float> hinted(y.size());
         matmul_bf16_dot(m.view, x.data(), s.n_tok, hinted.data(), b, pool, next_weights(m.src));
         ASSERT_EQ(0, std::memcmp(y.data(), hinted.data(), y.size() * sizeof(float))) << "with next";
+        // Activations rounded by their producer: the same bits (the transformer's bf16 math).
+        if (bf16_dot_native()) {
+          std::vector<uint16_t> x16(static_cast<size_t>(s.n_tok * ((s.cols + 1) / 2 * 2)));
+          bf16_round_rows_into(x.data(), s.n_tok, s.cols, x16.data());
+          matmul_bf16_dot_rounded(m.view, x16.data(), s.n_tok, hinted.data(), b, pool);
+          ASSERT_EQ(0, std::memcmp(y.data(), hinted.data(), y.size() * sizeof(float))) << "rounded";
+        }
         matmul_bf16_dot_reference(m.src, x.data(), s.n_tok, want_rows.data(), b);  // packing changes nothing
         ASSERT_EQ(0, std::memcmp(want.data(), want_rows.data(), y.size() * sizeof(float)));
         // matmul and prefill run this kernel (else the AMX tests below)
