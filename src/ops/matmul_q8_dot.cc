@@ -28,6 +28,9 @@ using q8_detail::hsum8;
 constexpr int64_t kBlock = 32;         // weights per Q8_0 block
 constexpr int64_t kBlockBytes = 34;    // Q8_0: f16 scale + 32 int8
 constexpr int64_t kBlock40Bytes = 18;  // Q4_0: f16 scale + 16 bytes of nibbles (low: 0-15, high: 16-31)
+// Batches from this many tokens quantize their activations on all threads (matmul_q8_parts): a
+// pool round costs ~1 us here, a token's quantization ~0.3-0.5 us (256-768 columns).
+constexpr int64_t kQuantizeParallelMin = 4;
 
 float block_scale(const uint8_t* blk) {
   uint16_t h;
@@ -253,13 +256,23 @@ void matmul_q8_parts(std::span<const Q8Part> parts, const float* x, int64_t n_to
   if (any_q80) {
     if (static_cast<int64_t>(q.size()) < n_tok * cols) q.resize(static_cast<size_t>(n_tok * cols));
     if (static_cast<int64_t>(dx.size()) < n_tok * nb) dx.resize(static_cast<size_t>(n_tok * nb));
-    q8_quantize_rows(x, n_tok, cols, q.data(), dx.data());
   }
   // Pointers taken here: inside the pool's job, `q` would name the worker thread's own buffer.
-  const int8_t* q0 = q.data();
-  const float* dx0 = dx.data();
-  const q8_detail::Q8kRows xk =
-      any_k ? q8_detail::q8k_quantize_scratch(x, n_tok, cols, any_rows8) : q8_detail::Q8kRows{};
+  int8_t* q0 = q.data();
+  float* dx0 = dx.data();
+  const q8_detail::Q8kRows xk = any_k ? q8_detail::q8k_scratch(n_tok, cols, any_rows8) : q8_detail::Q8kRows{};
+  auto quantize = [&](int64_t t0, int64_t t1) {
+    if (any_q80) q8_quantize_rows(x + t0 * cols, t1 - t0, cols, q0 + t0 * cols, dx0 + t0 * nb);
+    if (any_k) q8_detail::q8k_quantize_tokens(xk, x, cols, t0, t1);
+  };
+  // From kQuantizeParallelMin tokens on the threads quantize a share of the tokens each, in a pool
+  // round of its own: every thread's products need every token, so the products wait for it
+  // either way, and on one thread it was ~14% of the calling thread's time in 16-token passes of
+  // the Q4_K_M demo model (Zen 4 VM; the 512-bit tiles' 8-byte operands are the most of it).
+  if (n_tok >= kQuantizeParallelMin)
+    pool.parallel_for(n_tok, [&](int64_t t0, int64_t t1, int) { quantize(t0, t1); });
+  else
+    quantize(0, n_tok);
   // Work units per part (ops/q8_dot_simd.h), numbered across the parts for one pool round.
   int64_t first[kMaxParts + 1] = {0};
   for (size_t i = 0; i < parts.size(); ++i) {

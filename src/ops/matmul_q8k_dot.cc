@@ -330,7 +330,7 @@ void q6k_values(const uint8_t* blk, int8_t v[256]) {
     }
 }
 
-Q8kRows q8k_quantize_scratch(const float* x, int64_t n_tok, int64_t cols, bool with_qh) {
+Q8kRows q8k_scratch(int64_t n_tok, int64_t cols, bool with_qh) {
   thread_local std::vector<int8_t> q;
   thread_local std::vector<float> dx;
   thread_local std::vector<int16_t> sums;
@@ -338,35 +338,49 @@ Q8kRows q8k_quantize_scratch(const float* x, int64_t n_tok, int64_t cols, bool w
   if (static_cast<int64_t>(q.size()) < n_tok * cols) q.resize(static_cast<size_t>(n_tok * cols));
   if (static_cast<int64_t>(dx.size()) < n_tok * nb) dx.resize(static_cast<size_t>(n_tok * nb));
   if (static_cast<int64_t>(sums.size()) < n_tok * nb * 16) sums.resize(static_cast<size_t>(n_tok * nb * 16));
+  const int8_t* qh = nullptr;
 #if defined(SWIFT_ROWS8_WIDE)
   if (with_qh) {
-    SWIFT_CHECK(n_tok <= kRows8WideTokens, "q8k_quantize_scratch: {} tokens with 8-byte operands, at most {}", n_tok,
+    SWIFT_CHECK(n_tok <= kRows8WideTokens, "q8k_scratch: {} tokens with 8-byte operands, at most {}", n_tok,
                 kRows8WideTokens);
+    thread_local std::vector<int8_t> qh_buf;
+    qh = grow_aligned64(qh_buf, 8 * n_tok * cols);
+  }
+#endif
+  (void)with_qh;  // without the 512-bit tiles nothing reads qh
+  return {q.data(), dx.data(), sums.data(), qh};
+}
+
+void q8k_quantize_tokens(const Q8kRows& rows, const float* x, int64_t cols, int64_t t0, int64_t t1) {
+  // The buffers are the calling thread's (q8k_scratch), handed out as const to the kernels.
+  auto* q = const_cast<int8_t*>(rows.q);
+  auto* dx = const_cast<float*>(rows.dx);
+  auto* sums = const_cast<int16_t*>(rows.sums);
+  const int64_t nb = cols / kBlockK;
+#if defined(SWIFT_ROWS8_WIDE)
+  if (rows.qh) {
     // The 512-bit kRows8 tiles' operands (Q8kRows::qh), made block by block while the block is
     // in L1 (a separate pass over the rows afterwards stalled on its stores: ~4% of a
     // verification pass in a profile).
-    thread_local std::vector<int8_t> qh_buf;
-    int8_t* qh = grow_aligned64(qh_buf, 8 * n_tok * cols);
-    for (int64_t t = 0; t < n_tok; ++t)
+    auto* qh = const_cast<int8_t*>(rows.qh);
+    for (int64_t t = t0; t < t1; ++t)
       for (int64_t b = 0; b < nb; ++b) {
         const int64_t at = t * cols + b * kBlockK;
-        quantize_block_k_simd(x + at, q.data() + at, dx.data() + t * nb + b, sums.data() + (t * nb + b) * 16);
+        quantize_block_k_simd(x + at, q + at, dx + t * nb + b, sums + (t * nb + b) * 16);
         for (int64_t i = at; i < at + kBlockK; i += 32) {
           // Dword quad (lanes 0-7) and quad + 4 (lanes 8-15) of these 32 columns, per quad.
-          const __m512i v = _mm512_maskz_inserti64x4(
-              0xFF, _mm512_setzero_si512(), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.data() + i)), 0);
+          const __m512i v = _mm512_maskz_inserti64x4(0xFF, _mm512_setzero_si512(),
+                                                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i)), 0);
           for (int quad = 0; quad < 4; ++quad) {
             const __m512i idx = _mm512_maskz_inserti64x4(0xFF, _mm512_set1_epi32(quad), _mm256_set1_epi32(quad + 4), 1);
             _mm512_store_si512(qh + 8 * i + 64 * quad, _mm512_maskz_permutexvar_epi32(0xFFFF, idx, v));
           }
         }
       }
-    return {q.data(), dx.data(), sums.data(), qh};
+    return;
   }
 #endif
-  (void)with_qh;  // without the 512-bit tiles nothing reads qh
-  q8k_quantize_rows(x, n_tok, cols, q.data(), dx.data(), sums.data());
-  return {q.data(), dx.data(), sums.data(), nullptr};
+  q8k_quantize_rows(x + t0 * cols, t1 - t0, cols, q + t0 * cols, dx + t0 * nb, sums + t0 * nb * 16);
 }
 
 void q8k_run(const MatView& w, const Q8kRows& xq, int64_t n_tok, float* y, const float* bias, int64_t r0, int64_t r1) {

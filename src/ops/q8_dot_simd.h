@@ -59,9 +59,13 @@ struct Q8kRows {
 // batches with kRows8 parts in chunks of this many, so the copy stays bounded (~5.6 MB for an
 // 11,008-wide down projection) instead of growing with the prompt.
 constexpr int64_t kRows8WideTokens = 64;
-// with_qh: also Q8kRows::qh (builds with the 512-bit tiles; callers with kRows8 parts), at most
-// kRows8WideTokens tokens.
-Q8kRows q8k_quantize_scratch(const float* x, int64_t n_tok, int64_t cols, bool with_qh);
+// The calling thread's buffers for the Q8_K activations of n_tok tokens of cols columns (grown
+// only), not yet filled. with_qh: also Q8kRows::qh (builds with the 512-bit tiles; callers with
+// kRows8 parts), at most kRows8WideTokens tokens.
+Q8kRows q8k_scratch(int64_t n_tok, int64_t cols, bool with_qh);
+// Tokens [t0, t1) of x [n_tok, cols] quantized into `rows` (from q8k_scratch; qh too when it has
+// one). Any thread may fill any disjoint range: tokens are independent.
+void q8k_quantize_tokens(const Q8kRows& rows, const float* x, int64_t cols, int64_t t0, int64_t t1);
 
 // The 256 unsigned weight values of a Q4_K or Q5_K block in column order (the 4-bit q plus, for
 // Q5_K, 16 times the 5th bit).
