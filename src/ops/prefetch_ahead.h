@@ -13,8 +13,9 @@
 // within products alone, 16-token passes 0.90-0.92x the time under `--math bf16`, one-token
 // passes 0.95-0.98x; the next product's share on top of that 0.94-0.97x for both; one thread
 // over 40 products of 1536 x 256 (31 MB, L3/DRAM) 72 -> 100 G multiply-adds/s for 16 tokens.
-// The same scheme did not pay for the Q4_K/Q6_K tiles (ops/matmul_rows8.cc; their 13 MB stay
-// in L3 here): one-token passes 1.04-1.06x slower, 16 tokens 0.95-0.99x, so they do not use it.
+// Prefetching 4 or 16 KiB ahead of each group in the Q4_K/Q6_K tiles (ops/matmul_rows8.cc; the
+// demo model's 13 MB stay in L3 here) did not pay: one-token passes 1.04-1.06x slower, 16 tokens
+// 0.95-0.99x, so those tiles do without.
 //
 // A prefetch is only a hint: it never changes a result, never faults, and a line fetched but not
 // used costs bandwidth only. Locality 2 is prefetcht1 on x86 (into L2: the current group's lines
