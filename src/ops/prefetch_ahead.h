@@ -54,11 +54,11 @@ class BasicPrefetchAhead {
   // prefetched) and whose share of the work is units [u0, u1) of n_units: after its own weights
   // it prefetches the same fraction of `next`.
   BasicPrefetchAhead(const void* end, NextWeights next, int64_t u0, int64_t u1, int64_t n_units)
-      : end_(static_cast<const char*>(end)) {
+      : end_(address(end)) {
     if (next.data && n_units > 0 && u0 < u1) {
       const int64_t per_unit = next.bytes / n_units;  // rounded down: stays inside next
-      chain_ = static_cast<const char*>(next.data) + per_unit * u0;
-      chain_end_ = static_cast<const char*>(next.data) + per_unit * u1;
+      chain_ = address(next.data) + static_cast<uintptr_t>(per_unit * u0);
+      chain_end_ = address(next.data) + static_cast<uintptr_t>(per_unit * u1);
     }
   }
 
@@ -67,16 +67,17 @@ class BasicPrefetchAhead {
   // to kGroupsAhead groups of this size, at a rate that covers one group in those steps (a little
   // more when lines do not divide evenly: the window fills over a few groups).
   void begin_group(const void* group, int64_t bytes, int64_t steps) {
+    const auto window = static_cast<uintptr_t>(kGroupsAhead * bytes);
     if (chained_) {  // in the next product's share already: keep the window ahead of the requests
-      limit_ = std::min(end_, at_ + kGroupsAhead * bytes);
+      limit_ = ahead(at_, window);
     } else {
-      const char* next = static_cast<const char*>(group) + bytes;
+      const uintptr_t next = address(group) + static_cast<uintptr_t>(bytes);
       at_ = std::max(at_, next);
-      limit_ = std::min(end_, next + kGroupsAhead * bytes);
+      limit_ = ahead(next, window);
       if (at_ >= end_ && chain_ < chain_end_) {  // own share all requested: on to the next product
         chained_ = true;
         at_ = chain_, end_ = chain_end_;
-        limit_ = std::min(end_, at_ + kGroupsAhead * bytes);
+        limit_ = ahead(at_, window);
       }
     }
     const int64_t lines = (bytes + kLine - 1) / kLine;
@@ -85,15 +86,22 @@ class BasicPrefetchAhead {
 
   // One step's share (one compare once the window is requested).
   [[gnu::always_inline]] void step() {
-    for (int k = 0; k < per_step_ && at_ < limit_; ++k, at_ += kLine) Fetch::fetch(at_);
+    for (int k = 0; k < per_step_ && at_ < limit_; ++k, at_ += kLine)
+      Fetch::fetch(reinterpret_cast<const char*>(at_));
   }
 
  private:
-  const char* end_;              // end of the range being prefetched (own share, then next's)
-  const char* at_ = nullptr;     // next line to prefetch
-  const char* limit_ = nullptr;  // not past here while the current group runs
-  const char* chain_ = nullptr;  // the share of the next product, [chain_, chain_end_)
-  const char* chain_end_ = nullptr;
+  // Addresses as integers: the window may end past the weights' allocation before it is clamped,
+  // which pointer arithmetic must not do.
+  static uintptr_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
+  // from + n, at most end_.
+  uintptr_t ahead(uintptr_t from, uintptr_t n) const { return from >= end_ || end_ - from <= n ? end_ : from + n; }
+
+  uintptr_t end_;            // end of the range being prefetched (own share, then next's)
+  uintptr_t at_ = 0;         // next line to prefetch
+  uintptr_t limit_ = 0;      // not past here while the current group runs
+  uintptr_t chain_ = 0;      // the share of the next product, [chain_, chain_end_)
+  uintptr_t chain_end_ = 0;
   int per_step_ = 0;
   bool chained_ = false;
 };

@@ -61,7 +61,9 @@ TEST(PrefetchAhead, StaysInsideTheShareAndKeepsUpWithOneTile) {
   Recorded pf(own.data() + own.size(), NextWeights{}, 0, 1, 1);
   for (int64_t g = 0; g < 5; ++g) {
     const char* start = own.data() + g * 2048;
-    if (g >= 1) ASSERT_GE(Recorder::log().size(), static_cast<size_t>(g * 32)) << "group " << g;
+    if (g >= 1) {
+      ASSERT_GE(Recorder::log().size(), static_cast<size_t>(g * 32)) << "group " << g;
+    }
     pf.begin_group(start, 2048, 8);  // 32 lines in 8 steps: 4 per step
     for (int s = 0; s < 8; ++s) pf.step();
   }
