@@ -34,13 +34,6 @@ ForwardBatch ForwardBatch::causal(const std::vector<int32_t>& tokens, int64_t st
 
 namespace {
 
-// Whether a product under bf16 math takes its activations rounded by their producer: on AMX
-// tiles (matmul_bf16_amx_rounded) or with the AVX-512 BF16 dot-product kernel
-// (matmul_bf16_dot_rounded); other matrices (not BF16) take the f32 rows.
-bool takes_rounded(const MatView& w) {
-  return bf16_amx_usable(w) || (w.layout == MatLayout::kPanel16Pairs && bf16_dot_native());
-}
-
 // Whether any layer matrix is one that `--math q8` multiplies (ops/q8_dot.h).
 bool has_q8_matrices(const ModelWeights& w) {
   for (const LayerWeights& L : w.layers)
@@ -90,7 +83,8 @@ Transformer::Transformer(ModelConfig cfg, ModelWeights weights, MatMath requeste
                     attention_bf16_usable(cfg_.n_head, cfg_.n_kv_head, cfg_.head_dim);
   rounded_ = math == MatMath::kBf16;  // the constructor failed above without bf16_dot_native()
   if (rounded_) {
-    auto takes = [](const MatView& m) { return !m.data || takes_rounded(m); };
+    // BF16 matrices (packed as pairs) take the rounded rows (matmul_rounded); others the f32 ones.
+    auto takes = [](const MatView& m) { return !m.data || m.layout == MatLayout::kPanel16Pairs; };
     h_f32_needed_ = g_f32_needed_ = false;
     for (const LayerWeights& L : w_.layers) {
       for (const MatView* m : {&L.wqkv, &L.wq, &L.wk, &L.wv, &L.w_gate_up, &L.w_gate, &L.w_up})
@@ -249,10 +243,8 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
                     NextWeights next) {
     if (q8 && q8_dot_usable(w))
       matmul_q8(w, in, n, o, bs, pool);
-    else if (in16 && bf16_amx_usable(w))
-      matmul_bf16_amx_rounded(w, in16, n, o, bs, pool);
-    else if (in16 && takes_rounded(w))
-      matmul_bf16_dot_rounded(w, in16, n, o, bs, pool, next);
+    else if (in16 && w.layout == MatLayout::kPanel16Pairs)
+      matmul_rounded(w, in16, n, o, bs, pool, next);
     else if (gemm)
       matmul_prefill(w, in, n, o, bs, pool);
     else
@@ -389,7 +381,8 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     }
     rmsnorm(xr, w_.final_norm.data(), 1, H, cfg_.rms_eps, h + r * H);  // in place when added
   }
-  if (q8 && q8_dot_usable(w_.lm_head)) matmul_q8(w_.lm_head, h, nr, logits.data(), nullptr, pool);
+  if (q8 && q8_dot_usable(w_.lm_head))
+    matmul_q8(w_.lm_head, h, nr, logits.data(), nullptr, pool);
   else
     matmul(w_.lm_head, h, nr, logits.data(), nullptr, pool, next_after(-1));
 }

@@ -80,8 +80,8 @@ class Transformer {
   // cache's bf16 copy only: bf16 math in a build with AVX-512 BF16 and a head shape it takes.
   bool bf16_attention_ = false;
   // bf16 math: activations are rounded to bf16 by the op that produces them (norms, SwiGLU,
-  // attention), in parallel where those are, for the bf16 kernels (matmul_bf16_amx_rounded on
-  // AMX tiles, else matmul_bf16_dot_rounded) instead of by each product on one thread.
+  // attention), in parallel where those are, for the bf16 products (ops/matmul.h:
+  // matmul_rounded, on AMX tiles or with dot products) instead of by each product on one thread.
   bool rounded_ = false;
   // Whether the f32 normed rows (h_) and SwiGLU rows (g_) have a reader besides the bf16 products
   // (a matrix that is not BF16); when not, only their bf16 copies are written.

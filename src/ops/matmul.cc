@@ -218,6 +218,14 @@ void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const flo
   }
 }
 
+void matmul_rounded(const MatView& w, const uint16_t* x16, int64_t n_tok, float* y, const float* bias, ThreadPool& pool,
+                    NextWeights next) {
+  SWIFT_CHECK(w.layout == MatLayout::kPanel16Pairs, "matmul_rounded: a {} matrix not in the bf16 pairs layout",
+              dtype_name(w.dtype));
+  if (bf16_amx_usable(w)) return matmul_bf16_amx_rounded(w, x16, n_tok, y, bias, pool);
+  matmul_bf16_dot_rounded(w, x16, n_tok, y, bias, pool, next);
+}
+
 void matmul_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias) {
   std::vector<float> row(w.cols);
   for (int64_t r = 0; r < w.rows; ++r) {

@@ -31,6 +31,13 @@ namespace swift {
 void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool,
             NextWeights next = {});
 
+// The same for a BF16 matrix in the --math bf16 layout (kPanel16Pairs) with its activations
+// already rounded by their producer (x16: [n_tok, cols rounded up to even] bf16, as
+// bf16_round_rows_into makes them): on AMX tiles where matmul() would use them, else with the
+// AVX-512 BF16 dot-product kernel (which needs bf16_dot_native()); the bits of matmul() on the f32 rows.
+void matmul_rounded(const MatView& w, const uint16_t* x16, int64_t n_tok, float* y, const float* bias, ThreadPool& pool,
+                    NextWeights next = {});
+
 // Prompt prefill (gemm_prefill.cc): the same product for long batches, 2x+ faster on short rows,
 // thread-split and batch invariant too, but summing in another order than matmul() — so it is
 // only for prompt prefill, which every decoding mode runs identically (lossless decoding

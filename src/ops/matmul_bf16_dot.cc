@@ -58,6 +58,9 @@ struct DotArgs {
   NextWeights next;  // prefetched by each thread after its share (ops/prefetch_ahead.h)
 };
 
+// Panel p's weights ([pairs, 16, 2] bf16); panel_at(a, n_panels) is the end of the matrix.
+const uint16_t* panel_at(const DotArgs& a, int64_t p) { return a.w + p * a.pairs * 2 * kPanelRows; }
+
 // Panels [p0, p0 + P) x tokens [t0, t0 + T).
 template <int P, int T>
 [[gnu::always_inline]] inline void dot_tile(const DotArgs& a, int64_t p0, int64_t t0, PrefetchAhead& pf) {
@@ -66,7 +69,7 @@ template <int P, int T>
   for (int i = 0; i < P * T; ++i) acc[i] = _mm512_setzero_ps();
   const int64_t pairs = a.pairs;
   const uint32_t* xt = a.x + t0 * pairs;
-  const uint16_t* w0 = a.w + p0 * pairs * 2 * kPanelRows;
+  const uint16_t* w0 = panel_at(a, p0);
   for (int64_t j = 0; j < pairs; ++j) {
     __m512bh wv[P];
 #pragma GCC unroll 8
@@ -95,7 +98,7 @@ template <int P, int T>
 // All tokens for panels [p0, p0 + P), as ceil(n_tok / T) tiles.
 template <int P, int T>
 void dot_tokens(const DotArgs& a, int64_t p0, int64_t n_tok, PrefetchAhead& pf) {
-  pf.begin_group(a.w + p0 * a.pairs * 2 * kPanelRows, P * a.pairs * 2 * kPanelRows * 2, (n_tok + T - 1) / T * a.pairs);
+  pf.begin_group(panel_at(a, p0), panel_at(a, p0 + P), (n_tok + T - 1) / T * a.pairs);
   int64_t t = 0;
   for (; t + T <= n_tok; t += T) dot_tile<P, T>(a, p0, t, pf);
   switch (n_tok - t) {
@@ -122,7 +125,7 @@ void dot_tokens(const DotArgs& a, int64_t p0, int64_t n_tok, PrefetchAhead& pf) 
 template <int T, int PMAX>
 void dot_range(const DotArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
   static_assert(PMAX * T + PMAX + 1 <= 32, "accumulators + weights + broadcast must fit 32 registers");
-  PrefetchAhead pf(a.w + (p0 + np) * a.pairs * 2 * kPanelRows, a.next, p0, p0 + np, n_panels(a.rows));
+  PrefetchAhead pf(panel_at(a, p0 + np), a.next, p0, p0 + np, n_panels(a.rows));  // this range's weights
   if constexpr (PMAX > 4)
     for (; np >= PMAX; p0 += PMAX, np -= PMAX) dot_tokens<PMAX, T>(a, p0, n_tok, pf);
   for (; np >= 4; p0 += 4, np -= 4) dot_tokens<4, T>(a, p0, n_tok, pf);

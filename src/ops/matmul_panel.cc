@@ -78,6 +78,12 @@ struct PanelArgs {
   NextWeights next;  // prefetched by each thread after its share (ops/prefetch_ahead.h)
 };
 
+// Panel p's weights ([cols, 16] of DT); panel_at<DT>(a, n_panels) is the end of the matrix.
+template <DType DT>
+const char* panel_at(const PanelArgs& a, int64_t p) {
+  return static_cast<const char*>(a.w) + p * a.cols * kPanelRows * dtype_block_bytes(DT);
+}
+
 // Panels [p0, p0 + P) x tokens [t0, t0 + T). wf null: the weights from the panels; else their
 // f32 copy [cols][P][16] (panel_tokens), the same values. wf_out: where to write that
 // copy of the weights this tile reads from the panels.
@@ -172,9 +178,7 @@ void panel_tiles(const PanelArgs& a, int64_t p0, int64_t t, int64_t n_tok, Prefe
 // alternations on the Xeon), 8 tokens unchanged.
 template <DType DT, int P, int T>
 void panel_tokens(const PanelArgs& a, int64_t p0, int64_t n_tok, PrefetchAhead& pf) {
-  constexpr int64_t kBytes = dtype_block_bytes(DT);
-  pf.begin_group(static_cast<const char*>(a.w) + p0 * a.cols * kPanelRows * kBytes, P * a.cols * kPanelRows * kBytes,
-                 (n_tok + T - 1) / T * a.cols);
+  pf.begin_group(panel_at<DT>(a, p0), panel_at<DT>(a, p0 + P), (n_tok + T - 1) / T * a.cols);
   if constexpr (T == kWideTok) {
     if (n_tok >= kWideMin) {
       thread_local std::vector<float> buffer;
@@ -191,9 +195,8 @@ void panel_tokens(const PanelArgs& a, int64_t p0, int64_t n_tok, PrefetchAhead& 
 template <DType DT, int T, int PMAX>
 void panel_range(const PanelArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
   static_assert(PMAX * T + PMAX + 1 <= 32, "accumulators + weights + broadcast must fit 32 registers");
-  // This range's weights only.
-  PrefetchAhead pf(static_cast<const char*>(a.w) + (p0 + np) * a.cols * kPanelRows * dtype_block_bytes(DT), a.next, p0,
-                   p0 + np, (a.rows + kPanelRows - 1) / kPanelRows);
+  PrefetchAhead pf(panel_at<DT>(a, p0 + np), a.next, p0, p0 + np,  // this range's weights
+                   (a.rows + kPanelRows - 1) / kPanelRows);
   if constexpr (PMAX > 4)
     for (; np >= PMAX; p0 += PMAX, np -= PMAX) panel_tokens<DT, PMAX, T>(a, p0, n_tok, pf);
   for (; np >= 4; p0 += 4, np -= 4) panel_tokens<DT, 4, T>(a, p0, n_tok, pf);

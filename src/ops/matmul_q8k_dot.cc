@@ -338,7 +338,7 @@ Q8kRows q8k_scratch(int64_t n_tok, int64_t cols, bool with_qh) {
   if (static_cast<int64_t>(q.size()) < n_tok * cols) q.resize(static_cast<size_t>(n_tok * cols));
   if (static_cast<int64_t>(dx.size()) < n_tok * nb) dx.resize(static_cast<size_t>(n_tok * nb));
   if (static_cast<int64_t>(sums.size()) < n_tok * nb * 16) sums.resize(static_cast<size_t>(n_tok * nb * 16));
-  const int8_t* qh = nullptr;
+  int8_t* qh = nullptr;
 #if defined(SWIFT_ROWS8_WIDE)
   if (with_qh) {
     SWIFT_CHECK(n_tok <= kRows8WideTokens, "q8k_scratch: {} tokens with 8-byte operands, at most {}", n_tok,
@@ -352,17 +352,16 @@ Q8kRows q8k_scratch(int64_t n_tok, int64_t cols, bool with_qh) {
 }
 
 void q8k_quantize_tokens(const Q8kRows& rows, const float* x, int64_t cols, int64_t t0, int64_t t1) {
-  // The buffers are the calling thread's (q8k_scratch), handed out as const to the kernels.
-  auto* q = const_cast<int8_t*>(rows.q);
-  auto* dx = const_cast<float*>(rows.dx);
-  auto* sums = const_cast<int16_t*>(rows.sums);
+  int8_t* q = rows.q;
+  float* dx = rows.dx;
+  int16_t* sums = rows.sums;
   const int64_t nb = cols / kBlockK;
 #if defined(SWIFT_ROWS8_WIDE)
   if (rows.qh) {
     // The 512-bit kRows8 tiles' operands (Q8kRows::qh), made block by block while the block is
     // in L1 (a separate pass over the rows afterwards stalled on its stores: ~4% of a
     // verification pass in a profile).
-    auto* qh = const_cast<int8_t*>(rows.qh);
+    int8_t* qh = rows.qh;
     for (int64_t t = t0; t < t1; ++t)
       for (int64_t b = 0; b < nb; ++b) {
         const int64_t at = t * cols + b * kBlockK;

@@ -62,16 +62,16 @@ class BasicPrefetchAhead {
     }
   }
 
-  // The thread starts multiplying the group of weights [group, group + bytes) in `steps` calls
-  // of step() over all its token tiles. From here the steps prefetch what follows the group, up
-  // to kGroupsAhead groups of this size, at a rate that covers one group in those steps (a little
+  // The thread starts multiplying the group of weights [group, group_end) in `steps` calls of
+  // step() over all its token tiles. From here the steps prefetch what follows the group, up to
+  // kGroupsAhead groups of this size, at a rate that covers one group in those steps (a little
   // more when lines do not divide evenly: the window fills over a few groups).
-  void begin_group(const void* group, int64_t bytes, int64_t steps) {
-    const auto window = static_cast<uintptr_t>(kGroupsAhead * bytes);
+  void begin_group(const void* group, const void* group_end, int64_t steps) {
+    const uintptr_t next = address(group_end), bytes = next - address(group);
+    const uintptr_t window = kGroupsAhead * bytes;
     if (chained_) {  // in the next product's share already: keep the window ahead of the requests
       limit_ = ahead(at_, window);
     } else {
-      const uintptr_t next = address(group) + static_cast<uintptr_t>(bytes);
       at_ = std::max(at_, next);
       limit_ = ahead(next, window);
       if (at_ >= end_ && chain_ < chain_end_) {  // own share all requested: on to the next product
@@ -80,7 +80,7 @@ class BasicPrefetchAhead {
         limit_ = ahead(at_, window);
       }
     }
-    const int64_t lines = (bytes + kLine - 1) / kLine;
+    const auto lines = static_cast<int64_t>((bytes + kLine - 1) / kLine);
     per_step_ = steps > 0 ? static_cast<int>((lines + steps - 1) / steps) : 0;
   }
 

@@ -40,14 +40,14 @@ inline bool is_k_quant(DType t) { return t == DType::kQ4_K || t == DType::kQ5_K 
 // The Q8_K activations of x [n_tok, cols] (q8k_quantize_rows) in the calling thread's buffers,
 // grown only: no allocation per token in steady state. Valid until the thread's next call.
 struct Q8kRows {
-  const int8_t* q;      // [n_tok, cols]
-  const float* dx;      // [n_tok, cols / 256]
-  const int16_t* sums;  // [n_tok, cols / 16]
+  int8_t* q;      // [n_tok, cols]
+  float* dx;      // [n_tok, cols / 256]
+  int16_t* sums;  // [n_tok, cols / 16]
   // [n_tok, cols / 32, 4 quads, 64], 64-byte aligned (8 x the bytes of q), builds with the
   // 512-bit kRows8 tiles only (else null): per column quad of each 32, a 512-bit operand of the
   // 4 activations of the low-nibble quad in lanes 0-7 and of the high-nibble quad 16 columns on in
   // lanes 8-15 (matmul_rows8.cc).
-  const int8_t* qh;
+  int8_t* qh;
 };
 
 // True where matmul_rows8.cc runs 512-bit tiles (AVX-512 F and VNNI): the kRows8 products then

@@ -35,7 +35,7 @@ TEST(PrefetchAhead, KeepsTheNextGroupsRequestedThenTheNextProductsShare) {
       std::set<const char*> seen(Recorder::log().begin(), Recorder::log().end());
       for (int64_t b = 0; b < group; b += kLine) ASSERT_TRUE(seen.count(start + b)) << "group " << g << " byte " << b;
     }
-    pf.begin_group(start, group, steps);
+    pf.begin_group(start, start + group, steps);
     for (int64_t s = 0; s < steps; ++s) pf.step();
     // Never more than kGroupsAhead groups past the one running, and never this group or earlier.
     for (const char* p : Recorder::log()) {
@@ -64,7 +64,7 @@ TEST(PrefetchAhead, StaysInsideTheShareAndKeepsUpWithOneTile) {
     if (g >= 1) {
       ASSERT_GE(Recorder::log().size(), static_cast<size_t>(g * 32)) << "group " << g;
     }
-    pf.begin_group(start, 2048, 8);  // 32 lines in 8 steps: 4 per step
+    pf.begin_group(start, start + 2048, 8);  // 32 lines in 8 steps: 4 per step
     for (int s = 0; s < 8; ++s) pf.step();
   }
   ASSERT_EQ(Recorder::log().size(), 4u * 32u);  // groups 1..4, each line once
@@ -79,11 +79,11 @@ TEST(PrefetchAhead, EmptyShareOrNoStepsRequestNothing) {
   std::vector<char> own(1024), next(4096);
   Recorder::log().clear();
   Recorded pf(own.data() + own.size(), NextWeights{next.data(), 4096}, 2, 2, 4);
-  pf.begin_group(own.data(), 1024, 4);
+  pf.begin_group(own.data(), own.data() + 1024, 4);
   for (int s = 0; s < 4; ++s) pf.step();
   EXPECT_TRUE(Recorder::log().empty());
   Recorded idle(own.data() + own.size(), NextWeights{next.data(), 4096}, 0, 4, 4);
-  idle.begin_group(own.data(), 1024, 0);
+  idle.begin_group(own.data(), own.data() + 1024, 0);
   for (int s = 0; s < 4; ++s) idle.step();
   EXPECT_TRUE(Recorder::log().empty());
 }
