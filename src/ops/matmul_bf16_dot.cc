@@ -131,6 +131,7 @@ void dot_range(const DotArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
   for (; np >= 4; p0 += 4, np -= 4) dot_tokens<4, T>(a, p0, n_tok, pf);
   for (; np >= 2; p0 += 2, np -= 2) dot_tokens<2, T>(a, p0, n_tok, pf);
   for (; np >= 1; p0 += 1, np -= 1) dot_tokens<1, T>(a, p0, n_tok, pf);
+  pf.hand_over_to_idle();
 }
 #endif
 

@@ -202,6 +202,7 @@ void panel_range(const PanelArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
   for (; np >= 4; p0 += 4, np -= 4) panel_tokens<DT, 4, T>(a, p0, n_tok, pf);
   for (; np >= 2; p0 += 2, np -= 2) panel_tokens<DT, 2, T>(a, p0, n_tok, pf);
   for (; np >= 1; p0 += 1, np -= 1) panel_tokens<DT, 1, T>(a, p0, n_tok, pf);
+  pf.hand_over_to_idle();
 }
 
 template <DType DT>

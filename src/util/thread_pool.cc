@@ -31,7 +31,32 @@ namespace {
 // on the Xeon (20,000 pauses measured 200 us), longer than the gap between two kernels
 // of one decode step, shorter than anything a user would notice as idle CPU burn.
 constexpr int kSpinPolls = 20000;
+
+// The calling thread's idle-prefetch range: next line to request and end (addresses as integers:
+// a prefetch never faults, so the range need not be mapped memory).
+struct IdleRange {
+  uintptr_t at = 0, end = 0;
+};
+thread_local IdleRange t_idle;
+constexpr uintptr_t kLine = 64;
 }  // namespace
+
+void ThreadPool::prefetch_while_idle(const void* begin, const void* end) {
+  t_idle.at = reinterpret_cast<uintptr_t>(begin) & ~(kLine - 1);
+  t_idle.end = reinterpret_cast<uintptr_t>(end);
+}
+
+int64_t ThreadPool::idle_prefetch_left() {
+  return t_idle.at < t_idle.end ? static_cast<int64_t>(t_idle.end - t_idle.at) : 0;
+}
+
+bool ThreadPool::idle_prefetch_step() {
+  IdleRange& r = t_idle;
+  if (r.at >= r.end) return false;
+  for (int k = 0; k < kIdleLinesPerPoll && r.at < r.end; ++k, r.at += kLine)
+    __builtin_prefetch(reinterpret_cast<const char*>(r.at), 0, 2);  // locality 2: prefetcht1 (L2) on x86
+  return true;
+}
 
 ThreadPool::ThreadPool(int n_threads)
     : n_threads_(n_threads < 1 ? 1 : n_threads),
@@ -63,7 +88,7 @@ void ThreadPool::worker_loop(int index) {
   for (;;) {
     uint64_t g = generation_.load(std::memory_order_acquire);
     for (int spin = 0; g == seen && spin < kSpinPolls; ++spin) {
-      SWIFT_CPU_RELAX();
+      if (!idle_prefetch_step()) SWIFT_CPU_RELAX();
       g = generation_.load(std::memory_order_acquire);
     }
     if (g == seen) {
@@ -175,7 +200,7 @@ void ThreadPool::parallel_for(int64_t n, Job fn) {
   for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
     if (spin == kSlowPolls) slow_since_ns = now_ns();
     if (spin < kSpinPolls) {
-      SWIFT_CPU_RELAX();
+      if (!idle_prefetch_step()) SWIFT_CPU_RELAX();
       continue;
     }
     if (!long_wait) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <utility>
 #include <vector>
 
 namespace swift {
@@ -17,6 +18,12 @@ struct Recorder {
     return v;
   }
   static void fetch(const char* p) { log().push_back(p); }
+  // The range handed to the pool's waits: [first, second), or none.
+  static std::pair<const char*, const char*>& idle_range() {
+    static std::pair<const char*, const char*> r;
+    return r;
+  }
+  static void idle(const char* begin, const char* end) { idle_range() = {begin, end}; }
 };
 using Recorded = BasicPrefetchAhead<Recorder>;
 constexpr int64_t kLine = Recorded::kLine;
@@ -86,6 +93,42 @@ TEST(PrefetchAhead, EmptyShareOrNoStepsRequestNothing) {
   idle.begin_group(own.data(), own.data() + 1024, 0);
   for (int s = 0; s < 4; ++s) idle.step();
   EXPECT_TRUE(Recorder::log().empty());
+}
+
+// When the share is done, the rest of the next product's share (what the window had not reached)
+// is handed to the pool's waits, at most kIdleBytes of it.
+TEST(PrefetchAhead, HandsTheRestOfTheNextShareToTheIdleWaits) {
+  std::vector<char> own(4 * 1024);
+  const auto share = 2 * static_cast<int64_t>(Recorded::kIdleBytes);  // more than is handed over
+  std::vector<char> next(3 * share);
+  Recorder::log().clear();
+  Recorder::idle_range() = {nullptr, nullptr};
+  Recorded pf(own.data() + own.size(), NextWeights{next.data(), 3 * share}, 1, 2, 3);
+  for (int64_t g = 0; g < 4; ++g) {
+    pf.begin_group(own.data() + g * 1024, own.data() + (g + 1) * 1024, 16);
+    for (int s = 0; s < 16; ++s) pf.step();
+  }
+  // The window reached into the next share: its last request + 1 line is where the idle range starts.
+  const char* last = Recorder::log().back();
+  ASSERT_GE(last, next.data() + share);
+  ASSERT_LT(last, next.data() + 2 * share);
+  pf.hand_over_to_idle();
+  EXPECT_EQ(Recorder::idle_range().first, last + kLine);
+  EXPECT_EQ(Recorder::idle_range().second, last + kLine + Recorded::kIdleBytes);
+
+  // A short next share: up to its end only. Without a next product: nothing handed over.
+  Recorder::idle_range() = {nullptr, nullptr};
+  std::vector<char> small(3000);
+  Recorded pf2(own.data() + own.size(), NextWeights{small.data(), 3000}, 0, 1, 3);
+  pf2.hand_over_to_idle();  // before any group: the whole share [0, 1000)
+  EXPECT_EQ(Recorder::idle_range().first, small.data());
+  EXPECT_EQ(Recorder::idle_range().second, small.data() + 1000);
+  Recorder::idle_range() = {nullptr, nullptr};
+  Recorded pf3(own.data() + own.size(), NextWeights{}, 0, 1, 1);
+  pf3.begin_group(own.data(), own.data() + 1024, 4);
+  for (int s = 0; s < 4; ++s) pf3.step();
+  pf3.hand_over_to_idle();
+  EXPECT_EQ(Recorder::idle_range().first, nullptr);
 }
 
 }  // namespace

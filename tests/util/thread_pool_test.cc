@@ -78,6 +78,34 @@ TEST(ThreadPool, CoversEveryIndexOnceInFixedChunks) {
 // parallel_for_balanced: each thread of a pair first runs its chunk less the shared units next to
 // the cut, as one call, then claims single units of the middle (the front thread upwards from
 // the middle's start, the back thread downwards from its end) until the pair has run them all.
+// The idle range (a hint: what is observable is how much of it is left) is prefetched while the
+// calling thread waits for a worker, and while a worker waits for the next round.
+TEST(ThreadPool, PrefetchesTheIdleRangeWhileWaiting) {
+  ThreadPool p(2);
+  constexpr int64_t kBytes = 64 << 10;  // 1,024 lines: 256 polls, far fewer than the spin phase's
+  std::vector<char> buf(kBytes);
+  ThreadPool::prefetch_while_idle(buf.data(), buf.data() + kBytes);
+  EXPECT_GE(ThreadPool::idle_prefetch_left(), kBytes);          // from the line holding the first byte
+  ASSERT_NE(chunk1_thread(p, 20), std::this_thread::get_id());  // the caller waits ~20 ms
+  EXPECT_EQ(ThreadPool::idle_prefetch_left(), 0);
+
+  std::atomic<int64_t> set{-1}, later{-1};
+  p.parallel_for(2, [&](int64_t b, int64_t, int) {
+    if (b != 1) return;
+    ThreadPool::prefetch_while_idle(buf.data(), buf.data() + kBytes);
+    set = ThreadPool::idle_prefetch_left();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the worker waits for a round
+  p.parallel_for(2, [&](int64_t b, int64_t, int) {
+    if (b == 1) later = ThreadPool::idle_prefetch_left();
+  });
+  EXPECT_GE(set.load(), kBytes);
+  EXPECT_EQ(later.load(), 0);
+
+  ThreadPool::prefetch_while_idle(buf.data() + kBytes, buf.data());  // an empty range: nothing left
+  EXPECT_EQ(ThreadPool::idle_prefetch_left(), 0);
+}
+
 TEST(ThreadPool, BalancedRunsEveryUnitOnceStaticRunsFirstThenSingleClaims) {
   for (int threads : {1, 2, 3, 4, 5}) {
     ThreadPool p(threads);
