@@ -24,6 +24,7 @@
 #include <type_traits>
 
 #include "ops/lanes.h"
+#include "ops/prefetch_ahead.h"
 #include "util/check.h"
 
 namespace swift {
@@ -417,6 +418,14 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
       const float* vh = a.v + kvh * head_stride;
       auto list = [&](int64_t t) { return vis.slots.data() + vis.offsets[t]; };
       auto len = [&](int64_t t) { return vis.offsets[t + 1] - vis.offsets[t]; };
+      // In the head's first unit on this thread, the first token's keys and values up to
+      // kKvBurstBytes each, requested at once (ops/prefetch_ahead.h): the loops below request rows
+      // kKeysAhead keys ahead, which leaves their start and the values waiting on DRAM.
+      const bool head_first = i == i0 || (i - 1) / n_chunks != kvh;
+      const int64_t n_burst = head_first ? std::min<int64_t>(len(t0), kKvBurstBytes / (hd * 4)) : 0;
+      for (const float* base : {kh, vh})
+        for (int64_t j = 0; j < n_burst; ++j)
+          prefetch_burst(base + static_cast<int64_t>(list(t0)[j]) * kv_stride, hd * 4);
       // The chunk's shared context: the longest list prefix common to all its tokens (verification:
       // the committed slots and the tree root; prefill: the earlier prompt). Its keys are taken in
       // blocks that every token uses while they are in L1; the rest of each list runs per token.

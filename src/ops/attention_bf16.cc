@@ -62,6 +62,7 @@
 #include "ops/bf16_amx.h"
 #include "ops/bf16_dot.h"
 #include "ops/lanes.h"
+#include "ops/prefetch_ahead.h"
 #include "util/aligned.h"
 #include "util/check.h"
 #include "util/half.h"
@@ -524,6 +525,12 @@ void attention_bf16(const AttentionArgs& a, ThreadPool& pool) {
       const int64_t m = a.k16 ? identity_prefix(list(t0), shared) / kBlock * kBlock : 0;
       const uint16_t* k_copy = a.k16 ? a.k16 + kvh * a.kv16_head_stride : nullptr;
       const uint16_t* v_copy = a.v16 ? a.v16 + kvh * a.kv16_head_stride : nullptr;
+      // The head's first unit on this thread: its keys and values in the copy, requested at once
+      // (ops/prefetch_ahead.h); the head's later units find them in cache.
+      if (m > 0 && (i == i0 || (i - 1) / n_chunks != kvh)) {
+        prefetch_burst(k_copy, std::min(m * hd * 2, kKvBurstBytes));
+        prefetch_burst(v_copy, std::min(m * hd * 2, kKvBurstBytes));
+      }
       // Every other key and value: packed from the f32 rows, or from the copy when there are none.
       bf16_pairs::KvSource src;
       if (copy_only)

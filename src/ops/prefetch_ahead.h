@@ -50,6 +50,19 @@ struct HardwarePrefetch {
   static void idle(const char* begin, const char* end) { ThreadPool::prefetch_while_idle(begin, end); }
 };
 
+// Requests [p, p + bytes) into L2 at once, one prefetcht1 per line: for data a kernel is about
+// to read in full whose first touches would each wait on DRAM (attention's cached keys and
+// values, evicted by the weights streaming through L3 since the layer last ran).
+inline void prefetch_burst(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 0, 2);
+}
+
+// Attention requests at most this much of a unit's keys and as much of its values when the unit
+// starts (the rest streams on): all of a 300-token context at head dim 64 in bf16 (38 KB each),
+// and little enough of a long one not to push the unit's own rows out of a 1 MiB L2.
+constexpr int64_t kKvBurstBytes = 64 << 10;
+
 template <typename Fetch>
 class BasicPrefetchAhead {
  public:
