@@ -348,8 +348,9 @@ void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan&
     }
     if (!plan.skip_mlp[l]) {
       norm(L.mlp_norm);
-      if (g16 && L.w_gate_up.data && bf16_amx_swiglu_usable(L.w_gate_up)) {  // SiLU on the product's tiles
-        matmul_bf16_amx_swiglu(L.w_gate_up, h16, n, g_f32_needed_ ? g : nullptr, g16, bias(L.b_gate_up), pool);
+      if (g16 && L.w_gate_up.data && swiglu_rounded_usable(L.w_gate_up, n)) {  // SiLU on the product's tiles
+        matmul_swiglu_rounded(L.w_gate_up, h16, n, g_f32_needed_ ? g : nullptr, g16, bias(L.b_gate_up), pool,
+                              next_weights(L.w_down));
       } else if (L.w_gate_up.data) {  // one pass over the packed gate|up rows
         linear(L.w_gate_up, h, h16, fused_, bias(L.b_gate_up), next_weights(L.w_down));
         for_rows(pool, n, [&](int64_t r0, int64_t r1) {

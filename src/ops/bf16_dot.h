@@ -66,6 +66,18 @@ void matmul_bf16_dot(const MatView& w, const float* x, int64_t n_tok, float* y, 
 void matmul_bf16_dot_rounded(const MatView& w, const uint16_t* x16, int64_t n_tok, float* y, const float* bias,
                              ThreadPool& pool, NextWeights next = {});
 
+// SwiGLU over a fused [gate | up] matrix (weights.h: w_gate_up, 2 I rows, I % 16 == 0) in this
+// layout: for each token t and column c < I, g[t, c] = silu(x.W[c] + b[c]) * (x.W[I + c] + b[I + c]),
+// written as bf16 rows g16 [n_tok, I] and, when g is not null, as f32 rows too. The same bits as
+// matmul_bf16_dot_rounded into [n_tok, 2 I] rows followed by silu_mul_bf16 (ops/elementwise.h),
+// as the AMX kernel (ops/bf16_amx.h): each thread takes gate panels with their up panels and
+// applies SiLU to its tiles in registers. Why: the product's f32 rows were written, then read
+// back by a SwiGLU round of its own (one pool round per layer; 1.4% of a 16-token pass and 2.4%
+// of a prefill in silu_mul_bf16 on the Zen 4 VM). x16, next: as matmul_bf16_dot_rounded.
+bool bf16_dot_swiglu_usable(const MatView& w_gate_up);
+void matmul_bf16_dot_swiglu(const MatView& w_gate_up, const uint16_t* x16, int64_t n_tok, float* g, uint16_t* g16,
+                            const float* bias, ThreadPool& pool, NextWeights next = {});
+
 // The contract in plain scalar code, for tests.
 void matmul_bf16_dot_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias);
 

@@ -32,12 +32,6 @@ inline lanes::Vec silu_lanes(lanes::Vec gv, lanes::Vec uv) {
   return mul(div(gv, add(broadcast(1.0f), lanes::exp(sub(zero(), gv)))), uv);
 }
 
-// The same for --math bf16 (silu_mul_bf16): e^-g as 2^(-g log2 e) with lanes::exp2.
-inline lanes::Vec silu_bf16_lanes(lanes::Vec gv, lanes::Vec uv) {
-  using namespace lanes;
-  return mul(div(gv, add(broadcast(1.0f), lanes::exp2(mul(gv, broadcast(-kLog2e))))), uv);
-}
-
 // Stores the first `live` (<= 16) of 16 lanes as bf16, round to nearest even.
 inline void store_bf16(uint16_t* dst, lanes::Vec v, int64_t live) {
 #if defined(__AVX512BF16__) && defined(__AVX512F__)
@@ -81,7 +75,7 @@ void silu_mul_bf16(const float* g, const float* u, int64_t n, float* out, uint16
   using namespace lanes;
   for (int64_t i = 0; i < n; i += kLanes) {
     const Mask m = mask_for(n - i);
-    const Vec v = silu_bf16_lanes(load(g + i, m), load(u + i, m));
+    const Vec v = silu_mul_bf16_lanes(load(g + i, m), load(u + i, m));  // e^-g as 2^(-g log2 e)
     if (out) store(out + i, v, m);
     store_bf16(out16 + i, v, n - i);
   }

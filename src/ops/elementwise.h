@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "ops/lanes.h"
+
 namespace swift {
 
 // HF LlamaRMSNorm: y = w * (x / sqrt(mean(x^2) + eps)), per row of n; in-place allowed.
@@ -25,6 +27,13 @@ void rmsnorm_bf16(const float* x, const float* w, int64_t n_rows, int64_t n, flo
 // silu_mul's exact exp was ~0.07 ms of a 16-token verification pass (the AMX SwiGLU epilogue).
 // Element-wise: batch size, position and thread split never change a result.
 void silu_mul_bf16(const float* g, const float* u, int64_t n, float* out, uint16_t* out16);
+// silu_mul_bf16's arithmetic on 16 lanes (before rounding), for kernels that apply it to values
+// in registers (the SwiGLU epilogue of ops/bf16_dot.h): inline, the same operations and so the
+// same bits (the build never contracts a multiply and an add: -ffp-contract=off).
+inline lanes::Vec silu_mul_bf16_lanes(lanes::Vec g, lanes::Vec u) {
+  using namespace lanes;
+  return mul(div(g, add(broadcast(1.0f), lanes::exp2(mul(g, broadcast(-kLog2e))))), u);
+}
 
 // x[i] += y[i].
 void add_inplace(float* x, const float* y, int64_t n);

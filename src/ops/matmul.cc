@@ -226,6 +226,18 @@ void matmul_rounded(const MatView& w, const uint16_t* x16, int64_t n_tok, float*
   matmul_bf16_dot_rounded(w, x16, n_tok, y, bias, pool, next);
 }
 
+bool swiglu_rounded_usable(const MatView& w, int64_t n_tok) {
+  return bf16_amx_usable(w) ? bf16_amx_swiglu_usable(w) : bf16_dot_swiglu_usable(w) && n_tok >= kSwigluDotMinTokens;
+}
+
+void matmul_swiglu_rounded(const MatView& w, const uint16_t* x16, int64_t n_tok, float* g, uint16_t* g16,
+                           const float* bias, ThreadPool& pool, NextWeights next) {
+  SWIFT_CHECK(bf16_amx_usable(w) ? bf16_amx_swiglu_usable(w) : bf16_dot_swiglu_usable(w),
+              "SwiGLU product called for a {}x{} {} matrix no kernel takes", w.rows, w.cols, dtype_name(w.dtype));
+  if (bf16_amx_usable(w)) return matmul_bf16_amx_swiglu(w, x16, n_tok, g, g16, bias, pool);
+  matmul_bf16_dot_swiglu(w, x16, n_tok, g, g16, bias, pool, next);
+}
+
 void matmul_reference(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias) {
   std::vector<float> row(w.cols);
   for (int64_t r = 0; r < w.rows; ++r) {

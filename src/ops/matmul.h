@@ -38,6 +38,19 @@ void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, const flo
 void matmul_rounded(const MatView& w, const uint16_t* x16, int64_t n_tok, float* y, const float* bias, ThreadPool& pool,
                     NextWeights next = {});
 
+// SwiGLU over a fused [gate | up] matrix in that layout (weights.h: w_gate_up, 2 I rows), with
+// rounded activations as above: g16 [n_tok, I] bf16 rows of silu(gate) * up and, when g is not
+// null, the f32 rows; the bits of matmul_rounded into [n_tok, 2 I] followed by silu_mul_bf16. On
+// AMX tiles where matmul_rounded would use them, else dot products (ops/bf16_amx.h, bf16_dot.h).
+// Whether it applies: swiglu_rounded_usable (whole 16-row panels per half, a kernel for it, and
+// for dot products at least kSwigluDotMinTokens tokens: with one or two the product streams its
+// weights from memory, where a thread's two shares (gate and up) ran one-token passes 6-11%
+// slower than one contiguous share on the Zen 4 VM, and SiLU of a row or two is nothing).
+constexpr int64_t kSwigluDotMinTokens = 3;
+bool swiglu_rounded_usable(const MatView& w_gate_up, int64_t n_tok);
+void matmul_swiglu_rounded(const MatView& w_gate_up, const uint16_t* x16, int64_t n_tok, float* g, uint16_t* g16,
+                           const float* bias, ThreadPool& pool, NextWeights next = {});
+
 // Prompt prefill (gemm_prefill.cc): the same product for long batches, 2x+ faster on short rows,
 // thread-split and batch invariant too, but summing in another order than matmul() — so it is
 // only for prompt prefill, which every decoding mode runs identically (lossless decoding

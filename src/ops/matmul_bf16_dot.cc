@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ops/bf16_dot.h"
+#include "ops/elementwise.h"
 #include "ops/panel.h"
 #include "ops/prefetch_ahead.h"
 #include "util/aligned.h"
@@ -49,13 +50,21 @@ uint16_t pairs_at(const MatView& w, int64_t r, int64_t c) {
 }
 
 #if defined(SWIFT_BF16_DOT_NATIVE)
+// The SwiGLU outputs of matmul_bf16_dot_swiglu (w = [gate | up], 2 I rows, I = 16 n_gate).
+struct SwigluDot {
+  int64_t n_gate;  // panels per half
+  float* g;        // [n_tok, I] or null
+  uint16_t* g16;   // [n_tok, I] bf16
+};
+
 struct DotArgs {
   const uint16_t* w;  // [n_panels, pairs, 16, 2]
   int64_t rows, cols, pairs;
   const uint32_t* x;  // [n_tok, pairs] bf16 pairs (low half: even column)
-  float* y;           // [n_tok, rows]
+  float* y;           // [n_tok, rows] (unused with swiglu)
   const float* bias;
   NextWeights next;  // prefetched by each thread after its share (ops/prefetch_ahead.h)
+  const SwigluDot* swiglu = nullptr;
 };
 
 // Panel p's weights ([pairs, 16, 2] bf16); panel_at(a, n_panels) is the end of the matrix.
@@ -131,6 +140,93 @@ void dot_range(const DotArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
   for (; np >= 4; p0 += 4, np -= 4) dot_tokens<4, T>(a, p0, n_tok, pf);
   for (; np >= 2; p0 += 2, np -= 2) dot_tokens<2, T>(a, p0, n_tok, pf);
   for (; np >= 1; p0 += 1, np -= 1) dot_tokens<1, T>(a, p0, n_tok, pf);
+  pf.hand_over_to_idle();
+}
+
+// SwiGLU tiles: gate panels [g0, g0 + PG) and the matching up panels (n_gate further on) x tokens
+// [t0, t0 + T), as dot_tile with P = 2 PG; then per token and gate panel g = silu(gate) * up in
+// registers with silu_mul_bf16's arithmetic (silu_mul_bf16_lanes) on the very floats the product
+// stores (acc + bias), so the bits of the product followed by silu_mul_bf16 over whole rows.
+template <int PG, int T>
+[[gnu::always_inline]] inline void swiglu_tile(const DotArgs& a, int64_t g0, int64_t t0, PrefetchAhead& pf) {
+  const SwigluDot& sw = *a.swiglu;
+  __m512 acc[2 * PG * T];
+#pragma GCC unroll 32
+  for (int i = 0; i < 2 * PG * T; ++i) acc[i] = _mm512_setzero_ps();
+  const int64_t pairs = a.pairs;
+  const uint32_t* xt = a.x + t0 * pairs;
+  const uint16_t* wg = panel_at(a, g0);
+  const uint16_t* wu = panel_at(a, g0 + sw.n_gate);
+  for (int64_t j = 0; j < pairs; ++j) {
+    __m512bh wv[2 * PG];
+#pragma GCC unroll 8
+    for (int p = 0; p < PG; ++p) {
+      wv[p] = reinterpret_cast<__m512bh>(_mm512_load_si512(wg + (p * pairs + j) * 2 * kPanelRows));
+      wv[PG + p] = reinterpret_cast<__m512bh>(_mm512_load_si512(wu + (p * pairs + j) * 2 * kPanelRows));
+    }
+    pf.step();
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      const __m512bh xb = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(xt[t * pairs + j])));
+#pragma GCC unroll 8
+      for (int p = 0; p < 2 * PG; ++p) acc[p * T + t] = _mm512_dpbf16_ps(acc[p * T + t], wv[p], xb);
+    }
+  }
+  const int64_t inter = sw.n_gate * kPanelRows;
+#pragma GCC unroll 8
+  for (int p = 0; p < PG; ++p) {
+    const int64_t row0 = (g0 + p) * kPanelRows;
+    const __m512 bg = a.bias ? _mm512_loadu_ps(a.bias + row0) : _mm512_setzero_ps();
+    const __m512 bu = a.bias ? _mm512_loadu_ps(a.bias + inter + row0) : _mm512_setzero_ps();
+    for (int t = 0; t < T; ++t) {
+      const __m512 v = silu_mul_bf16_lanes(_mm512_add_ps(acc[p * T + t], bg), _mm512_add_ps(acc[(PG + p) * T + t], bu));
+      const int64_t at = (t0 + t) * inter + row0;
+      if (sw.g) _mm512_storeu_ps(sw.g + at, v);
+      const __m256bh h = _mm512_cvtneps_pbh(v);  // round to nearest even, as silu_mul_bf16 stores
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(sw.g16 + at), reinterpret_cast<const __m256i&>(h));
+    }
+  }
+}
+
+// All tokens for gate panels [g0, g0 + PG) and their up panels.
+template <int PG, int T>
+void swiglu_tokens(const DotArgs& a, int64_t g0, int64_t n_tok, PrefetchAhead& pf) {
+  pf.begin_group(panel_at(a, g0), panel_at(a, g0 + PG), (n_tok + T - 1) / T * a.pairs);
+  int64_t t = 0;
+  for (; t + T <= n_tok; t += T) swiglu_tile<PG, T>(a, g0, t, pf);
+  switch (n_tok - t) {
+    case 1:
+      swiglu_tile<PG, 1>(a, g0, t, pf);
+      break;
+    case 2:
+      if constexpr (T > 2) swiglu_tile<PG, 2>(a, g0, t, pf);
+      break;
+    case 3:
+      if constexpr (T > 3) swiglu_tile<PG, 3>(a, g0, t, pf);
+      break;
+    case 4:
+      if constexpr (T > 4) swiglu_tile<PG, 4>(a, g0, t, pf);
+      break;
+    case 5:
+      if constexpr (T > 5) swiglu_tile<PG, 5>(a, g0, t, pf);
+      break;
+    default:
+      break;
+  }
+}
+
+// Gate panels [g0, g0 + ng) with their up panels: the prefetch window runs over the gate share
+// with the up share as its twin, then on into the next product's share.
+template <int T, int PGMAX>
+void swiglu_range(const DotArgs& a, int64_t g0, int64_t ng, int64_t n_tok) {
+  static_assert(2 * PGMAX * T + 2 * PGMAX + 1 <= 32, "accumulators + weights + broadcast must fit 32 registers");
+  const int64_t n_gate = a.swiglu->n_gate;
+  PrefetchAhead pf(panel_at(a, g0 + ng), a.next, g0, g0 + ng, n_gate);
+  pf.set_twin(reinterpret_cast<uintptr_t>(panel_at(a, n_gate)) - reinterpret_cast<uintptr_t>(panel_at(a, 0)));
+  if constexpr (PGMAX > 2)
+    for (; ng >= PGMAX; g0 += PGMAX, ng -= PGMAX) swiglu_tokens<PGMAX, T>(a, g0, n_tok, pf);
+  for (; ng >= 2; g0 += 2, ng -= 2) swiglu_tokens<2, T>(a, g0, n_tok, pf);
+  for (; ng >= 1; g0 += 1, ng -= 1) swiglu_tokens<1, T>(a, g0, n_tok, pf);
   pf.hand_over_to_idle();
 }
 #endif
@@ -240,6 +336,36 @@ void matmul_bf16_dot_rounded(const MatView& w, const uint16_t* x16, int64_t n_to
 #else
   (void)w, (void)x16, (void)n_tok, (void)y, (void)bias, (void)pool, (void)next;
   SWIFT_CHECK(false, "matmul_bf16_dot_rounded needs AVX-512 BF16 (bf16_dot_native)");
+#endif
+}
+
+bool bf16_dot_swiglu_usable(const MatView& w) {
+  return bf16_dot_native() && w.layout == MatLayout::kPanel16Pairs && w.dtype == DType::kBF16 &&
+         w.rows % (2 * kPanelRows) == 0;
+}
+
+void matmul_bf16_dot_swiglu(const MatView& w, const uint16_t* x16, int64_t n_tok, float* g, uint16_t* g16,
+                            const float* bias, ThreadPool& pool, NextWeights next) {
+  SWIFT_CHECK(bf16_dot_swiglu_usable(w), "bf16 dot SwiGLU kernel called for a {}x{} matrix it cannot run", w.rows,
+              w.cols);
+  SWIFT_CHECK(reinterpret_cast<uintptr_t>(x16) % 4 == 0, "bf16 activation rows must be 4-byte aligned (pairs)");
+  if (n_tok <= 0) return;
+#if defined(SWIFT_BF16_DOT_NATIVE)
+  const SwigluDot sw{w.rows / 2 / kPanelRows, g, g16};
+  DotArgs a{static_cast<const uint16_t*>(w.data),   w.rows,  w.cols, n_pairs(w.cols),
+            reinterpret_cast<const uint32_t*>(x16), nullptr, bias,   next};
+  a.swiglu = &sw;
+  // Units: gate panels (each with its up panel), grouped like the product's panels.
+  panel_parallel(sw.n_gate, n_tok, pool, [&](PanelTiles tiles, int64_t g0, int64_t ng) {
+    if (tiles == kPanelTiles2)
+      swiglu_range<2, 4>(a, g0, ng, n_tok);
+    else if (tiles == kPanelTiles4)
+      swiglu_range<4, 3>(a, g0, ng, n_tok);
+    else
+      swiglu_range<6, 2>(a, g0, ng, n_tok);
+  });
+#else
+  (void)x16, (void)g, (void)g16, (void)bias, (void)pool, (void)next;
 #endif
 }
 

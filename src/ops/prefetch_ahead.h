@@ -120,10 +120,18 @@ class BasicPrefetchAhead {
     if (at_ < stop) Fetch::idle(reinterpret_cast<const char*>(at_), reinterpret_cast<const char*>(stop));
   }
 
+  // A second stream at a fixed distance: each line of the own share is requested together with
+  // the line `offset` bytes further on (the up half of a fused gate|up matrix, whose panels a
+  // SwiGLU kernel multiplies beside the gate panels: ops/bf16_dot.h). Not for the next product's
+  // share, which is one stream.
+  void set_twin(uintptr_t offset) { twin_ = offset; }
+
   // One step's share (one compare once the window is requested).
   [[gnu::always_inline]] void step() {
-    for (int k = 0; k < per_step_ && at_ < limit_; ++k, at_ += kLine)
+    for (int k = 0; k < per_step_ && at_ < limit_; ++k, at_ += kLine) {
       Fetch::fetch(reinterpret_cast<const char*>(at_));
+      if (twin_ && !chained_) Fetch::fetch(reinterpret_cast<const char*>(at_ + twin_));
+    }
   }
 
  private:
@@ -138,6 +146,7 @@ class BasicPrefetchAhead {
   uintptr_t limit_ = 0;      // not past here while the current group runs
   uintptr_t chain_ = 0;      // the share of the next product, [chain_, chain_end_)
   uintptr_t chain_end_ = 0;
+  uintptr_t twin_ = 0;  // 0: none (set_twin)
   int per_step_ = 0;
   bool chained_ = false;
 };

@@ -249,23 +249,32 @@ TEST(Bf16Amx, IsBatchInvariantOnOddShapesWithAnyBatchAndThreads) {
 // The SwiGLU variant (gate and up panels on one thread, SiLU on its tiles) gives the bits of the
 // plain product into [n, 2 I] rows followed by silu_mul_bf16, for every token-tile shape, odd
 // gate-panel counts, 1-3 threads, with and without bias, f32 rows or not.
-TEST(Bf16Amx, SwigluEqualsTheProductThenSwiglu) {
-  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 tiles on this CPU or build";
+// A SwiGLU kernel (matmul_bf16_dot_swiglu, matmul_bf16_amx_swiglu, matmul_swiglu_rounded) against
+// its product followed by silu_mul_bf16 over whole rows: the same bits, f32 and bf16 outputs, with
+// and without bias, odd column counts and batches over every tile shape, 1-3 threads.
+using SwigluKernel =
+    std::function<void(const MatView&, const uint16_t*, int64_t, float*, uint16_t*, const float*, ThreadPool&)>;
+using RoundedKernel = std::function<void(const MatView&, const uint16_t*, int64_t, float*, const float*, ThreadPool&)>;
+// odd_cols: also column counts that are not whole AMX tile steps (the dot-product kernel's).
+void expect_swiglu_matches(const std::function<bool(const MatView&)>& usable, const SwigluKernel& swiglu,
+                           const RoundedKernel& product, bool odd_cols) {
   struct Shape {
     int64_t inter, cols, n_tok;
   };
-  const Shape shapes[] = {{16, 32, 1}, {48, 64, 5}, {32, 256, 16}, {80, 96, 17}, {768, 256, 16}, {48, 768, 33},
-                          {112, 64, 70}};
+  std::vector<Shape> shapes = {{16, 32, 1},    {48, 64, 5},   {32, 256, 16}, {80, 96, 17},
+                               {768, 256, 16}, {48, 768, 33}, {112, 64, 70}};
+  if (odd_cols) shapes.insert(shapes.end(), {{64, 37, 2}, {96, 51, 3}, {48, 255, 4}, {16, 1, 7}});
   Bf16Matrix odd = make_matrix(2 * 24, 64, 3);  // I = 24: not whole panels per half
-  EXPECT_FALSE(bf16_amx_swiglu_usable(odd.view));
+  EXPECT_FALSE(usable(odd.view));
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
     for (Shape s : shapes) {
       const int64_t I = s.inter;
       Bf16Matrix m = make_matrix(2 * I, s.cols, static_cast<uint64_t>(I * 5 + s.cols));
-      ASSERT_TRUE(bf16_amx_swiglu_usable(m.view));
+      ASSERT_TRUE(usable(m.view));
       auto x = test::random_floats(static_cast<size_t>(s.n_tok * s.cols), 31, 3.0f);
-      std::vector<uint16_t> x16(x.size());
+      const int64_t width = (s.cols + 1) / 2 * 2;
+      std::vector<uint16_t> x16(static_cast<size_t>(s.n_tok * width));
       bf16_round_rows_into(x.data(), s.n_tok, s.cols, x16.data());
       auto bias = test::random_floats(static_cast<size_t>(2 * I), 32);
       for (const float* b : std::initializer_list<const float*>{nullptr, bias.data()}) {
@@ -273,19 +282,57 @@ TEST(Bf16Amx, SwigluEqualsTheProductThenSwiglu) {
                                           << threads << (b ? " bias" : ""));
         std::vector<float> fused(s.n_tok * 2 * I), want(s.n_tok * I), g(want.size(), -7.0f);
         std::vector<uint16_t> want16(want.size()), g16(want.size(), 0xFFFF);
-        matmul_bf16_amx_rounded(m.view, x16.data(), s.n_tok, fused.data(), b, pool);
+        product(m.view, x16.data(), s.n_tok, fused.data(), b, pool);
         for (int64_t t = 0; t < s.n_tok; ++t)
           silu_mul_bf16(fused.data() + t * 2 * I, fused.data() + t * 2 * I + I, I, want.data() + t * I,
                         want16.data() + t * I);
-        matmul_bf16_amx_swiglu(m.view, x16.data(), s.n_tok, g.data(), g16.data(), b, pool);
+        swiglu(m.view, x16.data(), s.n_tok, g.data(), g16.data(), b, pool);
         ASSERT_EQ(0, std::memcmp(g.data(), want.data(), want.size() * sizeof(float)));
         ASSERT_EQ(0, std::memcmp(g16.data(), want16.data(), want16.size() * sizeof(uint16_t)));
         std::fill(g16.begin(), g16.end(), uint16_t{0xFFFF});
-        matmul_bf16_amx_swiglu(m.view, x16.data(), s.n_tok, nullptr, g16.data(), b, pool);
+        swiglu(m.view, x16.data(), s.n_tok, nullptr, g16.data(), b, pool);
         ASSERT_EQ(0, std::memcmp(g16.data(), want16.data(), want16.size() * sizeof(uint16_t)));
       }
     }
   }
+}
+
+TEST(Bf16Dot, SwigluEqualsTheProductThenSwiglu) {
+  if (!bf16_dot_native()) GTEST_SKIP() << "no AVX-512 BF16 on this CPU or build";
+  expect_swiglu_matches(
+      bf16_dot_swiglu_usable,
+      [](const MatView& w, const uint16_t* x16, int64_t n, float* g, uint16_t* g16, const float* b, ThreadPool& pool) {
+        // with a next product to prefetch: a hint that must not change a bit
+        matmul_bf16_dot_swiglu(w, x16, n, g, g16, b, pool, NextWeights{w.data, static_cast<int64_t>(w.bytes())});
+      },
+      [](const MatView& w, const uint16_t* x16, int64_t n, float* y, const float* b, ThreadPool& pool) {
+        matmul_bf16_dot_rounded(w, x16, n, y, b, pool);
+      },
+      true);
+  // The op-level entry (AMX tiles where matmul_rounded takes them, else dot products; called
+  // for any batch, it is the transformer that leaves one or two tokens to the product then SiLU).
+  Bf16Matrix m = make_matrix(2 * 32, 64, 9);
+  EXPECT_EQ(swiglu_rounded_usable(m.view, 2), bf16_amx_usable(m.view));
+  EXPECT_TRUE(swiglu_rounded_usable(m.view, kSwigluDotMinTokens));
+  expect_swiglu_matches([](const MatView& w) { return swiglu_rounded_usable(w, kSwigluDotMinTokens); },
+                        [](const MatView& w, const uint16_t* x16, int64_t n, float* g, uint16_t* g16, const float* b,
+                           ThreadPool& pool) { matmul_swiglu_rounded(w, x16, n, g, g16, b, pool); },
+                        [](const MatView& w, const uint16_t* x16, int64_t n, float* y, const float* b,
+                           ThreadPool& pool) { matmul_rounded(w, x16, n, y, b, pool); },
+                        true);
+}
+
+TEST(Bf16Amx, SwigluEqualsTheProductThenSwiglu) {
+  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 tiles on this CPU or build";
+  expect_swiglu_matches(
+      bf16_amx_swiglu_usable,
+      [](const MatView& w, const uint16_t* x16, int64_t n, float* g, uint16_t* g16, const float* b, ThreadPool& pool) {
+        matmul_bf16_amx_swiglu(w, x16, n, g, g16, b, pool);
+      },
+      [](const MatView& w, const uint16_t* x16, int64_t n, float* y, const float* b, ThreadPool& pool) {
+        matmul_bf16_amx_rounded(w, x16, n, y, b, pool);
+      },
+      false);
 }
 
 TEST(Bf16Amx, StaysWithinTheBf16RoundingBoundOfTheExactProduct) {

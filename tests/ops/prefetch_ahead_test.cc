@@ -95,6 +95,29 @@ TEST(PrefetchAhead, EmptyShareOrNoStepsRequestNothing) {
   EXPECT_TRUE(Recorder::log().empty());
 }
 
+// With a twin (the up half of a fused gate|up matrix), every line of the own share is requested
+// with the line at the twin's distance; the next product's share alone.
+TEST(PrefetchAhead, RequestsTheTwinOfEveryOwnLineOnly) {
+  std::vector<char> both(2 * 4096), next(2048);
+  const char* own = both.data();
+  Recorder::log().clear();
+  Recorded pf(own + 4096, NextWeights{next.data(), 2048}, 0, 1, 1);
+  pf.set_twin(4096);
+  for (int64_t g = 0; g < 4; ++g) {
+    pf.begin_group(own + g * 1024, own + (g + 1) * 1024, 16);
+    for (int s = 0; s < 16; ++s) pf.step();
+  }
+  std::vector<const char*> want;
+  for (int64_t b = 1024; b < 4096; b += kLine) want.push_back(own + b), want.push_back(own + 4096 + b);
+  const auto& log = Recorder::log();
+  ASSERT_GE(log.size(), want.size());
+  ASSERT_EQ(std::vector<const char*>(log.begin(), log.begin() + static_cast<int64_t>(want.size())), want);
+  for (size_t i = want.size(); i < log.size(); ++i) {  // then the next share, each line once
+    ASSERT_EQ(log[i], next.data() + static_cast<int64_t>(i - want.size()) * kLine);
+  }
+  EXPECT_GT(log.size(), want.size());
+}
+
 // When the share is done, the rest of the next product's share (what the window had not reached)
 // is handed to the pool's waits, at most kIdleBytes of it.
 TEST(PrefetchAhead, HandsTheRestOfTheNextShareToTheIdleWaits) {
