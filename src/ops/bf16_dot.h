@@ -72,8 +72,9 @@ void matmul_bf16_dot_rounded(const MatView& w, const uint16_t* x16, int64_t n_to
 // matmul_bf16_dot_rounded into [n_tok, 2 I] rows followed by silu_mul_bf16 (ops/elementwise.h),
 // as the AMX kernel (ops/bf16_amx.h): each thread takes gate panels with their up panels and
 // applies SiLU to its tiles in registers. Why: the product's f32 rows were written, then read
-// back by a SwiGLU round of its own (one pool round per layer; 1.4% of a 16-token pass and 2.4%
-// of a prefill in silu_mul_bf16 on the Zen 4 VM). x16, next: as matmul_bf16_dot_rounded.
+// back by a SwiGLU round of its own (one pool round per layer; 2.4% of a prefill in silu_mul_bf16
+// on the Zen 4 VM). Used for prompt-sized batches (ops/matmul.h: swiglu_rounded_usable). x16,
+// next: as matmul_bf16_dot_rounded.
 bool bf16_dot_swiglu_usable(const MatView& w_gate_up);
 void matmul_bf16_dot_swiglu(const MatView& w_gate_up, const uint16_t* x16, int64_t n_tok, float* g, uint16_t* g16,
                             const float* bias, ThreadPool& pool, NextWeights next = {});

@@ -43,10 +43,13 @@ void matmul_rounded(const MatView& w, const uint16_t* x16, int64_t n_tok, float*
 // null, the f32 rows; the bits of matmul_rounded into [n_tok, 2 I] followed by silu_mul_bf16. On
 // AMX tiles where matmul_rounded would use them, else dot products (ops/bf16_amx.h, bf16_dot.h).
 // Whether it applies: swiglu_rounded_usable (whole 16-row panels per half, a kernel for it, and
-// for dot products at least kSwigluDotMinTokens tokens: with one or two the product streams its
-// weights from memory, where a thread's two shares (gate and up) ran one-token passes 6-11%
-// slower than one contiguous share on the Zen 4 VM, and SiLU of a row or two is nothing).
-constexpr int64_t kSwigluDotMinTokens = 3;
+// for dot products a prompt-sized batch of at least kSwigluDotMinTokens tokens). Why the bound,
+// measured on the Zen 4 VM: a thread streams two shares (gate and up) instead of one contiguous
+// share, which made one-token passes 1.06-1.11x slower and, with weights cold as in decoding
+// (`bench --verify-cost`, each pass after a one-token pass), 4- to 16-token passes 1.02-1.04x;
+// where the weights serve many token tiles it pays: 300-token prefill 0.96-0.99x the time (and
+// 0.89-0.91x in the VM's slow phase), 64 tokens 0.987x.
+constexpr int64_t kSwigluDotMinTokens = 64;
 bool swiglu_rounded_usable(const MatView& w_gate_up, int64_t n_tok);
 void matmul_swiglu_rounded(const MatView& w_gate_up, const uint16_t* x16, int64_t n_tok, float* g, uint16_t* g16,
                            const float* bias, ThreadPool& pool, NextWeights next = {});
