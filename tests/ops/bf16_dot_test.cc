@@ -310,7 +310,7 @@ TEST(Bf16Dot, SwigluEqualsTheProductThenSwiglu) {
       },
       true);
   // The op-level entry (AMX tiles where matmul_rounded takes them, else dot products; called
-  // for any batch, it is the transformer that leaves one or two tokens to the product then SiLU).
+  // for any batch; it is the transformer that leaves batches under kSwigluDotMinTokens to matmul_rounded).
   Bf16Matrix m = make_matrix(2 * 32, 64, 9);
   EXPECT_EQ(swiglu_rounded_usable(m.view, 2), bf16_amx_usable(m.view));
   EXPECT_TRUE(swiglu_rounded_usable(m.view, kSwigluDotMinTokens));
