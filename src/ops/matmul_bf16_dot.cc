@@ -108,27 +108,8 @@ template <int P, int T>
 template <int P, int T>
 void dot_tokens(const DotArgs& a, int64_t p0, int64_t n_tok, PrefetchAhead& pf) {
   pf.begin_group(panel_at(a, p0), panel_at(a, p0 + P), (n_tok + T - 1) / T * a.pairs);
-  int64_t t = 0;
-  for (; t + T <= n_tok; t += T) dot_tile<P, T>(a, p0, t, pf);
-  switch (n_tok - t) {
-    case 1:
-      dot_tile<P, 1>(a, p0, t, pf);
-      break;
-    case 2:
-      if constexpr (T > 2) dot_tile<P, 2>(a, p0, t, pf);
-      break;
-    case 3:
-      if constexpr (T > 3) dot_tile<P, 3>(a, p0, t, pf);
-      break;
-    case 4:
-      if constexpr (T > 4) dot_tile<P, 4>(a, p0, t, pf);
-      break;
-    case 5:
-      if constexpr (T > 5) dot_tile<P, 5>(a, p0, t, pf);
-      break;
-    default:
-      break;
-  }
+  for_token_tiles<T>(
+      0, n_tok, [&]<int W>(int64_t t0) __attribute__((always_inline)) { dot_tile<P, W>(a, p0, t0, pf); });
 }
 
 template <int T, int PMAX>
@@ -148,7 +129,7 @@ void dot_range(const DotArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
 // registers with silu_mul_bf16's arithmetic (silu_mul_bf16_lanes) on the very floats the product
 // stores (acc + bias), so the bits of the product followed by silu_mul_bf16 over whole rows.
 template <int PG, int T>
-[[gnu::always_inline]] inline void swiglu_tile(const DotArgs& a, int64_t g0, int64_t t0, PrefetchAhead& pf) {
+[[gnu::always_inline]] inline void swiglu_tile(const DotArgs& a, int64_t g0, int64_t t0, PrefetchAheadTwin& pf) {
   const SwigluDot& sw = *a.swiglu;
   __m512 acc[2 * PG * T];
 #pragma GCC unroll 32
@@ -190,29 +171,10 @@ template <int PG, int T>
 
 // All tokens for gate panels [g0, g0 + PG) and their up panels.
 template <int PG, int T>
-void swiglu_tokens(const DotArgs& a, int64_t g0, int64_t n_tok, PrefetchAhead& pf) {
+void swiglu_tokens(const DotArgs& a, int64_t g0, int64_t n_tok, PrefetchAheadTwin& pf) {
   pf.begin_group(panel_at(a, g0), panel_at(a, g0 + PG), (n_tok + T - 1) / T * a.pairs);
-  int64_t t = 0;
-  for (; t + T <= n_tok; t += T) swiglu_tile<PG, T>(a, g0, t, pf);
-  switch (n_tok - t) {
-    case 1:
-      swiglu_tile<PG, 1>(a, g0, t, pf);
-      break;
-    case 2:
-      if constexpr (T > 2) swiglu_tile<PG, 2>(a, g0, t, pf);
-      break;
-    case 3:
-      if constexpr (T > 3) swiglu_tile<PG, 3>(a, g0, t, pf);
-      break;
-    case 4:
-      if constexpr (T > 4) swiglu_tile<PG, 4>(a, g0, t, pf);
-      break;
-    case 5:
-      if constexpr (T > 5) swiglu_tile<PG, 5>(a, g0, t, pf);
-      break;
-    default:
-      break;
-  }
+  for_token_tiles<T>(
+      0, n_tok, [&]<int W>(int64_t t0) __attribute__((always_inline)) { swiglu_tile<PG, W>(a, g0, t0, pf); });
 }
 
 // Gate panels [g0, g0 + ng) with their up panels: the prefetch window runs over the gate share
@@ -221,7 +183,7 @@ template <int T, int PGMAX>
 void swiglu_range(const DotArgs& a, int64_t g0, int64_t ng, int64_t n_tok) {
   static_assert(2 * PGMAX * T + 2 * PGMAX + 1 <= 32, "accumulators + weights + broadcast must fit 32 registers");
   const int64_t n_gate = a.swiglu->n_gate;
-  PrefetchAhead pf(panel_at(a, g0 + ng), a.next, g0, g0 + ng, n_gate);
+  PrefetchAheadTwin pf(panel_at(a, g0 + ng), a.next, g0, g0 + ng, n_gate);
   pf.set_twin(reinterpret_cast<uintptr_t>(panel_at(a, n_gate)) - reinterpret_cast<uintptr_t>(panel_at(a, 0)));
   if constexpr (PGMAX > 2)
     for (; ng >= PGMAX; g0 += PGMAX, ng -= PGMAX) swiglu_tokens<PGMAX, T>(a, g0, n_tok, pf);

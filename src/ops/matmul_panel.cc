@@ -148,26 +148,8 @@ constexpr int kWideMin = 2 * kWideTok;
 // weights from their f32 copy wf or (null) from the panels.
 template <DType DT, int P, int T>
 void panel_tiles(const PanelArgs& a, int64_t p0, int64_t t, int64_t n_tok, PrefetchAhead& pf, const float* wf) {
-  for (; t + T <= n_tok; t += T) panel_tile<DT, P, T>(a, p0, t, pf, wf);
-  switch (n_tok - t) {
-    case 1:
-      panel_tile<DT, P, 1>(a, p0, t, pf, wf);
-      break;
-    case 2:
-      if constexpr (T > 2) panel_tile<DT, P, 2>(a, p0, t, pf, wf);
-      break;
-    case 3:
-      if constexpr (T > 3) panel_tile<DT, P, 3>(a, p0, t, pf, wf);
-      break;
-    case 4:
-      if constexpr (T > 4) panel_tile<DT, P, 4>(a, p0, t, pf, wf);
-      break;
-    case 5:
-      if constexpr (T > 5) panel_tile<DT, P, 5>(a, p0, t, pf, wf);
-      break;
-    default:
-      break;
-  }
+  for_token_tiles<T>(
+      t, n_tok, [&]<int W>(int64_t t0) __attribute__((always_inline)) { panel_tile<DT, P, W>(a, p0, t0, pf, wf); });
 }
 
 // All tokens for panels [p0, p0 + P). 6-token tiles (F16/BF16 weights, 5+ tokens) run from

@@ -42,6 +42,33 @@ MatView panel_pack(const MatView& src, void* dst);
 // whose weights stay in L1 while the token tiles reuse them).
 enum PanelTiles { kPanelTiles2, kPanelTiles4, kPanelTilesMany };
 
+// Tokens [t, n_tok) as tiles of T, then the remainder (< T tokens): tile.template operator()<W>(t0)
+// for each tile [t0, t0 + W). The panel kernels' token loop (T <= 6: tiles of at most 6 tokens).
+template <int T, typename Tile>
+[[gnu::always_inline]] inline void for_token_tiles(int64_t t, int64_t n_tok, const Tile& tile) {
+  static_assert(T >= 1 && T <= 6);
+  for (; t + T <= n_tok; t += T) tile.template operator()<T>(t);
+  switch (n_tok - t) {
+    case 1:
+      if constexpr (T > 1) tile.template operator()<1>(t);
+      break;
+    case 2:
+      if constexpr (T > 2) tile.template operator()<2>(t);
+      break;
+    case 3:
+      if constexpr (T > 3) tile.template operator()<3>(t);
+      break;
+    case 4:
+      if constexpr (T > 4) tile.template operator()<4>(t);
+      break;
+    case 5:
+      if constexpr (T > 5) tile.template operator()<5>(t);
+      break;
+    default:
+      break;
+  }
+}
+
 // Splits n_panels over the pool for a batch of n_tok and calls fn(tiles, p0, np) on disjoint
 // ranges [p0, p0 + np). Work unit: a group of as many panels as the tile (8 / 6 / 4), smaller
 // when a matrix has too few panels to give every thread two units (the K/V projections of small

@@ -63,7 +63,9 @@ inline void prefetch_burst(const void* p, int64_t bytes) {
 // and little enough of a long one not to push the unit's own rows out of a 1 MiB L2.
 constexpr int64_t kKvBurstBytes = 64 << 10;
 
-template <typename Fetch>
+// kTwin: a second stream at a fixed distance (set_twin); a separate type, so that the kernels
+// without one test nothing more per prefetched line.
+template <typename Fetch, bool kTwin = false>
 class BasicPrefetchAhead {
  public:
   static constexpr int64_t kLine = 64;
@@ -96,7 +98,7 @@ class BasicPrefetchAhead {
       limit_ = ahead(next, window);
       if (at_ >= end_ && chain_ < chain_end_) {  // own share all requested: on to the next product
         chained_ = true;
-        at_ = chain_, end_ = chain_end_;
+        at_ = chain_, end_ = chain_end_, twin_ = 0;  // the next product's share is one stream
         limit_ = ahead(at_, window);
       }
     }
@@ -124,13 +126,14 @@ class BasicPrefetchAhead {
   // the line `offset` bytes further on (the up half of a fused gate|up matrix, whose panels a
   // SwiGLU kernel multiplies beside the gate panels: ops/bf16_dot.h). Not for the next product's
   // share, which is one stream.
-  void set_twin(uintptr_t offset) { twin_ = offset; }
+  void set_twin(uintptr_t offset) requires kTwin { twin_ = offset; }
 
   // One step's share (one compare once the window is requested).
   [[gnu::always_inline]] void step() {
     for (int k = 0; k < per_step_ && at_ < limit_; ++k, at_ += kLine) {
       Fetch::fetch(reinterpret_cast<const char*>(at_));
-      if (twin_ && !chained_) Fetch::fetch(reinterpret_cast<const char*>(at_ + twin_));
+      if constexpr (kTwin)
+        if (twin_) Fetch::fetch(reinterpret_cast<const char*>(at_ + twin_));
     }
   }
 
@@ -146,11 +149,12 @@ class BasicPrefetchAhead {
   uintptr_t limit_ = 0;      // not past here while the current group runs
   uintptr_t chain_ = 0;      // the share of the next product, [chain_, chain_end_)
   uintptr_t chain_end_ = 0;
-  uintptr_t twin_ = 0;  // 0: none (set_twin)
+  uintptr_t twin_ = 0;  // 0: none (set_twin; cleared on to the next product)
   int per_step_ = 0;
   bool chained_ = false;
 };
 
 using PrefetchAhead = BasicPrefetchAhead<HardwarePrefetch>;
+using PrefetchAheadTwin = BasicPrefetchAhead<HardwarePrefetch, true>;
 
 }  // namespace swift

@@ -101,7 +101,7 @@ TEST(PrefetchAhead, RequestsTheTwinOfEveryOwnLineOnly) {
   std::vector<char> both(2 * 4096), next(2048);
   const char* own = both.data();
   Recorder::log().clear();
-  Recorded pf(own + 4096, NextWeights{next.data(), 2048}, 0, 1, 1);
+  BasicPrefetchAhead<Recorder, true> pf(own + 4096, NextWeights{next.data(), 2048}, 0, 1, 1);
   pf.set_twin(4096);
   for (int64_t g = 0; g < 4; ++g) {
     pf.begin_group(own + g * 1024, own + (g + 1) * 1024, 16);
