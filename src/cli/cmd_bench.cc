@@ -20,6 +20,7 @@
 #include "ops/bf16_amx.h"
 #include "ops/peak.h"
 #include "util/check.h"
+#include "util/cpu_features.h"
 #include "util/timer.h"
 
 namespace swift::cli {
@@ -164,8 +165,9 @@ void run(const BenchArgs& a) {
   std::map<std::string, std::map<std::string, Totals>> totals;  // domain -> mode -> totals
   std::vector<std::string> domains;
   nlohmann::json records = nlohmann::json::array();
-  std::fprintf(stderr, "bench: %zu prompts x %zu modes, %lld new tokens, %d threads, greedy, math %s\n", prompts.size(),
-               modes.size(), static_cast<long long>(a.n), pool.size(), model->transformer->math_description().c_str());
+  std::fprintf(stderr, "bench: %zu prompts x %zu modes, %lld new tokens, %d threads, greedy, math %s, build %s\n",
+               prompts.size(), modes.size(), static_cast<long long>(a.n), pool.size(),
+               model->transformer->math_description().c_str(), build_description().c_str());
   // Decode is memory-bound when every pass streams the weights: bytes per token = weight bytes
   // per pass x passes per token (embedding rows excluded: one row per token). Draft passes of
   // layer-skip modes are not counted (they read a subset), so those modes are understated.
@@ -412,6 +414,7 @@ void run(const BenchArgs& a) {
     nlohmann::json j = {{"model", a.model},
                         {"n", a.n},
                         {"threads", pool.size()},
+                        {"build", build_variant()},
                         {"modes", modes},
                         {"math", a.math},
                         {"math_kernel", model->transformer->math_description()},

@@ -10,6 +10,7 @@
 #include "cli/common.h"
 #include "engine/generation.h"
 #include "model/gguf_model.h"
+#include "util/cpu_features.h"
 
 namespace swift::cli {
 
@@ -74,6 +75,7 @@ void run(const InfoArgs& a) {
       {"resident_bytes_after_load", resident_bytes()},
       {"tokenizer", model->tokenizer ? "sentencepiece" : "none: " + model->tokenizer_error},
       {"identity", fmt::format("{:016x}", model->identity)},
+      {"build", build_variant()},
   };
   if (!gguf.is_null()) j["gguf"] = gguf;
   if (a.json) {
@@ -95,6 +97,7 @@ void run(const InfoArgs& a) {
               kv_bytes / 1048576.0, kv_bf16 ? "bf16, for bf16 attention" : "f32", resident_bytes() / 1048576.0);
   std::printf("tokenizer    %s\n", j["tokenizer"].get<std::string>().c_str());
   std::printf("identity     %s\n", j["identity"].get<std::string>().c_str());
+  std::printf("build        %s\n", build_description().c_str());
   if (gguf.is_null()) return;
   std::printf("\nGGUF v%u, alignment %llu, %zu metadata keys, %zu tensors\n", gguf["version"].get<unsigned>(),
               static_cast<unsigned long long>(gguf["alignment"].get<uint64_t>()), gguf["metadata"].size(),

@@ -64,6 +64,16 @@ TEST(Cli, ScoreJsonContract) {
   EXPECT_EQ(j["positions"][0]["top_logits"].size(), 3u);
 }
 
+TEST(Cli, VersionAndInfoNameTheBuild) {
+  auto r = run("info -m " + kModel + " --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::string build = nlohmann::json::parse(r.out)["build"];
+  EXPECT_TRUE(build == "native" || build == "generic") << build;  // one engine (tests/portable: the variants)
+  r = run("--version");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.out.rfind("swiftllm 0.1.0, build " + build + " (", 0), 0u) << r.out;
+}
+
 TEST(Cli, InfoShowsArchitecture) {
   auto r = run("info -m " + kModel);
   ASSERT_EQ(r.status, 0) << r.out;
