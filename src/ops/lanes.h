@@ -17,7 +17,7 @@
 #include "ops/quant.h"
 #include "util/half.h"
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__) && defined(__F16C__))
 #include <immintrin.h>
 #endif
 
@@ -80,6 +80,30 @@ inline float exp_scalar(float x) {
   float scale;
   std::memcpy(&scale, &bits, 4);
   return keep ? y * scale : 0.0f;
+}
+
+// Weight idx of a row of DT as f32, one at a time: the portable and AVX2 paths' loader (the
+// AVX-512 path converts 16 at once, to the same values).
+template <DType DT>
+inline float weight_at(const void* base, int64_t idx) {
+  if constexpr (DT == DType::kQ4_0 || DT == DType::kQ6_K) {
+    // The reference dequantization of the whole block (slow, exact).
+    const int64_t blk = dtype_block(DT);
+    float tmp[256];
+    dequantize_row(DT, static_cast<const uint8_t*>(base) + idx / blk * dtype_block_bytes(DT), blk, tmp);
+    return tmp[idx % blk];
+  } else if constexpr (DT == DType::kQ8_0) {
+    const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 32 * 34;
+    uint16_t dh;
+    std::memcpy(&dh, blk, 2);
+    return static_cast<float>(static_cast<int8_t>(blk[2 + idx % 32])) * f16_to_f32(dh);
+  } else if constexpr (DT == DType::kF32) {
+    return static_cast<const float*>(base)[idx];
+  } else if constexpr (DT == DType::kBF16) {
+    return bf16_to_f32(static_cast<const uint16_t*>(base)[idx]);
+  } else {
+    return f16_to_f32(static_cast<const uint16_t*>(base)[idx]);
+  }
 }
 
 #if defined(__AVX512F__)
@@ -187,6 +211,109 @@ inline Vec exp2(Vec t) {
   for (int i = 1; i < 6; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp2P[i]));
   return _mm512_maskz_scalef_ps(kAll, _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f)), n);
 }
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+// AVX2 (x86-64-v3, the portable build's variant for CPUs without AVX-512): 16 lanes as two
+// 8-float halves, lanes 0-7 and 8-15. Every operation is the same IEEE operation per lane as in
+// the other paths (vfmadd for std::fma, the same reduction tree, exp's steps one by one), so
+// the results are the same bits; exp2 (bf16 math only, which needs AVX-512 BF16) goes lane by
+// lane through the scalar form.
+struct Vec {
+  __m256 lo, hi;
+};
+using Mask = int;  // number of valid lanes, 0..16
+inline Vec zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+inline Mask mask_for(int64_t left) { return left >= kLanes ? kLanes : static_cast<int>(left < 0 ? 0 : left); }
+// All-ones in the lanes [0, n) of one half (n clamped to 0..8).
+inline __m256i half_mask(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+inline Vec load(const float* p, Mask m) {
+  if (m >= kLanes) return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)};
+  return {_mm256_maskload_ps(p, half_mask(m)), _mm256_maskload_ps(p + 8, half_mask(m - 8))};
+}
+template <DType DT>
+inline Vec load_w(const void* base, int64_t idx, Mask m) {
+  if constexpr (DT == DType::kF32) {
+    return load(static_cast<const float*>(base) + idx, m);
+  } else if constexpr (DT == DType::kBF16 || DT == DType::kF16) {
+    const uint16_t* src = static_cast<const uint16_t*>(base) + idx;
+    __m256i h;
+    if (m >= kLanes) {
+      h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
+    } else {
+      alignas(32) uint16_t tmp[kLanes] = {};
+      std::memcpy(tmp, src, static_cast<size_t>(m) * 2);
+      h = _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
+    }
+    const __m128i h0 = _mm256_castsi256_si128(h), h1 = _mm256_extracti128_si256(h, 1);
+    if constexpr (DT == DType::kBF16)
+      return {_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h0), 16)),
+              _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h1), 16))};
+    else
+      return {_mm256_cvtph_ps(h0), _mm256_cvtph_ps(h1)};
+  } else {
+    alignas(32) float tmp[kLanes] = {};
+    for (int l = 0; l < m; ++l) tmp[l] = weight_at<DT>(base, idx + l);
+    return {_mm256_load_ps(tmp), _mm256_load_ps(tmp + 8)};
+  }
+}
+inline Vec fma(Vec a, Vec b, Vec c) { return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)}; }
+inline Vec add(Vec a, Vec b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
+inline Vec sub(Vec a, Vec b) { return {_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)}; }
+inline Vec mul(Vec a, Vec b) { return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
+inline Vec div(Vec a, Vec b) { return {_mm256_div_ps(a.lo, b.lo), _mm256_div_ps(a.hi, b.hi)}; }
+// vmaxps: b when either is NaN or both are zero, as the other paths.
+inline Vec max(Vec a, Vec b) { return {_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)}; }
+// Masked lanes read `fill` instead of zero.
+inline Vec load_or(const float* p, Mask m, float fill) {
+  const Vec v = load(p, m);
+  const __m256 f = _mm256_set1_ps(fill);
+  return {_mm256_blendv_ps(f, v.lo, _mm256_castsi256_ps(half_mask(m))),
+          _mm256_blendv_ps(f, v.hi, _mm256_castsi256_ps(half_mask(m - 8)))};
+}
+inline Vec broadcast(float x) { return {_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
+inline void store(float* p, Vec v, Mask m) {
+  if (m >= kLanes) {
+    _mm256_storeu_ps(p, v.lo);
+    _mm256_storeu_ps(p + 8, v.hi);
+    return;
+  }
+  _mm256_maskstore_ps(p, half_mask(m), v.lo);
+  _mm256_maskstore_ps(p + 8, half_mask(m - 8), v.hi);
+}
+inline float reduce(Vec v) {
+  const __m256 s8 = _mm256_add_ps(v.lo, v.hi);                                             // l + l+8
+  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));  // l + l+4
+  const __m128 t = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                  // (0+2), (1+3)
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+// e^x of 8 lanes, exp_scalar's steps.
+inline __m256 exp_half(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(kExpMin), hi = _mm256_set1_ps(kExpMax);
+  const __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);  // false for NaN and tiny x
+  const __m256 big = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+  const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  const __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(xc, _mm256_set1_ps(kLog2e), _mm256_set1_ps(0.5f)));
+  __m256 r = _mm256_fmadd_ps(fx, _mm256_set1_ps(-kLn2Hi), xc);
+  r = _mm256_fmadd_ps(fx, _mm256_set1_ps(-kLn2Lo), r);
+  const __m256 z = _mm256_mul_ps(r, r);
+  __m256 p = _mm256_set1_ps(kExpP[0]);
+  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP[i]));
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, z, r), _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  __m256 out = _mm256_and_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(e)), keep);  // +0 where not kept
+  out = _mm256_blendv_ps(out, _mm256_set1_ps(INFINITY), big);
+  return _mm256_blendv_ps(out, x, nan);
+}
+inline Vec exp(Vec x) { return {exp_half(x.lo), exp_half(x.hi)}; }
+template <bool kNonPositive = false>
+inline Vec exp2(Vec a) {
+  alignas(32) float t[kLanes];
+  store(t, a, kLanes);
+  for (float& x : t) x = std::isnan(x) ? 0.0f : exp2_scalar(x, kNonPositive);
+  return load(t, kLanes);
+}
 #else
 struct Vec {
   float v[kLanes];
@@ -202,22 +329,7 @@ inline Vec load(const float* p, Mask m) {
 template <DType DT>
 inline Vec load_w(const void* base, int64_t idx, Mask m) {
   Vec r{};
-  for (int l = 0; l < m; ++l) {
-    if constexpr (DT == DType::kQ4_0 || DT == DType::kQ6_K) {
-      // Portable path: the reference dequantization of the whole block (slow, exact).
-      const int64_t blk = dtype_block(DT);
-      float tmp[256];
-      dequantize_row(DT, static_cast<const uint8_t*>(base) + (idx + l) / blk * dtype_block_bytes(DT), blk, tmp);
-      r.v[l] = tmp[(idx + l) % blk];
-    } else if constexpr (DT == DType::kQ8_0) {
-      const uint8_t* blk = static_cast<const uint8_t*>(base) + (idx + l) / 32 * 34;
-      uint16_t dh;
-      std::memcpy(&dh, blk, 2);
-      r.v[l] = static_cast<float>(static_cast<int8_t>(blk[2 + (idx + l) % 32])) * f16_to_f32(dh);
-    } else if constexpr (DT == DType::kF32) r.v[l] = static_cast<const float*>(base)[idx + l];
-    else if constexpr (DT == DType::kBF16) r.v[l] = bf16_to_f32(static_cast<const uint16_t*>(base)[idx + l]);
-    else r.v[l] = f16_to_f32(static_cast<const uint16_t*>(base)[idx + l]);
-  }
+  for (int l = 0; l < m; ++l) r.v[l] = weight_at<DT>(base, idx + l);
   return r;
 }
 inline Vec fma(Vec a, Vec b, Vec c) {

@@ -172,17 +172,36 @@ void panel_tokens(const PanelArgs& a, int64_t p0, int64_t n_tok, PrefetchAhead& 
   panel_tiles<DT, P, T>(a, p0, 0, n_tok, pf, nullptr);
 }
 
-// Panels [p0, p0 + np) in chunks of PMAX (8 for T <= 2: 16 accumulators + 8 weight vectors; 6 for
-// T = 4: 24 + 6; 4 for T = 6: 24 + 4), then 4, 2, 1.
-template <DType DT, int T, int PMAX>
+// Registers: a Vec is one of 32 zmm registers with AVX-512; with AVX2 (ops/lanes.h) two of 16 ymm.
+#if !defined(__AVX512F__) && defined(__AVX2__)
+constexpr int kVecRegisters = 8;
+#else
+constexpr int kVecRegisters = 32;
+#endif
+// Panels per tile by token-tile width: with AVX-512 8 for T <= 2 (16 accumulators + 8 weight
+// vectors), 6 for T = 4 (24 + 6; F32 batches of 5+ tokens take 4 x 4), 4 for T = 6 (24 + 4);
+// with AVX2 P x T accumulators and P weights must fit 8 Vecs: 2 x 2, 1 x 4, 1 x 6. The AVX-512
+// shapes spilled under AVX2: on the Zen 4 VM (x86-64-v3 build, `bench --verify-cost`, two
+// alternations) 2-token passes took 2.2-2.5 -> 2.0-2.2 ms, 16 tokens 10.5-12.6 -> 8.4-9.1, 32
+// tokens 20.3-27.7 -> 15.2-16.0; one token unchanged (1.6-2.0 ms).
+constexpr int panels_for(int t) {
+  if (kVecRegisters == 32) return t <= 2 ? 8 : t == 4 ? 6 : 4;
+  return t <= 2 ? 2 : 1;
+}
+
+// Panels [p0, p0 + np) in chunks of PMAX, then 4, 2, 1 (those below PMAX).
+template <DType DT, int T, int PMAX = panels_for(T)>
 void panel_range(const PanelArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
-  static_assert(PMAX * T + PMAX + 1 <= 32, "accumulators + weights + broadcast must fit 32 registers");
+  static_assert(kVecRegisters < 32 || PMAX * T + PMAX + 1 <= 32,
+                "accumulators + weights + broadcast must fit 32 registers");
   PrefetchAhead pf(panel_at<DT>(a, p0 + np), a.next, p0, p0 + np,  // this range's weights
                    (a.rows + kPanelRows - 1) / kPanelRows);
   if constexpr (PMAX > 4)
     for (; np >= PMAX; p0 += PMAX, np -= PMAX) panel_tokens<DT, PMAX, T>(a, p0, n_tok, pf);
-  for (; np >= 4; p0 += 4, np -= 4) panel_tokens<DT, 4, T>(a, p0, n_tok, pf);
-  for (; np >= 2; p0 += 2, np -= 2) panel_tokens<DT, 2, T>(a, p0, n_tok, pf);
+  if constexpr (PMAX >= 4)
+    for (; np >= 4; p0 += 4, np -= 4) panel_tokens<DT, 4, T>(a, p0, n_tok, pf);
+  if constexpr (PMAX >= 2)
+    for (; np >= 2; p0 += 2, np -= 2) panel_tokens<DT, 2, T>(a, p0, n_tok, pf);
   for (; np >= 1; p0 += 1, np -= 1) panel_tokens<DT, 1, T>(a, p0, n_tok, pf);
   pf.hand_over_to_idle();
 }
@@ -190,12 +209,14 @@ void panel_range(const PanelArgs& a, int64_t p0, int64_t np, int64_t n_tok) {
 template <DType DT>
 void matmul_panel_typed(const PanelArgs& a, int64_t n_tok, ThreadPool& pool) {
   panel_parallel((a.rows + kPanelRows - 1) / kPanelRows, n_tok, pool, [&](PanelTiles tiles, int64_t p0, int64_t np) {
-    if (tiles == kPanelTiles2) panel_range<DT, 2, 8>(a, p0, np, n_tok);
-    else if (tiles == kPanelTiles4) panel_range<DT, 4, 6>(a, p0, np, n_tok);
+    if (tiles == kPanelTiles2)
+      panel_range<DT, 2>(a, p0, np, n_tok);
+    else if (tiles == kPanelTiles4)
+      panel_range<DT, 4>(a, p0, np, n_tok);
     else if constexpr (DT == DType::kF32)
-      panel_range<DT, 4, 4>(a, p0, np, n_tok);  // nothing to convert
+      panel_range<DT, 4, kVecRegisters == 32 ? 4 : 1>(a, p0, np, n_tok);  // 4 x 4: nothing to convert
     else
-      panel_range<DT, kWideTok, 4>(a, p0, np, n_tok);
+      panel_range<DT, kWideTok>(a, p0, np, n_tok);
   });
 }
 
