@@ -26,7 +26,6 @@ constexpr FeatureName kFeatureNames[] = {
     {&CpuFeatures::x86_64_v4, "x86-64-v4 (AVX-512 F, BW, CD, DQ, VL)"},
     {&CpuFeatures::avx512_bf16, "AVX-512 BF16"},
     {&CpuFeatures::avx512_vnni, "AVX-512 VNNI"},
-    {&CpuFeatures::amx_bf16, "AMX-BF16"},
 };
 
 CpuFeatures needs(bool v2, bool v3, bool v4, bool bf16_vnni) {
@@ -79,7 +78,6 @@ CpuFeatures cpu_features_detect() {
   f.x86_64_v4 = __builtin_cpu_supports("x86-64-v4");
   f.avx512_bf16 = __builtin_cpu_supports("avx512bf16");
   f.avx512_vnni = __builtin_cpu_supports("avx512vnni");
-  f.amx_bf16 = __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16");
 #endif
   return f;
 }

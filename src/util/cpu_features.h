@@ -31,7 +31,8 @@ struct CpuFeatures {
   bool x86_64_v4 = false;  // AVX-512 F, BW, CD, DQ, VL
   bool avx512_bf16 = false;
   bool avx512_vnni = false;
-  bool amx_bf16 = false;  // AMX tiles with BF16 (the engine still asks the kernel for them: ops/bf16_amx.h)
+  // No AMX here: no variant needs it; the kernels ask the OS for the tiles at run time
+  // (ops/bf16_amx.h: bf16_amx_available).
 };
 
 // This machine's features (cpuid, and xgetbv for what the OS enables).
