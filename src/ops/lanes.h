@@ -107,6 +107,39 @@ inline float weight_at(const void* base, int64_t idx) {
   }
 }
 
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__) && defined(__F16C__))
+// The 16 quants of Q4_0 or Q6_K weights [idx, idx + 16) (idx a multiple of 16: rows are whole
+// blocks) as unsigned bytes, and what makes weights of them: (q - offset) * scale, exactly the
+// reference dequantization's values. Both SIMD paths' loaders widen them.
+struct Quant16 {
+  __m128i q;
+  float scale;
+  int offset;
+};
+template <DType DT>
+inline Quant16 quant16(const void* base, int64_t idx) {
+  static_assert(DT == DType::kQ4_0 || DT == DType::kQ6_K);
+  uint16_t dh;
+  if constexpr (DT == DType::kQ4_0) {
+    const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 32 * 18;
+    std::memcpy(&dh, blk, 2);
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+    return {_mm_and_si128(idx % 32 ? _mm_srli_epi16(b, 4) : b, _mm_set1_epi8(0x0F)), f16_to_f32(dh), 8};
+  } else {
+    const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 256 * 210;
+    const int64_t w = idx % 256, h = w / 128, r = w % 128, quarter = r / 32, l0 = r % 32;
+    std::memcpy(&dh, blk + 208, 2);
+    const int8_t sc = static_cast<int8_t>(blk[192 + 8 * h + l0 / 16 + 2 * quarter]);
+    const __m128i ql = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 64 * h + (quarter % 2) * 32 + l0));
+    const __m128i qh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 128 + 32 * h + l0));
+    const __m128i lo = _mm_and_si128(quarter >= 2 ? _mm_srli_epi16(ql, 4) : ql, _mm_set1_epi8(0x0F));
+    const __m128i hi =
+        _mm_and_si128(_mm_srl_epi16(qh, _mm_cvtsi32_si128(static_cast<int>(2 * quarter))), _mm_set1_epi8(3));
+    return {_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), f16_to_f32(dh) * static_cast<float>(sc), 32};
+  }
+}
+#endif
+
 #if defined(__AVX512F__)
 using Vec = __m512;
 using Mask = __mmask16;
@@ -119,28 +152,11 @@ template <DType DT>
 inline Vec load_w(const void* base, int64_t idx, Mask m) {
   if constexpr (DT == DType::kF32) {
     return _mm512_maskz_loadu_ps(m, static_cast<const float*>(base) + idx);
-  } else if constexpr (DT == DType::kQ4_0) {
-    const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 32 * 18;
-    uint16_t dh;
-    std::memcpy(&dh, blk, 2);
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-    const __m128i nib = _mm_and_si128(idx % 32 ? _mm_srli_epi16(b, 4) : b, _mm_set1_epi8(0x0F));
-    const __m512i q = _mm512_maskz_sub_epi32(0xffff, _mm512_maskz_cvtepu8_epi32(0xffff, nib), _mm512_set1_epi32(8));
-    return _mm512_maskz_mul_ps(m, _mm512_maskz_cvtepi32_ps(0xffff, q), _mm512_set1_ps(f16_to_f32(dh)));
-  } else if constexpr (DT == DType::kQ6_K) {
-    const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 256 * 210;
-    const int64_t w = idx % 256, h = w / 128, r = w % 128, quarter = r / 32, l0 = r % 32;
-    uint16_t dh;
-    std::memcpy(&dh, blk + 208, 2);
-    const int8_t sc = static_cast<int8_t>(blk[192 + 8 * h + l0 / 16 + 2 * quarter]);
-    const __m128i ql = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 64 * h + (quarter % 2) * 32 + l0));
-    const __m128i qh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 128 + 32 * h + l0));
-    const __m128i lo = _mm_and_si128(quarter >= 2 ? _mm_srli_epi16(ql, 4) : ql, _mm_set1_epi8(0x0F));
-    const __m128i hi = _mm_and_si128(_mm_srl_epi16(qh, _mm_cvtsi32_si128(static_cast<int>(2 * quarter))), _mm_set1_epi8(3));
-    const __m128i q6 = _mm_or_si128(lo, _mm_slli_epi16(hi, 4));
-    const __m512i q = _mm512_maskz_sub_epi32(0xffff, _mm512_maskz_cvtepu8_epi32(0xffff, q6), _mm512_set1_epi32(32));
-    const float ds = f16_to_f32(dh) * static_cast<float>(sc);
-    return _mm512_maskz_mul_ps(m, _mm512_set1_ps(ds), _mm512_maskz_cvtepi32_ps(0xffff, q));
+  } else if constexpr (DT == DType::kQ4_0 || DT == DType::kQ6_K) {
+    const Quant16 u = quant16<DT>(base, idx);
+    const __m512i q =
+        _mm512_maskz_sub_epi32(0xffff, _mm512_maskz_cvtepu8_epi32(0xffff, u.q), _mm512_set1_epi32(u.offset));
+    return _mm512_maskz_mul_ps(m, _mm512_maskz_cvtepi32_ps(0xffff, q), _mm512_set1_ps(u.scale));
   } else if constexpr (DT == DType::kQ8_0) {
     // idx is a multiple of 16 (rows are whole blocks): the first or second half of a block.
     const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 32 * 34;
@@ -260,44 +276,21 @@ inline Vec load_w(const void* base, int64_t idx, Mask m) {
     return {_mm256_load_ps(tmp), _mm256_load_ps(tmp + 8)};
   } else {
     // The AVX-512 path's arithmetic on two halves (same values), lanes from m on zeroed after.
-    // idx is a multiple of 16 (rows are whole blocks): 16 weights in one block.
-    const uint8_t* b8 = static_cast<const uint8_t*>(base);
-    __m128i q;  // 16 quants as bytes, offset removed below
-    float scale;
-    int offset;
-    if constexpr (DT == DType::kQ4_0) {
-      const uint8_t* blk = b8 + idx / 32 * 18;
+    Quant16 u;
+    if constexpr (DT == DType::kQ8_0) {  // idx is a multiple of 16: half of a block
+      const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 32 * 34;
       uint16_t dh;
       std::memcpy(&dh, blk, 2);
-      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-      q = _mm_and_si128(idx % 32 ? _mm_srli_epi16(b, 4) : b, _mm_set1_epi8(0x0F));
-      scale = f16_to_f32(dh), offset = 8;
-    } else if constexpr (DT == DType::kQ6_K) {
-      const uint8_t* blk = b8 + idx / 256 * 210;
-      const int64_t w = idx % 256, h = w / 128, r = w % 128, quarter = r / 32, l0 = r % 32;
-      uint16_t dh;
-      std::memcpy(&dh, blk + 208, 2);
-      const int8_t sc = static_cast<int8_t>(blk[192 + 8 * h + l0 / 16 + 2 * quarter]);
-      const __m128i ql = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 64 * h + (quarter % 2) * 32 + l0));
-      const __m128i qh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 128 + 32 * h + l0));
-      const __m128i lo = _mm_and_si128(quarter >= 2 ? _mm_srli_epi16(ql, 4) : ql, _mm_set1_epi8(0x0F));
-      const __m128i hi =
-          _mm_and_si128(_mm_srl_epi16(qh, _mm_cvtsi32_si128(static_cast<int>(2 * quarter))), _mm_set1_epi8(3));
-      q = _mm_or_si128(lo, _mm_slli_epi16(hi, 4));
-      scale = f16_to_f32(dh) * static_cast<float>(sc), offset = 32;
+      u = {_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2 + idx % 32)), f16_to_f32(dh), 0};
     } else {
-      static_assert(DT == DType::kQ8_0);
-      const uint8_t* blk = b8 + idx / 32 * 34;
-      uint16_t dh;
-      std::memcpy(&dh, blk, 2);
-      q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2 + idx % 32));
-      scale = f16_to_f32(dh), offset = 0;
+      u = quant16<DT>(base, idx);
     }
     auto widen = [&](__m128i bytes) {  // 8 quants -> f32 lanes, as the AVX-512 path
       const __m256i v = DT == DType::kQ8_0 ? _mm256_cvtepi8_epi32(bytes) : _mm256_cvtepu8_epi32(bytes);
-      return _mm256_mul_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(_mm256_sub_epi32(v, _mm256_set1_epi32(offset))));
+      return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, _mm256_set1_epi32(u.offset))),
+                           _mm256_set1_ps(u.scale));
     };
-    Vec r{widen(q), widen(_mm_srli_si128(q, 8))};
+    Vec r{widen(u.q), widen(_mm_srli_si128(u.q, 8))};
     if (m < kLanes) {
       r.lo = _mm256_and_ps(r.lo, _mm256_castsi256_ps(half_mask(m)));
       r.hi = _mm256_and_ps(r.hi, _mm256_castsi256_ps(half_mask(m - 8)));

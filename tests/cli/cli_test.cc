@@ -18,21 +18,9 @@
 
 namespace {
 
-struct RunResult {
-  int status;
-  std::string out;
-};
+using swift::test::RunResult;
 
-RunResult run(const std::string& args) {
-  const std::string cmd = std::string(SWIFT_CLI) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WEXITSTATUS(st), out};
-}
+RunResult run(const std::string& args) { return swift::test::run_command(std::string(SWIFT_CLI) + " " + args); }
 
 const std::string kModel = swift::test::model_path("swift-mini-24L");
 

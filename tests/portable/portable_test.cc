@@ -20,20 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int status;
-  std::string out;  // stdout and stderr
-};
-
-RunResult run(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WEXITSTATUS(st), out};
-}
+using swift::test::run_command;
+using swift::test::RunResult;
 
 std::vector<std::string> built() {
   std::vector<std::string> v;
@@ -49,7 +37,7 @@ const std::string kModel = swift::test::model_path("swift-mini-24L");
 
 TEST(Portable, LauncherRunsTheBestVariantThisCpuRuns) {
   const auto want = swift::cpu_variant_choose(swift::cpu_features_detect(), built(), "");
-  const RunResult r = run("env -u SWIFTLLM_CPU " + kLauncher + " --version");
+  const RunResult r = run_command("env -u SWIFTLLM_CPU " + kLauncher + " --version");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find(std::string("build ") + want.variant->name + " (portable build; chosen by the launcher"),
             std::string::npos)
@@ -74,13 +62,13 @@ TEST(Portable, EveryVariantThisCpuRunsMatchesHfGreedy) {
       continue;
     }
     const std::string env = "SWIFTLLM_CPU=" + v + " " + kLauncher;
-    const RunResult info = run(env + " info -m " + kModel + " --json");
+    const RunResult info = run_command(env + " info -m " + kModel + " --json");
     ASSERT_EQ(info.status, 0) << info.out;
     EXPECT_EQ(nlohmann::json::parse(info.out)["build"], v);
     // Plain decoding and the default (hybrid: tree verification), both f32 greedy.
     for (const char* decode : {"ar", "hybrid"}) {
-      const RunResult g =
-          run(env + " generate -m " + kModel + " --prompt-ids " + ids + " -n 24 -t 2 --decode " + decode + " --json");
+      const RunResult g = run_command(env + " generate -m " + kModel + " --prompt-ids " + ids +
+                                      " -n 24 -t 2 --decode " + decode + " --json");
       ASSERT_EQ(g.status, 0) << v << " " << decode << ": " << g.out;
       EXPECT_EQ(nlohmann::json::parse(g.out)["tokens"].get<std::vector<int>>(), want) << v << " " << decode;
     }
@@ -88,8 +76,8 @@ TEST(Portable, EveryVariantThisCpuRunsMatchesHfGreedy) {
     // refuse it by name.
     std::vector<int> bf16_ar;
     for (const char* decode : {"ar", "hybrid"}) {
-      const RunResult g = run(env + " generate -m " + kModel + " --prompt-ids " + ids +
-                              " -n 24 -t 2 --math bf16 --decode " + decode + " --json");
+      const RunResult g = run_command(env + " generate -m " + kModel + " --prompt-ids " + ids +
+                                      " -n 24 -t 2 --math bf16 --decode " + decode + " --json");
       if (v != "x86-64-v4-bf16") {
         EXPECT_EQ(g.status, 1) << v << ": " << g.out;
         EXPECT_NE(g.out.find("bf16 math (--math bf16) needs AVX-512 BF16 instructions"), std::string::npos) << g.out;
@@ -108,7 +96,7 @@ TEST(Portable, EveryVariantThisCpuRunsMatchesHfGreedy) {
 }
 
 TEST(Portable, ForcedVariantMustExist) {
-  const RunResult r = run("SWIFTLLM_CPU=pentium " + kLauncher + " --version");
+  const RunResult r = run_command("SWIFTLLM_CPU=pentium " + kLauncher + " --version");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("SWIFTLLM_CPU=pentium: no such CPU variant; the variants are x86-64-v2, x86-64-v3"),
             std::string::npos)
@@ -128,7 +116,7 @@ TEST(Portable, MissingBestVariantWarnsAndRunsTheNextBest) {
   const fs::path build_dir = fs::path(kLauncher).parent_path();
   for (const std::string& v : built())
     if (v != runs.back()) fs::create_symlink(build_dir / ("swiftllm-" + v), dir / ("swiftllm-" + v));
-  const RunResult r = run("env -u SWIFTLLM_CPU " + (dir / "swiftllm").string() + " --version");
+  const RunResult r = run_command("env -u SWIFTLLM_CPU " + (dir / "swiftllm").string() + " --version");
   fs::remove_all(dir);
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("warning: this CPU runs swiftllm-" + runs.back()), std::string::npos) << r.out;
@@ -137,8 +125,8 @@ TEST(Portable, MissingBestVariantWarnsAndRunsTheNextBest) {
 
 TEST(Portable, VariantRunDirectlySaysSo) {
   const std::string v = swift::cpu_variant_choose(swift::cpu_features_detect(), built(), "").variant->name;
-  const RunResult r = run("env -u SWIFTLLM_LAUNCHED " +
-                          (fs::path(kLauncher).parent_path() / ("swiftllm-" + v)).string() + " --version");
+  const RunResult r = run_command("env -u SWIFTLLM_LAUNCHED " +
+                                  (fs::path(kLauncher).parent_path() / ("swiftllm-" + v)).string() + " --version");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("build " + v + " (portable build; run directly, not through the swiftllm launcher)"),
             std::string::npos)
