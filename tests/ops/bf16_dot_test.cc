@@ -143,7 +143,9 @@ TEST(Bf16Dot, MatchesItsContractOnOddShapesWithAnyBatchAndThreads) {
         if (bf16_dot_native()) {
           std::vector<uint16_t> x16(static_cast<size_t>(s.n_tok * ((s.cols + 1) / 2 * 2)));
           bf16_round_rows_into(x.data(), s.n_tok, s.cols, x16.data());
-          matmul_rounded(m.view, x16.data(), s.n_tok, hinted.data(), b, pool);
+          // The dot kernel's own entry: matmul_rounded takes AMX tiles where they are usable,
+          // whose bits differ (ops/bf16_amx.h).
+          matmul_bf16_dot_rounded(m.view, x16.data(), s.n_tok, hinted.data(), b, pool);
           ASSERT_EQ(0, std::memcmp(y.data(), hinted.data(), y.size() * sizeof(float))) << "rounded";
         }
         matmul_bf16_dot_reference(m.src, x.data(), s.n_tok, want_rows.data(), b);  // packing changes nothing
