@@ -3,9 +3,10 @@
 // This is the numeric contract behind batch invariance (matmul.h): a dot product of length n
 // accumulates element c into lane c % 16 with a fused multiply-add, in increasing c, and the
 // lanes are reduced as ((l0+l8)+(l4+l12)) ... in one fixed tree. The AVX-512 path (one register),
-// the AVX2 path (two 8-float registers: the portable build's x86-64-v3 variant, util/cpu_features.h)
-// and the portable path (an array the compiler may vectorise) perform exactly the same IEEE
-// operations, so results are bit-identical across ISA paths, tile shapes and batch sizes.
+// the AVX2 path (two 8-float registers: the portable build's x86-64-v3 variant, util/cpu_features.h),
+// the NEON path (four 4-float registers: AArch64) and the portable path (an array the compiler
+// may vectorise) perform exactly the same IEEE operations, so results are bit-identical across
+// ISA paths, tile shapes and batch sizes.
 // Masked tail loads read zeros; fma(0, 0, s) == s for every partial sum that can occur (a
 // partial sum starting at +0 never becomes -0), so the tail matches a scalar tail exactly.
 #pragma once
@@ -20,11 +21,25 @@
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__) && defined(__F16C__))
 #include <immintrin.h>
+#define SWIFT_LANES_X86 1
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+#define SWIFT_LANES_NEON 1
 #endif
 
 namespace swift::lanes {
 
 constexpr int kLanes = 16;
+
+// How many Vecs fit the register file, for sizing kernel tiles (matmul_panel.cc): 32 zmm
+// registers hold 32 with AVX-512; 16 ymm hold 8 with AVX2; 32 128-bit registers hold 8 with NEON.
+// The portable path counts as AVX-512 (the compiler decides what its arrays become).
+#if !defined(__AVX512F__) && \
+    ((defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)) || (defined(__aarch64__) && defined(__ARM_NEON)))
+constexpr int kVecRegisters = 8;
+#else
+constexpr int kVecRegisters = 32;
+#endif
 
 // exp(x) = e^x for softmax weights and SiLU: Cephes' expf (x = n ln2 + r with ln2 split in two,
 // degree-5 polynomial for e^r on [-ln2/2, ln2/2], then scaled by 2^n), within 1 ulp of std::exp
@@ -107,12 +122,29 @@ inline float weight_at(const void* base, int64_t idx) {
   }
 }
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__) && defined(__F16C__))
+#if defined(SWIFT_LANES_X86) || defined(SWIFT_LANES_NEON)
+// 16 bytes in one register, and the few byte operations the quant unpacking below needs.
+#if defined(SWIFT_LANES_X86)
+using Bytes16 = __m128i;
+inline Bytes16 bytes_load(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+inline Bytes16 bytes_and(Bytes16 b, uint8_t m) { return _mm_and_si128(b, _mm_set1_epi8(static_cast<char>(m))); }
+inline Bytes16 bytes_shr(Bytes16 b, int s) {  // per byte, bits shifted in from the next byte masked off
+  return _mm_and_si128(_mm_srl_epi16(b, _mm_cvtsi32_si128(s)), _mm_set1_epi8(static_cast<char>(0xFF >> s)));
+}
+inline Bytes16 bytes_or_shl4(Bytes16 lo, Bytes16 hi) { return _mm_or_si128(lo, _mm_slli_epi16(hi, 4)); }  // hi < 16
+#else
+using Bytes16 = uint8x16_t;
+inline Bytes16 bytes_load(const uint8_t* p) { return vld1q_u8(p); }
+inline Bytes16 bytes_and(Bytes16 b, uint8_t m) { return vandq_u8(b, vdupq_n_u8(m)); }
+inline Bytes16 bytes_shr(Bytes16 b, int s) { return vshlq_u8(b, vdupq_n_s8(static_cast<int8_t>(-s))); }
+inline Bytes16 bytes_or_shl4(Bytes16 lo, Bytes16 hi) { return vorrq_u8(lo, vshlq_n_u8(hi, 4)); }
+#endif
+
 // The 16 quants of Q4_0 or Q6_K weights [idx, idx + 16) (idx a multiple of 16: rows are whole
 // blocks) as unsigned bytes, and what makes weights of them: (q - offset) * scale, exactly the
-// reference dequantization's values. Both SIMD paths' loaders widen them.
+// reference dequantization's values. Every SIMD path's loader widens them.
 struct Quant16 {
-  __m128i q;
+  Bytes16 q;
   float scale;
   int offset;
 };
@@ -123,19 +155,18 @@ inline Quant16 quant16(const void* base, int64_t idx) {
   if constexpr (DT == DType::kQ4_0) {
     const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 32 * 18;
     std::memcpy(&dh, blk, 2);
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-    return {_mm_and_si128(idx % 32 ? _mm_srli_epi16(b, 4) : b, _mm_set1_epi8(0x0F)), f16_to_f32(dh), 8};
+    const Bytes16 b = bytes_load(blk + 2);
+    return {idx % 32 ? bytes_shr(b, 4) : bytes_and(b, 0x0F), f16_to_f32(dh), 8};
   } else {
     const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 256 * 210;
     const int64_t w = idx % 256, h = w / 128, r = w % 128, quarter = r / 32, l0 = r % 32;
     std::memcpy(&dh, blk + 208, 2);
     const int8_t sc = static_cast<int8_t>(blk[192 + 8 * h + l0 / 16 + 2 * quarter]);
-    const __m128i ql = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 64 * h + (quarter % 2) * 32 + l0));
-    const __m128i qh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 128 + 32 * h + l0));
-    const __m128i lo = _mm_and_si128(quarter >= 2 ? _mm_srli_epi16(ql, 4) : ql, _mm_set1_epi8(0x0F));
-    const __m128i hi =
-        _mm_and_si128(_mm_srl_epi16(qh, _mm_cvtsi32_si128(static_cast<int>(2 * quarter))), _mm_set1_epi8(3));
-    return {_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), f16_to_f32(dh) * static_cast<float>(sc), 32};
+    const Bytes16 ql = bytes_load(blk + 64 * h + (quarter % 2) * 32 + l0);
+    const Bytes16 qh = bytes_load(blk + 128 + 32 * h + l0);
+    const Bytes16 lo = quarter >= 2 ? bytes_shr(ql, 4) : bytes_and(ql, 0x0F);
+    const Bytes16 hi = bytes_and(bytes_shr(qh, static_cast<int>(2 * quarter)), 3);
+    return {bytes_or_shl4(lo, hi), f16_to_f32(dh) * static_cast<float>(sc), 32};
   }
 }
 #endif
@@ -351,6 +382,166 @@ inline Vec exp(Vec x) { return {exp_half(x.lo), exp_half(x.hi)}; }
 template <bool kNonPositive = false>
 inline Vec exp2(Vec a) {
   alignas(32) float t[kLanes];
+  store(t, a, kLanes);
+  for (float& x : t) x = std::isnan(x) ? 0.0f : exp2_scalar(x, kNonPositive);
+  return load(t, kLanes);
+}
+#elif defined(SWIFT_LANES_NEON)
+// NEON (AArch64): 16 lanes as four 4-float quarters, lanes 0-3, 4-7, 8-11, 12-15. As in the AVX2
+// path every operation is the same IEEE operation per lane as in the other paths (fmla for
+// std::fma, the same reduction tree, exp's steps one by one; AArch64 Linux runs with denormals
+// kept, FPCR.FZ = 0), so the results are the same bits; max is vmaxps's rule (b unless a > b),
+// not fmax's (NaN wins). exp2 (bf16 math only, which needs AVX-512 BF16) goes lane by lane.
+// Tails (a row's last partial 16) go through a small buffer: rows are whole 16s except at the
+// end, so it is off the hot path.
+struct Vec {
+  float32x4_t q[4];
+};
+using Mask = int;  // number of valid lanes, 0..16
+template <typename F>
+inline Vec each(F f) {  // {f(0), f(1), f(2), f(3)}
+  return {{f(0), f(1), f(2), f(3)}};
+}
+inline Vec zero() {
+  return each([](int) { return vdupq_n_f32(0.0f); });
+}
+inline Mask mask_for(int64_t left) { return left >= kLanes ? kLanes : static_cast<int>(left < 0 ? 0 : left); }
+inline Vec load(const float* p, Mask m) {
+  if (m >= kLanes) return each([p](int i) { return vld1q_f32(p + 4 * i); });
+  alignas(16) float tmp[kLanes] = {};
+  std::memcpy(tmp, p, static_cast<size_t>(m) * 4);
+  return each([&tmp](int i) { return vld1q_f32(tmp + 4 * i); });
+}
+// Quarters i of 16 widened integers as f32: (v - offset) * scale.
+inline float32x4_t quarter_of(int32x4_t v, int offset, float scale) {
+  return vmulq_n_f32(vcvtq_f32_s32(vsubq_s32(v, vdupq_n_s32(offset))), scale);
+}
+template <DType DT>
+inline Vec load_w(const void* base, int64_t idx, Mask m) {
+  if constexpr (DT == DType::kF32) {
+    return load(static_cast<const float*>(base) + idx, m);
+  } else if constexpr (DT == DType::kBF16 || DT == DType::kF16) {
+    const uint16_t* src = static_cast<const uint16_t*>(base) + idx;
+    alignas(16) uint16_t tmp[kLanes] = {};
+    if (m < kLanes) {
+      std::memcpy(tmp, src, static_cast<size_t>(m) * 2);
+      src = tmp;
+    }
+    const uint16x8_t h0 = vld1q_u16(src), h1 = vld1q_u16(src + 8);
+    if constexpr (DT == DType::kBF16)  // bf16 is the top half of an f32
+      return {{vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h0), 16)),
+               vreinterpretq_f32_u32(vshll_n_u16(vget_high_u16(h0), 16)),
+               vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h1), 16)),
+               vreinterpretq_f32_u32(vshll_n_u16(vget_high_u16(h1), 16))}};
+    else
+      return {{vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h0))),
+               vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h0))),
+               vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h1))),
+               vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h1)))}};
+  } else if constexpr (DT != DType::kQ4_0 && DT != DType::kQ6_K && DT != DType::kQ8_0) {
+    alignas(16) float tmp[kLanes] = {};
+    for (int l = 0; l < m; ++l) tmp[l] = weight_at<DT>(base, idx + l);
+    return load(tmp, kLanes);
+  } else {
+    // The AVX-512 path's arithmetic on four quarters (same values), lanes from m on zeroed after.
+    int32x4_t w[4];
+    float scale;
+    int offset;
+    if constexpr (DT == DType::kQ8_0) {  // idx is a multiple of 16: half of a block
+      const uint8_t* blk = static_cast<const uint8_t*>(base) + idx / 32 * 34;
+      uint16_t dh;
+      std::memcpy(&dh, blk, 2);
+      const int8x16_t q = vld1q_s8(reinterpret_cast<const int8_t*>(blk + 2 + idx % 32));
+      const int16x8_t q0 = vmovl_s8(vget_low_s8(q)), q1 = vmovl_s8(vget_high_s8(q));
+      w[0] = vmovl_s16(vget_low_s16(q0)), w[1] = vmovl_s16(vget_high_s16(q0));
+      w[2] = vmovl_s16(vget_low_s16(q1)), w[3] = vmovl_s16(vget_high_s16(q1));
+      scale = f16_to_f32(dh), offset = 0;
+    } else {
+      const Quant16 u = quant16<DT>(base, idx);
+      const uint16x8_t q0 = vmovl_u8(vget_low_u8(u.q)), q1 = vmovl_u8(vget_high_u8(u.q));
+      w[0] = vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(q0)));
+      w[1] = vreinterpretq_s32_u32(vmovl_u16(vget_high_u16(q0)));
+      w[2] = vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(q1)));
+      w[3] = vreinterpretq_s32_u32(vmovl_u16(vget_high_u16(q1)));
+      scale = u.scale, offset = u.offset;
+    }
+    return each([&](int i) {
+      const float32x4_t v = quarter_of(w[i], offset, scale);
+      if (m >= kLanes) return v;
+      const int32x4_t lane = vaddq_s32(int32x4_t{0, 1, 2, 3}, vdupq_n_s32(4 * i));
+      return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), vcltq_s32(lane, vdupq_n_s32(m))));
+    });
+  }
+}
+inline Vec fma(Vec a, Vec b, Vec c) {
+  return each([&](int i) { return vfmaq_f32(c.q[i], a.q[i], b.q[i]); });
+}
+inline Vec add(Vec a, Vec b) {
+  return each([&](int i) { return vaddq_f32(a.q[i], b.q[i]); });
+}
+inline Vec sub(Vec a, Vec b) {
+  return each([&](int i) { return vsubq_f32(a.q[i], b.q[i]); });
+}
+inline Vec mul(Vec a, Vec b) {
+  return each([&](int i) { return vmulq_f32(a.q[i], b.q[i]); });
+}
+inline Vec div(Vec a, Vec b) {
+  return each([&](int i) { return vdivq_f32(a.q[i], b.q[i]); });
+}
+// vmaxps's rule: a where a > b, else b (b when either is NaN or both are zero).
+inline Vec max(Vec a, Vec b) {
+  return each([&](int i) { return vbslq_f32(vcgtq_f32(a.q[i], b.q[i]), a.q[i], b.q[i]); });
+}
+// Masked lanes read `fill` instead of zero.
+inline Vec load_or(const float* p, Mask m, float fill) {
+  if (m >= kLanes) return load(p, m);
+  alignas(16) float tmp[kLanes];
+  for (int l = 0; l < kLanes; ++l) tmp[l] = l < m ? p[l] : fill;
+  return load(tmp, kLanes);
+}
+inline Vec broadcast(float x) {
+  return each([x](int) { return vdupq_n_f32(x); });
+}
+inline void store(float* p, Vec v, Mask m) {
+  if (m >= kLanes) {
+    for (int i = 0; i < 4; ++i) vst1q_f32(p + 4 * i, v.q[i]);
+    return;
+  }
+  alignas(16) float tmp[kLanes];
+  for (int i = 0; i < 4; ++i) vst1q_f32(tmp + 4 * i, v.q[i]);
+  std::memcpy(p, tmp, static_cast<size_t>(m) * 4);
+}
+inline float reduce(Vec v) {
+  const float32x4_t s4 = vaddq_f32(vaddq_f32(v.q[0], v.q[2]), vaddq_f32(v.q[1], v.q[3]));  // (l + l+8) + (l+4 + l+12)
+  const float32x4_t t = vaddq_f32(s4, vextq_f32(s4, s4, 2));                               // (0+2), (1+3)
+  return vgetq_lane_f32(t, 0) + vgetq_lane_f32(t, 1);
+}
+// e^x of 4 lanes, exp_scalar's steps.
+inline float32x4_t exp_quarter(float32x4_t x) {
+  const float32x4_t lo = vdupq_n_f32(kExpMin), hi = vdupq_n_f32(kExpMax);
+  const uint32x4_t keep = vcgeq_f32(x, lo);  // false for NaN and tiny x
+  const uint32x4_t big = vcgtq_f32(x, hi);
+  const uint32x4_t nan = vmvnq_u32(vceqq_f32(x, x));
+  const float32x4_t xc = vminq_f32(vmaxq_f32(x, lo), hi);  // NaN lanes: replaced by x at the end
+  const float32x4_t fx = vrndmq_f32(vfmaq_f32(vdupq_n_f32(0.5f), xc, vdupq_n_f32(kLog2e)));
+  float32x4_t r = vfmaq_f32(xc, fx, vdupq_n_f32(-kLn2Hi));
+  r = vfmaq_f32(r, fx, vdupq_n_f32(-kLn2Lo));
+  const float32x4_t z = vmulq_f32(r, r);
+  float32x4_t p = vdupq_n_f32(kExpP[0]);
+  for (int i = 1; i < 6; ++i) p = vfmaq_f32(vdupq_n_f32(kExpP[i]), p, r);
+  const float32x4_t y = vaddq_f32(vfmaq_f32(r, p, z), vdupq_n_f32(1.0f));
+  const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(fx), vdupq_n_s32(127)), 23);
+  const float32x4_t scaled = vmulq_f32(y, vreinterpretq_f32_s32(e));
+  float32x4_t out = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(scaled), keep));  // +0 where not kept
+  out = vbslq_f32(big, vdupq_n_f32(INFINITY), out);
+  return vbslq_f32(nan, x, out);
+}
+inline Vec exp(Vec x) {
+  return each([&](int i) { return exp_quarter(x.q[i]); });
+}
+template <bool kNonPositive = false>
+inline Vec exp2(Vec a) {
+  alignas(16) float t[kLanes];
   store(t, a, kLanes);
   for (float& x : t) x = std::isnan(x) ? 0.0f : exp2_scalar(x, kNonPositive);
   return load(t, kLanes);

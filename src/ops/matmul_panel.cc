@@ -172,12 +172,9 @@ void panel_tokens(const PanelArgs& a, int64_t p0, int64_t n_tok, PrefetchAhead& 
   panel_tiles<DT, P, T>(a, p0, 0, n_tok, pf, nullptr);
 }
 
-// Registers: a Vec is one of 32 zmm registers with AVX-512; with AVX2 (ops/lanes.h) two of 16 ymm.
-#if !defined(__AVX512F__) && defined(__AVX2__)
-constexpr int kVecRegisters = 8;
-#else
-constexpr int kVecRegisters = 32;
-#endif
+// Registers: a Vec is one of 32 zmm registers with AVX-512; two of 16 ymm with AVX2, four of 32
+// with NEON (ops/lanes.h): 8 Vecs either way, so NEON takes the AVX2 shapes below.
+using lanes::kVecRegisters;
 // Panels per tile by token-tile width: with AVX-512 8 for T <= 2 (16 accumulators + 8 weight
 // vectors), 6 for T = 4 (24 + 6; F32 batches of 5+ tokens take 4 x 4), 4 for T = 6 (24 + 4);
 // with AVX2 P x T accumulators and P weights must fit 8 Vecs: 2 x 2, 1 x 4, 1 x 6. The AVX-512
@@ -189,13 +186,15 @@ constexpr int panels_for(int t) {
   return t <= 2 ? 2 : 1;
 }
 
-// With AVX2, one token (plain decoding) takes wider tiles than 2 x 2: with T = 1 the weights are
-// used once, as the fma's memory operand, so 6 x 1 needs 12 of the 16 registers for accumulators
-// and streams 6 panels per column step instead of 2 (fewer instructions per byte of weights).
+// With 8 Vec registers (AVX2, NEON), one token (plain decoding) takes wider tiles than 2 x 2:
+// with T = 1 the weights are used once, as the fma's memory operand, so 6 x 1 needs 12 of the 16
+// ymm registers for accumulators and streams 6 panels per column step instead of 2 (fewer
+// instructions per byte of weights). NEON's fmla takes no memory operand: 24 of its 32 registers
+// for accumulators, 4 for the weights in flight, 1 for the token's broadcast value.
 // x86-64-v3 build on the Zen 4 VM, `bench --verify-cost`, three alternations: one-token passes
 // 2.12-2.22 -> 1.85-1.90 ms (medians), decoding 440-460 -> 508-526 tokens/s; 4 x 1 and 8 x 1
 // measured the same as 6 x 1 within the noise.
-constexpr int kOneTokenPanelsAvx2 = 6;
+constexpr int kOneTokenPanelsNarrow = 6;
 
 // Panels [p0, p0 + np) in chunks of PMAX, then 4, 2, 1 (those below PMAX).
 template <DType DT, int T, int PMAX = panels_for(T)>
@@ -218,7 +217,7 @@ template <DType DT>
 void matmul_panel_typed(const PanelArgs& a, int64_t n_tok, ThreadPool& pool) {
   panel_parallel((a.rows + kPanelRows - 1) / kPanelRows, n_tok, pool, [&](PanelTiles tiles, int64_t p0, int64_t np) {
     if constexpr (kVecRegisters < 32)
-      if (n_tok == 1) return panel_range<DT, 1, kOneTokenPanelsAvx2>(a, p0, np, n_tok);
+      if (n_tok == 1) return panel_range<DT, 1, kOneTokenPanelsNarrow>(a, p0, np, n_tok);
     if (tiles == kPanelTiles2)
       panel_range<DT, 2>(a, p0, np, n_tok);
     else if (tiles == kPanelTiles4)

@@ -20,6 +20,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define SWIFT_CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+// isb: a core-local stall of some tens of cycles, the usual spin-wait delay on AArch64 (`yield`
+// is a no-op on most cores, and sched_yield a system call per poll).
+#define SWIFT_CPU_RELAX() __asm__ __volatile__("isb" ::: "memory")
 #else
 #define SWIFT_CPU_RELAX() std::this_thread::yield()
 #endif

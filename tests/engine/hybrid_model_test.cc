@@ -132,6 +132,20 @@ TEST(HybridGreedy, MergedLayerSkipDraftsStayLossless) {
   EXPECT_EQ(run_hybrid(mini(), prompt, opt, o, shared).tokens, run_ar(mini(), prompt, opt).tokens);
 }
 
+// One reference prompt of the demo model, short enough for a cross build's run under emulation
+// (tests/CMakeLists.txt): hybrid decoding (its default controller, then lookup alone) equals
+// Hugging Face's greedy tokens.
+TEST(HybridGreedy, FirstReferencePromptEqualsHfGreedy) {
+  const auto& c = test::reference_cases()[0];
+  const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+  const auto hf = c["greedy_ids"].get<std::vector<int32_t>>();
+  const std::vector<int32_t> want(hf.begin(), hf.begin() + 64);
+  HybridShared shared;
+  const auto hybrid = run_hybrid(mini(), prompt, greedy(64), HybridOptions{}, shared);
+  EXPECT_EQ(hybrid.tokens, want);
+  EXPECT_EQ(run_hybrid(mini(), prompt, greedy(64), lookup_mode(), shared).tokens, want);
+}
+
 TEST(HybridGreedy, EqualsPlainDecodingOnEveryArchitecture) {
   for (const char* arch : {"llama2", "llama3", "qwen2", "qwen3"}) {
     auto m = load_model(test::data_path(std::string("arch/") + arch));

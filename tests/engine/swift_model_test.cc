@@ -101,6 +101,27 @@ TEST(SwiftGreedy, AblationsAndPenaltyStayLossless) {
   EXPECT_EQ(run_swift(mini(), prompt, opt, manual).result.tokens, ar.tokens);
 }
 
+// One reference prompt of the demo model, short enough for a cross build's run under emulation
+// (tests/CMakeLists.txt): plain greedy equals Hugging Face's greedy tokens, and SWIFT, searching
+// its layer set and then with the plan it found, equals plain greedy.
+TEST(SwiftGreedy, FirstReferencePromptEqualsHfGreedyWhileOptimizing) {
+  const auto& c = cases()[0];
+  const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+  const auto hf = c["greedy_ids"].get<std::vector<int32_t>>();
+  const auto opt = greedy(64);
+  const auto ar = run_ar(mini(), prompt, opt);
+  ASSERT_EQ(ar.tokens, std::vector<int32_t>(hf.begin(), hf.begin() + 64));
+  const auto sw = run_swift(mini(), prompt, opt, SwiftOptions{});
+  EXPECT_EQ(sw.result.tokens, ar.tokens);
+  EXPECT_GT(sw.result.stats.extra.at("opt_proposals"), 0.0);  // the layer search really ran
+  SwiftOptions cached;
+  cached.plan = sw.plan;
+  cached.optimize = false;
+  const auto again = run_swift(mini(), prompt, opt, cached);
+  EXPECT_EQ(again.result.tokens, ar.tokens);
+  EXPECT_GT(again.result.stats.extra.at("accepted_tokens"), 0.0);  // drafts were really accepted
+}
+
 TEST(SwiftGreedy, EqualsPlainDecodingOnEveryArchitecture) {
   for (const char* arch : {"llama2", "llama3", "qwen2", "qwen3"}) {
     auto m = load_model(test::data_path(std::string("arch/") + arch));
