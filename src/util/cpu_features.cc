@@ -152,7 +152,11 @@ std::string build_variant_missing() {
 std::string build_description() {
   const std::string b = build_variant();
   if (b == "native") return "native (-march=native: the CPU it was compiled on)";
+#if defined(__aarch64__)
+  if (b == "generic") return "generic (the compiler's default AArch64 level: NEON kernels)";
+#else
   if (b == "generic") return "generic (the compiler's default x86-64 level)";
+#endif
   std::string d = b + " (portable build";
   if (const char* why = std::getenv("SWIFTLLM_LAUNCHED"))
     d += fmt::format("; chosen by the launcher: {}", why);

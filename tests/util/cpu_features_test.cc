@@ -110,6 +110,9 @@ TEST(CpuVariants, ThisBuild) {
   EXPECT_TRUE(b == "native" || b == "generic") << b;
   EXPECT_EQ(build_variant_missing(), "");
   EXPECT_EQ(build_description().rfind(b + " (", 0), 0u) << build_description();
+#if defined(__aarch64__)
+  if (b == "generic") EXPECT_NE(build_description().find("AArch64"), std::string::npos) << build_description();
+#endif
 }
 
 }  // namespace
