@@ -89,7 +89,9 @@ TEST(Lanes, EveryOperationGivesTheScalarContractsBits) {
       ASSERT_TRUE(same_bits(mx[l], a[l] > b[l] ? a[l] : b[l])) << "max, lane " << l << ": " << a[l] << ", " << b[l];
       ASSERT_TRUE(same_bits(bc[l], c[5])) << "broadcast, lane " << l;
     }
-    if (trial > 0) ASSERT_TRUE(same_bits(reduce(va), contract_reduce(a.data()))) << "reduce, trial " << trial;
+    if (trial > 0) {
+      ASSERT_TRUE(same_bits(reduce(va), contract_reduce(a.data()))) << "reduce, trial " << trial;
+    }
   }
 }
 
