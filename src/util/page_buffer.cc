@@ -29,13 +29,18 @@ std::unique_ptr<PageBuffer> PageBuffer::take(size_t n_bytes) {
   {
     Pool& p = pool();
     std::lock_guard<std::mutex> lock(p.mu);
-    for (size_t i = 0; i < p.kept.size(); ++i)
-      if (p.kept[i]->size() == n_bytes) {
-        std::unique_ptr<PageBuffer> b = std::move(p.kept[i]);
-        p.kept.erase(p.kept.begin() + static_cast<std::ptrdiff_t>(i));
-        p.kept_bytes -= n_bytes;
-        return b;
-      }
+    // The smallest kept block of n_bytes to 2 n_bytes (size - n_bytes <= n_bytes: no overflow).
+    size_t best = p.kept.size();
+    for (size_t i = 0; i < p.kept.size(); ++i) {
+      const size_t s = p.kept[i]->size();
+      if (s >= n_bytes && s - n_bytes <= n_bytes && (best == p.kept.size() || s < p.kept[best]->size())) best = i;
+    }
+    if (best < p.kept.size()) {
+      std::unique_ptr<PageBuffer> b = std::move(p.kept[best]);
+      p.kept.erase(p.kept.begin() + static_cast<std::ptrdiff_t>(best));
+      p.kept_bytes -= b->size();
+      return b;
+    }
   }
   return std::make_unique<PageBuffer>(n_bytes);
 }

@@ -6,9 +6,13 @@
 // and a decode pass that streams the weights walks one TLB entry per 4 KiB otherwise. Without
 // huge pages the block still works, with ordinary pages.
 //
-// take()/recycle() keep released blocks for reuse by the next one of the same size: the kernel
-// zeroes a huge page on first touch, ~5 ms for the demo model's 26 MB KV cache, which a
-// generation would otherwise pay again each time it allocates its cache.
+// take()/recycle() keep released blocks for reuse by the next request of up to their size: the
+// kernel zeroes a page on first touch, which a generation would otherwise pay again each time it
+// allocates its cache: ~5 ms for the demo model's 26 MB KV cache where huge pages come at once,
+// 20-35 ms on the 2-core Xeon VM (THP defrag on madvise: the faults compact memory). Any kept
+// block of n to 2n bytes serves a request of n (issue 6): with exact sizes only, a bench prompt
+// whose cache rounded to another size than the one before prefilled ~1.7x slower (255 tokens,
+// f32 math: 51 against 29-30 ms warm), and so does a server request of another length bucket.
 #pragma once
 
 #include <cstddef>
@@ -28,7 +32,8 @@ class PageBuffer {
   uint8_t* data() const { return data_; }  // 2 MiB aligned when n_bytes >= 2 MiB
   size_t size() const { return size_; }
 
-  // A block of n_bytes: a recycled one of exactly that size (contents unspecified) or a new one.
+  // A block of at least n_bytes: the smallest recycled one of n_bytes to 2 n_bytes (contents
+  // unspecified; its size() may exceed n_bytes) or a new one of n_bytes.
   static std::unique_ptr<PageBuffer> take(size_t n_bytes);
   // Keeps `b` for a later take() while the kept blocks stay under kKeepBytes; frees it otherwise.
   // Thread-safe, like take().

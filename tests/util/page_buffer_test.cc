@@ -21,17 +21,32 @@ TEST(PageBuffer, LargeBlocksStartOnAHugePageAndAreWritable) {
   EXPECT_EQ(reinterpret_cast<uintptr_t>(small.data()) % 64, 0u);
 }
 
-TEST(PageBuffer, RecycledBlockIsReusedOnlyForTheSameSize) {
-  const size_t n = (size_t{5} << 20) + 4096;  // a size no other test uses
+TEST(PageBuffer, RecycledBlockServesRequestsOfHalfToAllOfItsSize) {
+  const size_t n = (size_t{5} << 20) + 4096;  // sizes no other test uses
   auto a = PageBuffer::take(n);
   uint8_t* p = a->data();
   PageBuffer::recycle(std::move(a));
-  auto other = PageBuffer::take(n + 64);  // another size: a new block
-  EXPECT_NE(other->data(), p);
+  auto larger = PageBuffer::take(n + 64);  // larger than the kept block: a new block
+  EXPECT_NE(larger->data(), p);
+  EXPECT_EQ(larger->size(), n + 64);
+  auto tiny = PageBuffer::take(n / 2 - 1);  // under half its size: a new block
+  EXPECT_NE(tiny->data(), p);
   auto again = PageBuffer::take(n);  // same size: the recycled block
   EXPECT_EQ(again->data(), p);
   auto fresh = PageBuffer::take(n);  // the pool is empty again: a new block
   EXPECT_NE(fresh->data(), p);
+  // A smaller request within a factor 2 takes it too, whole, and gives it back whole.
+  PageBuffer::recycle(std::move(again));
+  auto half = PageBuffer::take(n / 2);
+  EXPECT_EQ(half->data(), p);
+  EXPECT_EQ(half->size(), n);
+  // Of two fitting blocks the smaller one.
+  PageBuffer::recycle(std::move(fresh));   // size n
+  PageBuffer::recycle(std::move(larger));  // size n + 64
+  auto best = PageBuffer::take(n - 100);
+  EXPECT_EQ(best->size(), n);
+  auto next = PageBuffer::take(n - 100);
+  EXPECT_EQ(next->size(), n + 64);
   PageBuffer::recycle(nullptr);  // no-op
 }
 
