@@ -33,16 +33,6 @@ namespace swift::lanes {
 
 constexpr int kLanes = 16;
 
-// How many Vecs fit the register file, for sizing kernel tiles (matmul_panel.cc): 32 zmm
-// registers hold 32 with AVX-512; 16 ymm hold 8 with AVX2; 32 128-bit registers hold 8 with NEON.
-// The portable path counts as AVX-512 (the compiler decides what its arrays become).
-#if !defined(__AVX512F__) && \
-    ((defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)) || (defined(__aarch64__) && defined(__ARM_NEON)))
-constexpr int kVecRegisters = 8;
-#else
-constexpr int kVecRegisters = 32;
-#endif
-
 // exp(x) = e^x for softmax weights and SiLU: Cephes' expf (x = n ln2 + r with ln2 split in two,
 // degree-5 polynomial for e^r on [-ln2/2, ln2/2], then scaled by 2^n), within 1 ulp of std::exp
 // (tests/ops/attention_test.cc). Below kExpMin the result is 0 where std::exp gives a denormal
@@ -177,7 +167,8 @@ inline Quant16 quant16(const void* base, int64_t idx) {
 
 // One path per instruction set, each the whole per-lane part of the contract (Vec, Mask, zero,
 // load, load_w, fma, add, sub, mul, div, max, load_or, broadcast, store, reduce, exp; exp2 on
-// AVX-512), in its own file.
+// AVX-512) and kVecRegisters, how many Vecs fit the register file (for sizing kernel tiles:
+// matmul_panel.cc), in its own file.
 #define SWIFT_LANES_PATH_HEADER 1
 #if defined(__AVX512F__)
 #include "ops/lanes_avx512.h"

@@ -8,6 +8,8 @@
 
 namespace swift::lanes {
 
+constexpr int kVecRegisters = 8;  // 16 ymm registers, two per Vec
+
 // AVX2 (x86-64-v3, the portable build's variant for CPUs without AVX-512): 16 lanes as two
 // 8-float halves, lanes 0-7 and 8-15. Every operation is the same IEEE operation per lane as in
 // the other paths (vfmadd for std::fma, the same reduction tree, exp's steps one by one), so

@@ -9,6 +9,8 @@
 
 namespace swift::lanes {
 
+constexpr int kVecRegisters = 32;  // 32 zmm registers, one Vec each
+
 using Vec = __m512;
 using Mask = __mmask16;
 inline Vec zero() { return _mm512_setzero_ps(); }

@@ -8,6 +8,8 @@
 
 namespace swift::lanes {
 
+constexpr int kVecRegisters = 8;  // 32 128-bit registers, four per Vec
+
 // NEON (AArch64): 16 lanes as four 4-float quarters, lanes 0-3, 4-7, 8-11, 12-15. As in the AVX2
 // path every operation is the same IEEE operation per lane as in the other paths (fmla for
 // std::fma, the same reduction tree, exp's steps one by one; AArch64 Linux runs with denormals

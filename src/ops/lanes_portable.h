@@ -9,6 +9,9 @@
 
 namespace swift::lanes {
 
+// Counted as AVX-512 (the compiler decides what the arrays become).
+constexpr int kVecRegisters = 32;
+
 struct Vec {
   float v[kLanes];
 };
