@@ -267,15 +267,16 @@ float softmax_weights(float* s, int64_t n) {
   return static_cast<float>(1.0 / ((s4[0] + s4[2]) + (s4[1] + s4[3])));
 }
 
-// Running weighted sums acc_h[d] += w_h[j] * v[sl[j]][d] over keys sl[0, n) in list order, for H
-// heads and NB blocks of 16 dimensions from d0: H * NB independent FMA chains. A list may be
-// summed in segments: the chains start at zero when `first` and otherwise continue from
-// state[h * hd + d] (where the previous segment left them); when `last` the result
-// out_h[d] = acc_h[d] * inv_h is stored instead of the state. Segmenting never changes a bit:
-// each chain runs the same fmas in the same order.
+// Running weighted sums acc_r[d] += w_r[j] * v[sl[j]][d] over keys sl[0, n) in list order, for H
+// rows (a row: one query head of one token; the rows of a call share the key list) and NB blocks
+// of 16 dimensions from d0: H * NB independent FMA chains, each value row loaded once for all H.
+// A list may be summed in segments: the chains start at zero when `first` and otherwise continue
+// from state[r * hd + d] (where the previous segment left them); when `last` the result
+// out_r[d] = acc_r[d] * inv_r is stored instead of the state. Segmenting or grouping rows never
+// changes a bit: each chain runs the same fmas in the same order.
 template <int H, int NB>
 void weighted_sum(const float* w, int64_t w_stride, const float* v, const int32_t* sl, int64_t n, int64_t kv_stride,
-                  int64_t d0, int64_t hd, const float* inv, float* out, float* state, bool first, bool last,
+                  int64_t d0, int64_t hd, const float* inv, float* const* out, float* state, bool first, bool last,
                   bool prefetch) {
   Vec acc[H][NB];
   Mask m[NB];
@@ -304,49 +305,58 @@ void weighted_sum(const float* w, int64_t w_stride, const float* v, const int32_
   for (int h = 0; h < H; ++h)
 #pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) {
-      if (last) store(out + h * hd + d0 + b * kLanes, fma(acc[h][b], broadcast(inv[h]), zero()), m[b]);
+      if (last)
+        store(out[h] + d0 + b * kLanes, fma(acc[h][b], broadcast(inv[h]), zero()), m[b]);
       else store(state + h * hd + d0 + b * kLanes, acc[h][b], m[b]);
     }
 }
 
-// One segment of the weighted sums of a query's n_q heads (all dimensions): heads 4 or 2 at a
-// time, then 1, so that H * NB <= 16 accumulators (NB <= 8).
+// One segment of the weighted sums of n_rows rows that share a key list: the query heads of one
+// token, or of consecutive tokens of a chunk over their shared context (rows token-major, G per
+// token). Rows are taken 8, 4 or 2 at a time, then 1, so that H * NB <= 16 accumulators: with
+// the demo model's G = 2 and 64 dimensions one token gave 8 chains, 4 value loads and 2
+// broadcasts per 8 fmas; two tokens together 16 chains and 8 loads per 16 fmas.
 struct SumSegment {
-  const float* w;  // [n_q, w_stride] softmax weights; this segment's keys start at w[0]
+  const float* w;  // [n_rows, w_stride] softmax weights; this segment's keys start at w[0]
   int64_t w_stride;
   const int32_t* sl;  // the segment's slots
   int64_t n;
-  const float* inv;  // [n_q]
-  float* out;        // [n_q, hd]
-  float* state;      // [n_q, hd]
+  const float* inv;  // [n_rows]
+  float* out;        // row r's output at out + (r / G) * out_tok_stride + (r % G) * hd
+  int64_t G, out_tok_stride;
+  float* state;  // [n_rows, hd]
   bool first, last, prefetch;
 };
 
 template <int NB>
-void weighted_sums(const SumSegment& g, const float* v, int64_t kv_stride, int64_t d0, int64_t hd, int64_t n_q) {
-  int64_t h = 0;
-  auto one = [&](auto heads) {
-    constexpr int kH = decltype(heads)::value;
-    weighted_sum<kH, NB>(g.w + h * g.w_stride, g.w_stride, v, g.sl, g.n, kv_stride, d0, hd, g.inv + h, g.out + h * hd,
-                         g.state + h * hd, g.first, g.last, g.prefetch && h == 0);
+void weighted_sums(const SumSegment& g, const float* v, int64_t kv_stride, int64_t d0, int64_t hd, int64_t n_rows) {
+  int64_t r = 0;
+  auto one = [&](auto rows) {
+    constexpr int kH = decltype(rows)::value;
+    float* out[kH];
+    for (int i = 0; i < kH; ++i) out[i] = g.out + (r + i) / g.G * g.out_tok_stride + (r + i) % g.G * hd;
+    weighted_sum<kH, NB>(g.w + r * g.w_stride, g.w_stride, v, g.sl, g.n, kv_stride, d0, hd, g.inv + r, out,
+                         g.state + r * hd, g.first, g.last, g.prefetch && r == 0);
   };
+  if constexpr (NB <= 2)
+    for (; r + 8 <= n_rows; r += 8) one(std::integral_constant<int, 8>{});
   if constexpr (NB <= 4)
-    for (; h + 4 <= n_q; h += 4) one(std::integral_constant<int, 4>{});
-  for (; h + 2 <= n_q; h += 2) one(std::integral_constant<int, 2>{});
-  for (; h < n_q; ++h) one(std::integral_constant<int, 1>{});
+    for (; r + 4 <= n_rows; r += 4) one(std::integral_constant<int, 4>{});
+  for (; r + 2 <= n_rows; r += 2) one(std::integral_constant<int, 2>{});
+  for (; r < n_rows; ++r) one(std::integral_constant<int, 1>{});
 }
 
-void weighted_sums_all(const SumSegment& g, const float* v, int64_t kv_stride, int64_t hd, int64_t n_q) {
+void weighted_sums_all(const SumSegment& g, const float* v, int64_t kv_stride, int64_t hd, int64_t n_rows) {
   for (int64_t d0 = 0; d0 < hd; d0 += 8 * kLanes) {
     switch (std::min<int64_t>(8, (hd - d0 + kLanes - 1) / kLanes)) {
-      case 1: weighted_sums<1>(g, v, kv_stride, d0, hd, n_q); break;
-      case 2: weighted_sums<2>(g, v, kv_stride, d0, hd, n_q); break;
-      case 3: weighted_sums<3>(g, v, kv_stride, d0, hd, n_q); break;
-      case 4: weighted_sums<4>(g, v, kv_stride, d0, hd, n_q); break;
-      case 5: weighted_sums<5>(g, v, kv_stride, d0, hd, n_q); break;
-      case 6: weighted_sums<6>(g, v, kv_stride, d0, hd, n_q); break;
-      case 7: weighted_sums<7>(g, v, kv_stride, d0, hd, n_q); break;
-      default: weighted_sums<8>(g, v, kv_stride, d0, hd, n_q); break;
+      case 1: weighted_sums<1>(g, v, kv_stride, d0, hd, n_rows); break;
+      case 2: weighted_sums<2>(g, v, kv_stride, d0, hd, n_rows); break;
+      case 3: weighted_sums<3>(g, v, kv_stride, d0, hd, n_rows); break;
+      case 4: weighted_sums<4>(g, v, kv_stride, d0, hd, n_rows); break;
+      case 5: weighted_sums<5>(g, v, kv_stride, d0, hd, n_rows); break;
+      case 6: weighted_sums<6>(g, v, kv_stride, d0, hd, n_rows); break;
+      case 7: weighted_sums<7>(g, v, kv_stride, d0, hd, n_rows); break;
+      default: weighted_sums<8>(g, v, kv_stride, d0, hd, n_rows); break;
     }
   }
 }
@@ -459,16 +469,28 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
         for (int64_t h = 0; h < group; ++h)
           inv[(t - t0) * group + h] = n > 0 ? softmax_weights(sc_of(t) + h * max_len, n) : 0.0f;
       }
-      auto segment = [&](int64_t t, int64_t j0, int64_t n, bool last, bool prefetch) {
-        return SumSegment{sc_of(t) + j0, max_len,   list(t) + j0, n,       inv.data() + (t - t0) * group,
-                          a.out + t * q_stride + kvh * group * hd,   state.data() + (t - t0) * group * hd,
-                          j0 == 0,      last,      prefetch};
+      // Tokens [ta, tb) over keys [j0, j0 + n) of their lists (rows token-major, state and inv
+      // rows contiguous from token ta's).
+      auto segment = [&](int64_t ta, int64_t j0, int64_t n, bool last, bool prefetch) {
+        SumSegment g;
+        g.w = sc_of(ta) + j0, g.w_stride = max_len, g.sl = list(ta) + j0, g.n = n;
+        g.inv = inv.data() + (ta - t0) * group, g.state = state.data() + (ta - t0) * group * hd;
+        g.out = a.out + ta * q_stride + kvh * group * hd, g.G = group, g.out_tok_stride = q_stride;
+        g.first = j0 == 0, g.last = last, g.prefetch = prefetch;
+        return g;
       };
-      for (int64_t j0 = 0; j0 < shared; j0 += block)
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t n = std::min(block, shared - j0);
-          weighted_sums_all(segment(t, j0, n, j0 + n == len(t), t == t0), vh, kv_stride, hd, group);
+      // The shared context's blocks, all the chunk's tokens together; a token whose list ends with
+      // the block (prefill: the chunk's first) gets its result, the others their running sums.
+      for (int64_t j0 = 0; j0 < shared; j0 += block) {
+        const int64_t n = std::min(block, shared - j0);
+        for (int64_t ta = t0; ta < t1;) {
+          const bool last = j0 + n == len(ta);
+          int64_t tb = ta + 1;
+          while (tb < t1 && (j0 + n == len(tb)) == last) ++tb;
+          weighted_sums_all(segment(ta, j0, n, last, ta == t0), vh, kv_stride, hd, (tb - ta) * group);
+          ta = tb;
         }
+      }
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t n = len(t);
         if (n == 0) {  // cannot happen for a well-formed mask (a token sees itself); stay defined

@@ -177,13 +177,21 @@ TEST(Attention, TokensSharingAContextGiveTheSameBitsAsAlone) {
   // 64-key blocks a chunk of tokens shares (or none), tree-shaped tails, head dims with and
   // without a 16-lane tail (64 and 128: a chunk of 8+ queries scores its shared context with
   // keys in lanes, transposed 16 at a time; 136: per token), one or two KV heads (chunks of up
-  // to 16 tokens, or fewer so every thread has work), on 1-3 threads.
+  // to 16 tokens, or fewer so every thread has work), on 1-3 threads. Causal lists (a prompt's
+  // prefill) make a chunk's first token end its list with the shared context while the others go
+  // on: the weighted sums of a shared block run the chunk's tokens together (up to 8 rows of
+  // query heads for head dims up to 32, 4 up to 64, 2 beyond), with mixed ends; identical lists
+  // (kSame: every token sees the context and the batch's first slot) end together.
+  enum Mask { kTree, kCausal, kSame };
   struct Case {
     int64_t hd, n_kv, n_tok;
     int threads;
+    Mask mask = kTree;
   };
   for (Case c : {Case{64, 2, 9, 2}, Case{136, 2, 9, 2}, Case{128, 2, 6, 2}, Case{128, 1, 3, 1}, Case{64, 2, 20, 2},
-                 Case{64, 1, 20, 3}, Case{64, 2, 35, 1}}) {
+                 Case{64, 1, 20, 3}, Case{64, 2, 35, 1}, Case{64, 2, 37, 2, kCausal}, Case{32, 1, 21, 2, kCausal},
+                 Case{24, 2, 19, 1, kCausal}, Case{128, 1, 18, 2, kCausal}, Case{80, 2, 17, 3, kCausal},
+                 Case{64, 2, 20, 2, kSame}, Case{32, 1, 19, 1, kSame}, Case{128, 1, 9, 2, kSame}}) {
     for (int32_t prefix : {0, 5, 37, 150, 300}) {
       const int64_t hd = c.hd, n_head = 4, n_kv = c.n_kv, n_tok = c.n_tok, n_slots = prefix + n_tok + 3;
       auto q = test::random_floats(n_tok * n_head * hd, 31);
@@ -193,8 +201,9 @@ TEST(Attention, TokensSharingAContextGiveTheSameBitsAsAlone) {
       vis.offsets.push_back(0);
       for (int64_t i = 0; i < n_tok; ++i) {
         for (int32_t s = 0; s < prefix; ++s) vis.slots.push_back(s);
-        for (int64_t j = 0; j <= i; ++j)  // a tree: every other batch token skipped by odd tokens
-          if (i % 2 == 0 || j % 2 == 1 || j == i) vis.slots.push_back(static_cast<int32_t>(prefix + j));
+        for (int64_t j = 0; j <= i; ++j)  // kTree: every other batch token skipped by odd tokens
+          if (c.mask == kSame ? j == 0 : c.mask == kCausal || i % 2 == 0 || j % 2 == 1 || j == i)
+            vis.slots.push_back(static_cast<int32_t>(prefix + j));
         vis.offsets.push_back(static_cast<int64_t>(vis.slots.size()));
       }
       AttentionArgs a;
@@ -214,7 +223,7 @@ TEST(Attention, TokensSharingAContextGiveTheSameBitsAsAlone) {
         attention(b, pool);
         EXPECT_EQ(0, std::memcmp(alone.data(), batch.data() + i * n_head * hd, alone.size() * sizeof(float)))
             << "hd " << hd << " kv heads " << n_kv << " tokens " << n_tok << " threads " << c.threads << " prefix "
-            << prefix << " token " << i;
+            << prefix << " mask " << c.mask << " token " << i;
       }
     }
   }
