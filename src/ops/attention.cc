@@ -185,59 +185,93 @@ void transpose_keys(const float* k, const int32_t* sl, int64_t n, int64_t kv_str
 #endif
 }
 
-// out[i][0, n) = (q_i . key j) * scale for Q queries q[i] against the transposed keys kt (n <= 16
-// valid lanes). s8: scratch [Q][8][16].
-template <int Q>
+// out[i][0, 16 (KB - 1) + n) = (q_i . key j) * scale for Q queries q[i] against KB blocks of 16
+// transposed keys (kt + b hd 16: block b; n <= 16 valid lanes in the last). s8: scratch
+// [Q][KB][8][16]. Two blocks per call (Q <= 4): each broadcast query element multiplies 32 keys,
+// 16 fmas per 4 key and 8 query loads instead of per 2 and 16 (broadcasts from memory were the
+// load ports' bound of one block per call).
+template <int Q, int KB>
 void outer_scores(const float* const* q, float* const* out, const float* kt, int64_t hd, int64_t n, float scale,
                   float* s8) {
+  static_assert(Q * KB <= 8, "accumulators: 2 Q KB of 32 registers");
   for (int i = 0; i < 8; ++i) {  // dimension classes i and i + 8: s8 = lane chain i + lane chain i + 8
-    Vec a[Q], b[Q];
+    Vec a[Q][KB], b[Q][KB];
 #pragma GCC unroll 8
-    for (int u = 0; u < Q; ++u) a[u] = b[u] = zero();
+    for (int u = 0; u < Q; ++u)
+#pragma GCC unroll 2
+      for (int k = 0; k < KB; ++k) a[u][k] = b[u][k] = zero();
     for (int64_t c = 0; c < hd; c += kLanes) {
-      const Vec ka = load(kt + (c + i) * 16, mask_for(16)), kb = load(kt + (c + i + 8) * 16, mask_for(16));
+      Vec ka[KB], kb[KB];
+#pragma GCC unroll 2
+      for (int k = 0; k < KB; ++k) {
+        ka[k] = load(kt + k * hd * 16 + (c + i) * 16, mask_for(16));
+        kb[k] = load(kt + k * hd * 16 + (c + i + 8) * 16, mask_for(16));
+      }
 #pragma GCC unroll 8
       for (int u = 0; u < Q; ++u) {
-        a[u] = fma(broadcast(q[u][c + i]), ka, a[u]);
-        b[u] = fma(broadcast(q[u][c + i + 8]), kb, b[u]);
+        const Vec qa = broadcast(q[u][c + i]), qb = broadcast(q[u][c + i + 8]);
+#pragma GCC unroll 2
+        for (int k = 0; k < KB; ++k) {
+          a[u][k] = fma(qa, ka[k], a[u][k]);
+          b[u][k] = fma(qb, kb[k], b[u][k]);
+        }
       }
     }
 #pragma GCC unroll 8
-    for (int u = 0; u < Q; ++u) store(s8 + (u * 8 + i) * 16, add(a[u], b[u]), mask_for(16));
+    for (int u = 0; u < Q; ++u)
+#pragma GCC unroll 2
+      for (int k = 0; k < KB; ++k) store(s8 + ((u * KB + k) * 8 + i) * 16, add(a[u][k], b[u][k]), mask_for(16));
   }
   const Vec sv = broadcast(scale);
 #pragma GCC unroll 8
-  for (int u = 0; u < Q; ++u) {
-    const float* p = s8 + u * 8 * 16;
-    Vec s4[4];
+  for (int u = 0; u < Q; ++u)
+#pragma GCC unroll 2
+    for (int k = 0; k < KB; ++k) {
+      const float* p = s8 + (u * KB + k) * 8 * 16;
+      Vec s4[4];
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) s4[i] = add(load(p + i * 16, mask_for(16)), load(p + (i + 4) * 16, mask_for(16)));
-    store(out[u], mul(add(add(s4[0], s4[2]), add(s4[1], s4[3])), sv), mask_for(n));
-  }
+      for (int i = 0; i < 4; ++i) s4[i] = add(load(p + i * 16, mask_for(16)), load(p + (i + 4) * 16, mask_for(16)));
+      store(out[u] + k * 16, mul(add(add(s4[0], s4[2]), add(s4[1], s4[3])), sv), mask_for(k + 1 < KB ? 16 : n));
+    }
 }
 
-// Scores of n_q queries (q[i], out[i]) against keys sl[0, n) of one KV head, 16 keys at a time.
-// kt: scratch [hd][16]; s8: scratch [8][8][16].
+// Scores of n_q queries (q[i], out[i]) against keys sl[0, n) of one KV head, 32 keys at a time
+// (16 for a last block of at most 16). kt: scratch [2][hd][16]; s8: scratch [8][8][16].
 void chunk_scores(const float* const* q, float* const* out, int64_t n_q, const float* k, const int32_t* sl, int64_t n,
                   int64_t kv_stride, int64_t hd, float scale, float* kt, float* s8, bool prefetch) {
   float* o[8];
-  for (int64_t j = 0; j < n; j += 16) {
-    const int64_t nk = std::min<int64_t>(16, n - j);
-    if (prefetch && j + kKeysAhead + 16 <= n)
-      for (int i = 0; i < 16; ++i) prefetch_row(k + static_cast<int64_t>(sl[j + kKeysAhead + i]) * kv_stride, hd);
-    transpose_keys(k, sl + j, nk, kv_stride, hd, kt);
+  for (int64_t j = 0; j < n; j += 32) {
+    const int64_t nk = std::min<int64_t>(32, n - j);
+    if (prefetch)
+      for (int64_t i = j + kKeysAhead; i < std::min(n, j + kKeysAhead + 32); ++i)
+        prefetch_row(k + static_cast<int64_t>(sl[i]) * kv_stride, hd);
+    transpose_keys(k, sl + j, std::min<int64_t>(nk, 16), kv_stride, hd, kt);
+    if (nk > 16) {
+      transpose_keys(k, sl + j + 16, nk - 16, kv_stride, hd, kt + hd * 16);
+      for (int64_t u0 = 0; u0 < n_q; u0 += 4) {
+        const int64_t nu = std::min<int64_t>(4, n_q - u0);
+        for (int64_t u = 0; u < nu; ++u) o[u] = out[u0 + u] + j;
+        switch (nu) {
+          case 1: outer_scores<1, 2>(q + u0, o, kt, hd, nk - 16, scale, s8); break;
+          case 2: outer_scores<2, 2>(q + u0, o, kt, hd, nk - 16, scale, s8); break;
+          case 3: outer_scores<3, 2>(q + u0, o, kt, hd, nk - 16, scale, s8); break;
+          default: outer_scores<4, 2>(q + u0, o, kt, hd, nk - 16, scale, s8); break;
+        }
+      }
+      continue;
+    }
     for (int64_t u0 = 0; u0 < n_q; u0 += 8) {
       const int64_t nu = std::min<int64_t>(8, n_q - u0);
       for (int64_t u = 0; u < nu; ++u) o[u] = out[u0 + u] + j;
       switch (nu) {
-        case 1: outer_scores<1>(q + u0, o, kt, hd, nk, scale, s8); break;
-        case 2: outer_scores<2>(q + u0, o, kt, hd, nk, scale, s8); break;
-        case 3: outer_scores<3>(q + u0, o, kt, hd, nk, scale, s8); break;
-        case 4: outer_scores<4>(q + u0, o, kt, hd, nk, scale, s8); break;
-        case 5: outer_scores<5>(q + u0, o, kt, hd, nk, scale, s8); break;
-        case 6: outer_scores<6>(q + u0, o, kt, hd, nk, scale, s8); break;
-        case 7: outer_scores<7>(q + u0, o, kt, hd, nk, scale, s8); break;
-        default: outer_scores<8>(q + u0, o, kt, hd, nk, scale, s8); break;
+        case 1: outer_scores<1, 1>(q + u0, o, kt, hd, nk, scale, s8); break;
+        case 2: outer_scores<2, 1>(q + u0, o, kt, hd, nk, scale, s8); break;
+        case 3: outer_scores<3, 1>(q + u0, o, kt, hd, nk, scale, s8); break;
+        case 4: outer_scores<4, 1>(q + u0, o, kt, hd, nk, scale, s8); break;
+        case 5: outer_scores<5, 1>(q + u0, o, kt, hd, nk, scale, s8); break;
+        case 6: outer_scores<6, 1>(q + u0, o, kt, hd, nk, scale, s8); break;
+        case 7: outer_scores<7, 1>(q + u0, o, kt, hd, nk, scale, s8); break;
+        default: outer_scores<8, 1>(q + u0, o, kt, hd, nk, scale, s8); break;
       }
     }
   }
@@ -417,7 +451,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
     thread_local std::vector<float*> outs;
     thread_local std::vector<float> kt, s8;
     if (static_cast<int64_t>(qs.size()) < chunk * group) qs.resize(chunk * group), outs.resize(chunk * group);
-    if (static_cast<int64_t>(kt.size()) < 16 * hd) kt.resize(16 * hd);
+    if (static_cast<int64_t>(kt.size()) < 2 * 16 * hd) kt.resize(2 * 16 * hd);
     if (s8.size() < 8 * 8 * 16) s8.resize(8 * 8 * 16);
     for (int64_t i = i0; i < i1; ++i) {
       // Units run head by head: a thread streams its heads' cached rows (head-major cache,
