@@ -339,8 +339,7 @@ void weighted_sum(const float* w, int64_t w_stride, const float* v, const int32_
   for (int h = 0; h < H; ++h)
 #pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) {
-      if (last)
-        store(out[h] + d0 + b * kLanes, fma(acc[h][b], broadcast(inv[h]), zero()), m[b]);
+      if (last) store(out[h] + d0 + b * kLanes, fma(acc[h][b], broadcast(inv[h]), zero()), m[b]);
       else store(state + h * hd + d0 + b * kLanes, acc[h][b], m[b]);
     }
 }

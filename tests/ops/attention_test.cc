@@ -176,7 +176,8 @@ TEST(Attention, TokensSharingAContextGiveTheSameBitsAsAlone) {
   // it alone, with a shared context shorter and longer than the 16-key score groups and the
   // 64-key blocks a chunk of tokens shares (or none), tree-shaped tails, head dims with and
   // without a 16-lane tail (64 and 128: a chunk of 8+ queries scores its shared context with
-  // keys in lanes, transposed 16 at a time; 136: per token), one or two KV heads (chunks of up
+  // keys in lanes, transposed 16 at a time, two such blocks per call while 17+ keys are left;
+  // 136: per token), one or two KV heads (chunks of up
   // to 16 tokens, or fewer so every thread has work), on 1-3 threads. Causal lists (a prompt's
   // prefill) make a chunk's first token end its list with the shared context while the others go
   // on: the weighted sums of a shared block run the chunk's tokens together (up to 8 rows of
