@@ -166,9 +166,13 @@ void Transformer::reserve_workspace(int64_t n) {
                              (H + 1) / 2 + 1, (qd + 1) / 2 + 1, (I + 1) / 2 + 1};
   int64_t tok_floats = 0;
   for (int64_t f : per_tok) tok_floats += up16(f);
-  // At least one whole huge page (smaller blocks get 4 KiB pages), as many tokens as fit.
+  // At least one whole huge page (smaller blocks get 4 KiB pages), as many tokens as fit; else
+  // the next power of two up to a chunk (a longer batch: n rounded up to 64), so that a process
+  // grows its arena a few times at most (each growth zeroes a fresh arena's pages on first touch).
   constexpr int64_t kHugePage = int64_t{2} << 20;
-  work_tokens_ = std::max((n + 63) / 64 * 64, kHugePage / (tok_floats * 4));
+  int64_t want = 64;
+  while (want < n && want < chunk_tokens_) want *= 2;
+  work_tokens_ = std::max(std::max(want, (n + 63) / 64 * 64), kHugePage / (tok_floats * 4));
   work_ = std::make_unique<PageBuffer>(static_cast<size_t>(std::max(work_tokens_ * tok_floats * 4, kHugePage)));
   float* p = reinterpret_cast<float*>(work_->data());
   float** arrays[] = {&x_, &h_, &q_, &k_, &v_, &att_, &g_, &u_, &out_, &fused_};
@@ -196,6 +200,43 @@ void Transformer::build_visibility(const ForwardBatch& b, const KvCache& cache) 
 
 void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan& plan, ThreadPool& pool,
                           std::vector<float>& logits) {
+  const int64_t n = static_cast<int64_t>(b.tokens.size());
+  bool contiguous = b.mask.empty() && n > chunk_tokens_ && static_cast<int64_t>(b.slots.size()) == n &&
+                    static_cast<int64_t>(b.positions.size()) == n;
+  for (int64_t i = 0; contiguous && i < n; ++i) contiguous = b.slots[i] == b.n_prefix + i;
+  last_chunks_ = 1;
+  if (!contiguous) return forward_batch(b, cache, plan, pool, logits);
+  // Near-equal chunks: ceil(n / chunk) of them, sizes differing by at most one token.
+  const int64_t n_chunks = (n + chunk_tokens_ - 1) / chunk_tokens_;
+  last_chunks_ = n_chunks;
+  const int64_t V = cfg_.vocab_size, nr = static_cast<int64_t>(b.logit_rows.size());
+  for (int32_t r : b.logit_rows) SWIFT_CHECK(r >= 0 && r < n, "logit row {} of {}", r, n);
+  logits.resize(static_cast<size_t>(nr * V));
+  ForwardBatch c;
+  c.prefill = b.prefill;
+  std::vector<float> part;
+  std::vector<int64_t> out_index;  // where each of the chunk's logit rows goes in `logits`
+  for (int64_t k = 0, s = 0; k < n_chunks; ++k) {
+    const int64_t e = n * (k + 1) / n_chunks;
+    c.tokens.assign(b.tokens.begin() + s, b.tokens.begin() + e);
+    c.positions.assign(b.positions.begin() + s, b.positions.begin() + e);
+    c.slots.assign(b.slots.begin() + s, b.slots.begin() + e);
+    c.n_prefix = b.n_prefix + s;
+    c.logit_rows.clear();
+    out_index.clear();
+    for (int64_t j = 0; j < nr; ++j)
+      if (b.logit_rows[j] >= s && b.logit_rows[j] < e) {
+        c.logit_rows.push_back(static_cast<int32_t>(b.logit_rows[j] - s));
+        out_index.push_back(j);
+      }
+    forward_batch(c, cache, plan, pool, part);
+    for (size_t j = 0; j < out_index.size(); ++j) std::copy_n(part.data() + j * V, V, logits.data() + out_index[j] * V);
+    s = e;
+  }
+}
+
+void Transformer::forward_batch(const ForwardBatch& b, KvCache& cache, const SkipPlan& plan, ThreadPool& pool,
+                                std::vector<float>& logits) {
   const int64_t n = static_cast<int64_t>(b.tokens.size());
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, V = cfg_.vocab_size;
   const int64_t qd = cfg_.q_dim(), kvd = cfg_.kv_dim(), hd = cfg_.head_dim;

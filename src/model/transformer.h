@@ -65,10 +65,28 @@ class Transformer {
 
   // Runs the batch; logits gets [batch.logit_rows.size(), vocab]. Throws swift::Error for token
   // ids outside the vocabulary or positions beyond the model's limits.
+  // A causal batch (no mask; slots n_prefix, n_prefix + 1, ...: a prompt, a scored text) of more
+  // than chunk_tokens() tokens runs as consecutive chunks of near-equal size (each at least half
+  // of it: a prefill's chunks all take the prompt products, ForwardBatch::kPrefillGemmMin), each
+  // chunk seeing the slots the ones before it wrote, as the whole batch would. Same bits: every
+  // kernel is batch-invariant and a token's visible slots are the same list (tested). Why (issue
+  // 6): the activations stay bounded by a chunk whatever the prompt's length (a 4,096-token
+  // prompt held ~1.35 GB of them for a LLaMA-7B shape, 329 KB per token; a chunk ~169 MB), and
+  // so do the slot lists (~34 MB for that prompt; at most ~8 MB per chunk). Cost: each chunk
+  // reads the weights again (llama.cpp's micro-batches do too): for a 7B model in BF16, 13.5 GB
+  // per chunk beside its ~7 T multiply-adds, a few percent of a long prefill.
   void forward(const ForwardBatch& batch, KvCache& cache, const SkipPlan& plan, ThreadPool& pool,
                std::vector<float>& logits);
+  static constexpr int64_t kChunkTokens = 512;  // llama.cpp's default micro-batch (n_ubatch)
+  int64_t chunk_tokens() const { return chunk_tokens_; }
+  void set_chunk_tokens_for_test(int64_t n) { chunk_tokens_ = n; }
+  // Passes the last forward() ran (1 unless it was chunked), for tests.
+  int64_t last_chunks() const { return last_chunks_; }
 
  private:
+  // One chunk (or a batch that is not chunked).
+  void forward_batch(const ForwardBatch& batch, KvCache& cache, const SkipPlan& plan, ThreadPool& pool,
+                     std::vector<float>& logits);
   void build_visibility(const ForwardBatch& b, const KvCache& cache);
   // Points the workspace arrays at room for n tokens, growing the arena when needed.
   void reserve_workspace(int64_t n);
@@ -88,11 +106,15 @@ class Transformer {
   bool h_f32_needed_ = true, g_f32_needed_ = true;
   std::vector<float> inv_freq_;  // [head_dim/2] for non-dynamic rope
 
-  // Workspace: one huge-page arena (util/page_buffer.h), grown on demand in steps of 64 tokens
-  // and reused, so no allocation per token in steady state. As std::vectors, a fresh process's
-  // first prefill (200 tokens) zero-filled ~3.5 MB of 4 KiB pages: ~850 page faults, ~25 ms in
-  // this VM, before the first token.
+  // Workspace: one huge-page arena (util/page_buffer.h), grown on demand and reused, so no
+  // allocation per token in steady state. As std::vectors, a fresh process's first prefill (200
+  // tokens) zero-filled ~3.5 MB of 4 KiB pages: ~850 page faults, ~25 ms in this VM, before the
+  // first token. Growth goes to the next power of two up to a chunk (reserve_workspace): a new
+  // arena's pages are zeroed again on first touch (the bench's 442-token prompt after a 300-token
+  // one paid 7-9 ms of its f32 prefill for that, the Xeon VM).
   std::unique_ptr<PageBuffer> work_;
+  int64_t chunk_tokens_ = kChunkTokens;
+  int64_t last_chunks_ = 0;
   int64_t work_tokens_ = 0;  // tokens the arena has room for
   float* x_ = nullptr;       // [n, hidden] residual stream
   float* h_ = nullptr;       // [n, hidden] normed input of a sublayer
