@@ -201,11 +201,13 @@ void Transformer::build_visibility(const ForwardBatch& b, const KvCache& cache) 
 void Transformer::forward(const ForwardBatch& b, KvCache& cache, const SkipPlan& plan, ThreadPool& pool,
                           std::vector<float>& logits) {
   const int64_t n = static_cast<int64_t>(b.tokens.size());
-  bool contiguous = b.mask.empty() && n > chunk_tokens_ && static_cast<int64_t>(b.slots.size()) == n &&
-                    static_cast<int64_t>(b.positions.size()) == n;
-  for (int64_t i = 0; contiguous && i < n; ++i) contiguous = b.slots[i] == b.n_prefix + i;
+  // Not with dynamic NTK rotary: its frequencies follow the batch's largest position
+  // (transformers recomputes them per forward), so a chunk would rotate by other angles.
+  bool chunked = b.mask.empty() && n > chunk_tokens_ && cfg_.rope.type != "dynamic" &&
+                 static_cast<int64_t>(b.slots.size()) == n && static_cast<int64_t>(b.positions.size()) == n;
+  for (int64_t i = 0; chunked && i < n; ++i) chunked = b.slots[i] == b.n_prefix + i;
   last_chunks_ = 1;
-  if (!contiguous) return forward_batch(b, cache, plan, pool, logits);
+  if (!chunked) return forward_batch(b, cache, plan, pool, logits);
   // Near-equal chunks: ceil(n / chunk) of them, sizes differing by at most one token.
   const int64_t n_chunks = (n + chunk_tokens_ - 1) / chunk_tokens_;
   last_chunks_ = n_chunks;

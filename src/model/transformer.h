@@ -66,7 +66,8 @@ class Transformer {
   // Runs the batch; logits gets [batch.logit_rows.size(), vocab]. Throws swift::Error for token
   // ids outside the vocabulary or positions beyond the model's limits.
   // A causal batch (no mask; slots n_prefix, n_prefix + 1, ...: a prompt, a scored text) of more
-  // than chunk_tokens() tokens runs as consecutive chunks of near-equal size (each at least half
+  // than chunk_tokens() tokens (and a model without dynamic NTK rotary, whose angles depend on
+  // the batch's largest position) runs as consecutive chunks of near-equal size (each at least half
   // of it: a prefill's chunks all take the prompt products, ForwardBatch::kPrefillGemmMin), each
   // chunk seeing the slots the ones before it wrote, as the whole batch would. Same bits: every
   // kernel is batch-invariant and a token's visible slots are the same list (tested). Why (issue

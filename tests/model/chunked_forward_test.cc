@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "model/model.h"
 #include "model_fixtures.h"
@@ -84,26 +85,47 @@ TEST(ChunkedForward, ChunksGiveTheBitsOfOneBatchBf16) {
   check_model(*m, "bf16");
 }
 
-TEST(ChunkedForward, SlidingWindowListsAcrossChunks) {
-  // Mistral's window (transformers: key visible iff kv_pos > q_pos - window) spans chunk edges.
+// The llama2 fixture with its config edited, 40 tokens of its reference text (repeated), all
+// logits: run unchunked and with chunks of at most 5 tokens, which must take `chunks` passes.
+void check_fixture_variant(const std::function<void(nlohmann::json&)>& edit, int64_t chunks, const std::string& what) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("swift_chunk_sliding_" + std::to_string(::getpid()));
+  const fs::path dir = fs::temp_directory_path() / ("swift_chunk_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   auto cfg = test::load_json(test::data_path("arch/llama2/config.json"));
-  cfg["architectures"] = {"MistralForCausalLM"};
-  cfg["model_type"] = "mistral";
-  cfg["sliding_window"] = 6;
+  edit(cfg);
   std::ofstream(dir / "config.json") << cfg.dump();
-  fs::copy_file(test::data_path("arch/llama2/model.safetensors"), dir / "model.safetensors");
+  fs::copy_file(test::data_path("arch/llama2/model.safetensors"), dir / "model.safetensors",
+                fs::copy_options::overwrite_existing);
   auto m = load_model(dir.string());
+  fs::remove_all(dir);
   const auto ref = test::load_json(test::data_path("arch/llama2/reference.json"));
   std::vector<int32_t> ids = ref["input_ids"].get<std::vector<int32_t>>();
   while (ids.size() < 40) ids.push_back(ids[ids.size() % 8]);
   ids.resize(40);
-  ForwardBatch b = ForwardBatch::causal(ids, 0, true);
-  const auto one = run(*m, b, 512, 1), chunked = run(*m, b, 5, 8);
-  fs::remove_all(dir);
-  expect_same_bits(chunked, one, "sliding window, chunks of 5");
+  const ForwardBatch b = ForwardBatch::causal(ids, 0, true);
+  expect_same_bits(run(*m, b, 5, chunks), run(*m, b, 512, 1), what);
+}
+
+TEST(ChunkedForward, SlidingWindowListsAcrossChunks) {
+  // Mistral's window (transformers: key visible iff kv_pos > q_pos - window) spans chunk edges.
+  check_fixture_variant(
+      [](nlohmann::json& c) {
+        c["architectures"] = {"MistralForCausalLM"};
+        c["model_type"] = "mistral";
+        c["sliding_window"] = 6;
+      },
+      8, "sliding window, chunks of 5");
+}
+
+TEST(ChunkedForward, DynamicRotaryIsNotChunked) {
+  // Dynamic NTK scaling past 16 positions: the frequencies depend on the batch's largest
+  // position, so the 40 tokens must run as one batch (chunks would rotate by other angles).
+  check_fixture_variant(
+      [](nlohmann::json& c) {
+        c["max_position_embeddings"] = 16;
+        c["rope_parameters"] = {{"rope_type", "dynamic"}, {"rope_theta", 10000.0}, {"factor", 2.0}};
+      },
+      1, "dynamic rope, not chunked");
 }
 
 }  // namespace swift
