@@ -111,8 +111,8 @@ class Transformer {
   // allocation per token in steady state. As std::vectors, a fresh process's first prefill (200
   // tokens) zero-filled ~3.5 MB of 4 KiB pages: ~850 page faults, ~25 ms in this VM, before the
   // first token. Growth goes to the next power of two up to a chunk (reserve_workspace): a new
-  // arena's pages are zeroed again on first touch (the bench's 442-token prompt after a 300-token
-  // one paid 7-9 ms of its f32 prefill for that, the Xeon VM).
+  // arena's pages are zeroed again on first touch (`perf` put 7-9 ms of the bench's 442-token f32
+  // prefill after a 300-token one there, Xeon VM; the bench's totals did not resolve the change).
   std::unique_ptr<PageBuffer> work_;
   int64_t chunk_tokens_ = kChunkTokens;
   int64_t last_chunks_ = 0;
