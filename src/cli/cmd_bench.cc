@@ -393,7 +393,13 @@ void run(const BenchArgs& a) {
     // The prefill ceiling at the compute roof: every prompt token costs the products' multiply-adds
     // (issue 6 asks for prefill at 10x plain decoding's rate; where this bound is below that, no
     // kernel reaches it with this math here).
-    if (!amx && peak > 0) {
+    // f32 math on AMX runs its prompt products (and attention) on the tiles (ops/bf16_amx.h:
+    // matmul_f32_amx), not on the FMA pipes this roof is of: no bound to print there.
+    const std::vector<LayerWeights>& layers = model->transformer->weights().layers;
+    const bool prefill_on_tiles = math == MatMath::kF32 && !layers.empty() && f32_amx_usable(layers[0].wo);
+    if (prefill_on_tiles) {
+      std::printf("prefill roof: not probed (f32 prompt prefill runs on AMX tiles)\n");
+    } else if (!amx && peak > 0) {
       prefill_roof_tps = peak * 1e9 / (2.0 * macs);
       std::printf("prefill roof: at most %.0f tokens/s at the %s peak", prefill_roof_tps, peak_unit_name(unit));
       if (ar_tps > 0) std::printf(" = %.1fx plain decoding's tokens/s", prefill_roof_tps / ar_tps);

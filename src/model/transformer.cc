@@ -110,7 +110,10 @@ std::string Transformer::math_description() const {
   }
   if (math_ == MatMath::kF32) {
     const MatView& m = w_.layers.empty() ? w_.lm_head : w_.layers[0].wo;
-    return f32_amx_usable(m) ? "f32 (prompt prefill on AMX tiles, three bf16 parts per activation)" : "f32";
+    if (!f32_amx_usable(m)) return "f32";
+    return cfg_.head_dim % 64 == 0  // attention_f32_amx_usable's shape
+               ? "f32 (prompt prefill on AMX tiles: products and attention, three bf16 parts per f32 operand)"
+               : "f32 (prompt prefill on AMX tiles: products, three bf16 parts per activation)";
   }
   const MatView& m = w_.layers.empty() ? w_.lm_head : w_.layers[0].wo;
   std::string d = bf16_amx_usable(m) ? "bf16 on AMX tiles" : "bf16 with AVX-512 BF16 dot products";
@@ -138,6 +141,7 @@ void fill_lists(const ForwardBatch& b, const KvCache& cache, int64_t window, Slo
   const int64_t n = static_cast<int64_t>(b.tokens.size());
   out.offsets.assign(1, 0);
   out.slots.clear();
+  out.nested = window == 0 && b.mask.empty();  // token i: the prefix, then batch slots 0..i
   for (int64_t i = 0; i < n; ++i) {
     const int32_t qp = b.positions[i];
     for (int64_t s = 0; s < b.n_prefix; ++s) {
@@ -383,6 +387,8 @@ void Transformer::forward_batch(const ForwardBatch& b, KvCache& cache, const Ski
       if (bf16_attention_) {  // it also writes att rounded (q_dim is a multiple of 64: no pad column)
         a.k16 = cache.k16(l), a.v16 = cache.v16(l), a.kv16_head_stride = cache.head_stride16(), a.out16 = att16;
         attention_bf16(a, pool);
+      } else if (gemm && attention_f32_amx_usable(a)) {  // prompt prefill: not batch-invariant
+        attention_f32_amx(a, pool);
       } else {
         attention(a, pool);
       }

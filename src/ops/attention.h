@@ -20,6 +20,9 @@ namespace swift {
 struct SlotLists {
   std::vector<int64_t> offsets;  // [n_tok + 1]
   std::vector<int32_t> slots;    // [offsets.back()]
+  // A promise of the builder: each list is a prefix of the next one's (a causal batch without a
+  // window: the committed prefix, then the batch's slots up to the token). attention_f32_amx needs it.
+  bool nested = false;
   int64_t max_len() const;
 };
 
@@ -60,6 +63,15 @@ struct AttentionArgs {
 };
 
 void attention(const AttentionArgs& a, ThreadPool& pool);
+
+// f32-accurate attention on AMX tiles for `--math f32` prompt prefill (contract in
+// ops/attention_f32_amx.cc): operands split into three bf16 parts, six tile products per part
+// pair set, softmax in f32; the error is of attention()'s class but the bits are not its, and a
+// token's result depends on the other tokens of its 16-token block, so only prefill may use it
+// (as matmul_prefill). Usable with AMX, f32 keys and values (k, v), nested lists
+// (SlotLists::nested) and head_dim a multiple of 64.
+bool attention_f32_amx_usable(const AttentionArgs& a);
+void attention_f32_amx(const AttentionArgs& a, ThreadPool& pool);
 
 // Attention for `--math bf16` (contract in ops/attention_bf16.cc): q, keys, values and softmax
 // weights rounded to bf16, products of bf16 pairs summed in f32, on AMX tiles where the CPU has
