@@ -77,24 +77,29 @@ bool bf16_amx_swiglu_usable(const MatView& w_gate_up);
 void matmul_bf16_amx_swiglu(const MatView& w_gate_up, const uint16_t* x16, int64_t n_tok, float* g, uint16_t* g16,
                             const float* bias, ThreadPool& pool);
 
-// f32-accurate products of BF16 weights on AMX tiles, for `--math f32` prompt prefill
-// (ops/matmul.h: matmul_prefill). Why: the f32 panel kernel runs at the FMA pipes' peak and
+// f32-accurate products of BF16, F16 and F32 weights on AMX tiles, for `--math f32` prompt
+// prefill (ops/matmul.h: matmul_prefill). Why: the f32 panel kernel runs at the FMA pipes' peak and
 // prefilled ~5.5x the decode rate on the 2-core Xeon (issue 6 asks 10x); one TDPBF16PS does
 // 8,192 multiply-adds in ~4.9 ns, ~7x vdpbf16ps and ~14x the f32 pipes.
 // How: x = x1 + x2 + x3 exactly, with x1 = bf16(x), x2 = bf16(x - x1), x3 = bf16(x - x1 - x2)
 // (round to nearest even; three 8-bit significands cover f32's 24, and each difference is exact),
 // and every BF16 weight is exact in bf16, so W x = W x1 + W x2 + W x3 with each product exact in
 // f32; per 32-column step the tile unit adds the three planes' products into f32 accumulators.
+// F16 weights split the same way into two exact parts (11-bit significands), F32 weights into
+// three, and the products x_i w_j with i + j <= 2 (0-based) are summed: five and six tile
+// products per step instead of three; the ones left out are under ~2^-26 |w x|.
 // The sum order differs from the panel kernel's fma chain (prefill may: matmul.h), the error is
 // of the same f32 class (tests/ops/matmul_f32_amx_test.cc states the bounds). Activations whose
-// magnitude is under ~2^-110 lose their last parts (the tile unit treats bf16 denormals as zero).
+// magnitude is under ~2^-110 lose their last parts (the tile unit treats bf16 denormals as zero;
+// so do F32 weights' parts).
 // Weights: the kPanel16 panels the f32 kernels read ([cols][16 rows]), repacked per call 16
-// panels at a time into the pair layout in a thread's buffer (one vpermw per two columns), then
-// run against every token (512 at a time, so the planes' buffer stays bounded for long
-// prompts): no second copy of the model. Measured on the 2-core Xeon (a 1536 x 256 matrix, 250
-// tokens, one thread): ~390-440 us against ~1,490 us for the f32 panel kernel and ~200 us for
-// the bf16 one (matmul_bf16_amx).
-bool f32_amx_usable(const MatView& w);  // AMX available and w a kPanel16 BF16 matrix
+// BF16 panels at a time (8 F16, 6 F32) into the pair layout in a thread's buffer (one vpermw per
+// two columns and part), then run against every token (512 at a time, so the planes' buffer stays
+// bounded for long prompts): no second copy of the model. Measured on the 2-core Xeon (a 1536 x
+// 256 matrix, 250 tokens, one thread): ~390-440 us against ~1,490 us for the f32 panel kernel
+// and ~200 us for the bf16 one (matmul_bf16_amx). F32 weights (the demo model as an F32 GGUF,
+// a 442-token prefill): 82-88 ms with the f32 panel kernel, 63-64 ms on tiles.
+bool f32_amx_usable(const MatView& w);  // AMX available and w a kPanel16 BF16, F16 or F32 matrix
 void matmul_f32_amx(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool);
 
 }  // namespace swift

@@ -1,14 +1,14 @@
 // Prompt-prefill GEMM (ops/matmul.h: matmul_prefill).
 //
 // Packed weights (F32/F16/BF16 panels as the model loads them, BF16 pair panels for --math bf16)
-// go straight to matmul(), whose f32 panel kernel already sums in this order; what follows serves
+// go to the f32-accurate AMX kernel where the CPU has tiles (ops/bf16_amx.h: matmul_f32_amx),
+// else straight to matmul(), whose f32 panel kernel already sums in this order; what follows serves
 // row-major matrices (block-quantized types,
-// views built in place). Their matmul() is a dot-product kernel: lanes run along the columns and every output ends with a
-// horizontal reduction. That is what makes it batch-invariant, but with the short rows of small
-// models (256 columns = 16 vector steps) the reductions and per-tile set-up cost as much as the
-// multiply-adds, and long prompts ran at ~40 GFLOP/s. Here lanes run along the rows instead
-// (outer products): a block of 32 rows is converted once per call into an f32 panel laid out
-// column by column, and each step multiplies two 16-row panel vectors with 12 broadcast
+// views built in place). Their matmul() is a dot-product kernel: lanes run along the columns and every output ends with
+// a horizontal reduction. That is what makes it batch-invariant, but with the short rows of small models (256 columns =
+// 16 vector steps) the reductions and per-tile set-up cost as much as the multiply-adds, and long prompts ran at ~40
+// GFLOP/s. Here lanes run along the rows instead (outer products): a block of 32 rows is converted once per call into
+// an f32 panel laid out column by column, and each step multiplies two 16-row panel vectors with 12 broadcast
 // activations into 24 register accumulators — no reductions at all. Each output is still one
 // sequential sum over the columns, so the result does not depend on the thread split or on the
 // batch size either; it differs from matmul() only in rounding (the sum order), which is why it
@@ -88,7 +88,7 @@ void panel_rows(const float* panel, int64_t cols, const float* x, int64_t n_tok,
 
 void matmul_prefill(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
   SWIFT_CHECK(n_tok >= 1);
-  // BF16 panels with AMX: three bf16 products per step, f32-accurate (ops/bf16_amx.h).
+  // BF16, F16 and F32 panels with AMX: three to six bf16 products per step, f32-accurate (ops/bf16_amx.h).
   if (f32_amx_usable(w)) return matmul_f32_amx(w, x, n_tok, y, bias, pool);
   // Other packed weights: matmul()'s kernels already read them without per-call packing (the f32
   // panel kernel sums in this order; the bf16 ones have their own contracts).

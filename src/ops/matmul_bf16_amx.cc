@@ -301,7 +301,7 @@ void amx_swiglu_range(const AmxArgs& a, const SwigluOut& o, int64_t q0, int64_t 
   }
 }
 
-// --- f32-accurate products of BF16 panels (matmul_f32_amx, bf16_amx.h) ---
+// --- f32-accurate products of BF16, F16 and F32 panels (matmul_f32_amx, bf16_amx.h) ---
 
 // x [n_tok, cols] f32 -> three bf16 planes [3][n_tok][width] (width = cols rounded up to 32, pad
 // columns zero): x1 = bf16(x), x2 = bf16(x - x1), x3 = bf16(x - x1 - x2), each difference exact.
@@ -340,13 +340,51 @@ void panel_to_pairs(const uint16_t* panel, int64_t cols, int64_t width, uint16_t
   }
 }
 
-// One token tile at t0 (its rows as configured) against NP <= 2 repacked panels b[k], columns
-// [c0, c1): per 32-column step two weight tiles and the three planes' activation tiles (A1 = 5
-// holds plane 1, tile 2 is free with one token tile: plane 2), then 3 NP products into C0, C1,
-// which start from zero (acc null) or from the 16 x 16 f32 tiles at acc (row stride 64 bytes).
-template <int NP>
-void tiles_split3(const uint16_t* x3, int64_t plane, int64_t width, const uint16_t* const* b, int64_t t0, int64_t c0,
-                  int64_t c1, const float* acc) {
+// bf16 -> f32: the 16 bits on top of a zero half (maskz forms: GCC 12 warns on the plain ones).
+inline __m512 widen_bf16(__m256bh h) {
+  constexpr __mmask16 kAll = 0xffff;
+  return _mm512_castsi512_ps(
+      _mm512_maskz_slli_epi32(kAll, _mm512_maskz_cvtepu16_epi32(kAll, reinterpret_cast<const __m256i&>(h)), 16));
+}
+
+// Panel p of a kPanel16 F32 or F16 matrix ([cols][16 rows]) as WP bf16 parts in the pair layout,
+// planes `plane` elements apart: w = w1 + w2 (+ w3) exactly, each part rounded to nearest even
+// from what the ones before it left (F16's 11-bit significands need two parts, F32's 24 three).
+template <DType DT, int WP>
+void panel_to_parts(const void* panel, int64_t cols, int64_t width, uint16_t* out, int64_t plane) {
+  const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
+                                         5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  auto column = [&](int64_t c) {  // the 16 rows of column c as f32 (zero past cols)
+    if (c >= cols) return _mm512_setzero_ps();
+    if constexpr (DT == DType::kF32)
+      return _mm512_loadu_ps(static_cast<const float*>(panel) + c * kPanelRows);
+    else
+      return _mm512_cvtph_ps(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(panel) + c * kPanelRows)));
+  };
+  for (int64_t c = 0; c < width; c += 2) {
+    __m512 v0 = column(c), v1 = column(c + 1);
+    for (int k = 0; k < WP; ++k) {
+      const __m256bh h0 = _mm512_cvtneps_pbh(v0), h1 = _mm512_cvtneps_pbh(v1);
+      const __m512i two = _mm512_inserti64x4(_mm512_castsi256_si512(reinterpret_cast<const __m256i&>(h0)),
+                                             reinterpret_cast<const __m256i&>(h1), 1);
+      _mm512_storeu_si512(out + k * plane + c * kPanelRows, _mm512_maskz_permutexvar_epi16(0xffffffffu, order, two));
+      v0 = _mm512_sub_ps(v0, widen_bf16(h0));
+      v1 = _mm512_sub_ps(v1, widen_bf16(h1));
+    }
+  }
+}
+
+// One token tile at t0 (its rows as configured) against NP <= 2 repacked panels of WP weight
+// parts each (b[k] + j plane: part j of panel k), columns [c0, c1): per 32-column step the three
+// activation planes' tiles (A1 = 5 holds plane 1, tile 2 is free with one token tile: plane 2)
+// and, per weight part j, two weight tiles and the products of x_i w_j with i + j <= 2 (BF16
+// weights, exact in bf16: one part, three products per panel; F16 two parts, five; F32 three,
+// six), into C0, C1, which start from zero (acc null) or from the 16 x 16 f32 tiles at acc (row
+// stride 64 bytes). Consecutive products alternate between the two accumulators.
+template <int NP, int WP>
+void tiles_split3(const uint16_t* x3, int64_t plane, int64_t width, const uint16_t* const* b, int64_t w_plane,
+                  int64_t t0, int64_t c0, int64_t c1, const float* acc) {
   asm volatile("" : : : "memory");  // as in tiles2()
   if (acc) {
     _tile_loadd(0, acc, 64);
@@ -369,34 +407,54 @@ void tiles_split3(const uint16_t* x3, int64_t plane, int64_t width, const uint16
     if constexpr (NP == 2) _tile_dpbf16ps(1, 5, 7);
     _tile_dpbf16ps(0, 2, 6);
     if constexpr (NP == 2) _tile_dpbf16ps(1, 2, 7);
+    if constexpr (WP >= 2) {  // x1 w2, x2 w2
+      _tile_loadd(6, b[0] + w_plane + c * kPanelRows, 64);
+      if constexpr (NP == 2) _tile_loadd(7, b[1] + w_plane + c * kPanelRows, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      if constexpr (NP == 2) _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(0, 5, 6);
+      if constexpr (NP == 2) _tile_dpbf16ps(1, 5, 7);
+    }
+    if constexpr (WP >= 3) {  // x1 w3
+      _tile_loadd(6, b[0] + 2 * w_plane + c * kPanelRows, 64);
+      if constexpr (NP == 2) _tile_loadd(7, b[1] + 2 * w_plane + c * kPanelRows, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      if constexpr (NP == 2) _tile_dpbf16ps(1, 4, 7);
+    }
   }
 }
 
-// Panels [p0, p1) of the kPanel16 matrix for all tokens, kSplit3Chunk panels at a time: the
-// chunk repacked into this thread's buffer (128 KB for 256 columns, in L2; the thread's whole
-// share of a gate|up matrix would be 0.4 MB), then every token tile against it, kSplit3Cols
-// columns at a time (the tile's three planes of them, 24 KB, stay in L1 while the panels
-// stream; the accumulators wait in a 16 KB buffer between column ranges, exact f32 tiles, so
-// every output sums its products in the same order either way). Measured (one thread, 250
-// tokens): 1536 x 256, chunks of 16 panels ~390-400 us, of 2-4 (weights in L1, activations
-// from L2) ~445-465 us; 256 x 768 (the demo model's down projection) 336-346 -> 290-306 us
-// with column ranges.
-constexpr int64_t kSplit3Chunk = 16;
+// Panels [p0, p1) of the kPanel16 matrix for all tokens, a chunk of panels at a time: the chunk
+// repacked into this thread's buffer (16 BF16 panels of 256 columns: 128 KB, in L2; the thread's
+// whole share of a gate|up matrix would be 0.4 MB; F16 and F32 panels take two and three parts,
+// so fewer per chunk), then every token tile against it, kSplit3Cols columns at a time (the
+// tile's three planes of them, 24 KB, stay in L1 while the panels stream; the accumulators wait
+// in a 16 KB buffer between column ranges, exact f32 tiles, so every output sums its products in
+// the same order either way). Measured (one thread, 250 tokens): 1536 x 256, chunks of 16 panels
+// ~390-400 us, of 2-4 (weights in L1, activations from L2) ~445-465 us; 256 x 768 (the demo
+// model's down projection) 336-346 -> 290-306 us with column ranges.
 constexpr int64_t kSplit3Cols = 256;
 
+template <DType DT, int WP>
 void split3_range(const MatView& w, const uint16_t* x3, int64_t plane, int64_t width, int64_t n_tok, float* y,
                   const float* bias, int64_t p0, int64_t p1) {
-  thread_local std::vector<uint16_t> buffer;  // [kSplit3Chunk][width / 2][16][2], grown on demand
-  thread_local std::vector<float> acc_buffer;  // [kSplit3Chunk][16][16] accumulators between column ranges
-  const int64_t per_panel = width * kPanelRows;
-  uint16_t* pairs = grow_aligned64(buffer, kSplit3Chunk * per_panel);
-  float* acc = grow_aligned64(acc_buffer, kSplit3Chunk * kPanelRows * kPanelRows);
-  const uint16_t* wp = static_cast<const uint16_t*>(w.data);
+  constexpr int64_t kChunk = WP == 1 ? 16 : WP == 2 ? 8 : 6;  // panels per chunk (even: pairs)
+  thread_local std::vector<uint16_t> buffer;                  // [kChunk][WP][width / 2][16][2], grown on demand
+  thread_local std::vector<float> acc_buffer;                 // [kChunk][16][16] accumulators between column ranges
+  const int64_t per_part = width * kPanelRows, per_panel = WP * per_part;
+  uint16_t* pairs = grow_aligned64(buffer, kChunk * per_panel);
+  float* acc = grow_aligned64(acc_buffer, kChunk * kPanelRows * kPanelRows);
   const AmxArgs a{nullptr, w.rows, width / 2, nullptr, y, bias};
-  for (int64_t q0 = p0; q0 < p1; q0 += kSplit3Chunk) {
-    const int64_t q1 = std::min(p1, q0 + kSplit3Chunk);
-    for (int64_t p = q0; p < q1; ++p)
-      panel_to_pairs(wp + p * w.cols * kPanelRows, w.cols, width, pairs + (p - q0) * per_panel);
+  for (int64_t q0 = p0; q0 < p1; q0 += kChunk) {
+    const int64_t q1 = std::min(p1, q0 + kChunk);
+    for (int64_t p = q0; p < q1; ++p) {
+      uint16_t* dst = pairs + (p - q0) * per_panel;
+      if constexpr (DT == DType::kBF16)
+        panel_to_pairs(static_cast<const uint16_t*>(w.data) + p * w.cols * kPanelRows, w.cols, width, dst);
+      else
+        panel_to_parts<DT, WP>(static_cast<const char*>(w.data) + p * w.cols * kPanelRows * dtype_size(DT), w.cols,
+                               width, dst, per_part);
+    }
     for (int64_t t0 = 0; t0 < n_tok; t0 += kPanelRows) {
       const int r0 = static_cast<int>(std::min<int64_t>(kPanelRows, n_tok - t0));
       configure_split3(r0);
@@ -408,8 +466,10 @@ void split3_range(const MatView& w, const uint16_t* x3, int64_t plane, int64_t w
           float* pa = acc + (p - q0) * kPanelRows * kPanelRows;  // this pair's two accumulator tiles
           const float* from = c0 > 0 ? pa : nullptr;
           const bool two = p + 1 < q1;
-          if (two) tiles_split3<2>(x3, plane, width, b, t0, c0, c1, from);
-          else tiles_split3<1>(x3, plane, width, b, t0, c0, c1, from);
+          if (two)
+            tiles_split3<2, WP>(x3, plane, width, b, per_part, t0, c0, c1, from);
+          else
+            tiles_split3<1, WP>(x3, plane, width, b, per_part, t0, c0, c1, from);
           if (!last) {
             _tile_stored(0, pa, 64);
             if (two) _tile_stored(1, pa + kPanelRows * kPanelRows, 64);
@@ -502,7 +562,8 @@ void matmul_bf16_amx_swiglu(const MatView& w, const uint16_t* x16, int64_t n_tok
 }
 
 bool f32_amx_usable(const MatView& w) {
-  return w.layout == MatLayout::kPanel16 && w.dtype == DType::kBF16 && bf16_amx_available();
+  return w.layout == MatLayout::kPanel16 &&
+         (w.dtype == DType::kBF16 || w.dtype == DType::kF16 || w.dtype == DType::kF32) && bf16_amx_available();
 }
 
 void matmul_f32_amx(const MatView& w, const float* x, int64_t n_tok, float* y, const float* bias, ThreadPool& pool) {
@@ -526,7 +587,18 @@ void matmul_f32_amx(const MatView& w, const float* x, int64_t n_tok, float* y, c
     pool.parallel_for(n, [&](int64_t t0, int64_t t1, int) { split3_rows(xc, t0, t1, w.cols, width, plane, xs); });
     // Work unit: a pair of panels, repacked once and run against every token of the chunk.
     pool.parallel_for((n_panels + 1) / 2, [&](int64_t u0, int64_t u1, int) {
-      split3_range(w, xs, plane, width, n, yc, bias, 2 * u0, std::min(2 * u1, n_panels));
+      const int64_t p0 = 2 * u0, p1 = std::min(2 * u1, n_panels);
+      switch (w.dtype) {
+        case DType::kBF16:
+          split3_range<DType::kBF16, 1>(w, xs, plane, width, n, yc, bias, p0, p1);
+          break;
+        case DType::kF16:
+          split3_range<DType::kF16, 2>(w, xs, plane, width, n, yc, bias, p0, p1);
+          break;
+        default:
+          split3_range<DType::kF32, 3>(w, xs, plane, width, n, yc, bias, p0, p1);
+          break;
+      }
     });
   }
 #else
