@@ -359,15 +359,17 @@ void panel_to_parts(const void* panel, int64_t cols, int64_t width, uint16_t* ou
     if constexpr (DT == DType::kF32)
       return _mm512_loadu_ps(static_cast<const float*>(panel) + c * kPanelRows);
     else
-      return _mm512_cvtph_ps(
+      return _mm512_maskz_cvtph_ps(  // the maskz forms: GCC 12 warns on the plain ones
+          0xffff,
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(panel) + c * kPanelRows)));
   };
   for (int64_t c = 0; c < width; c += 2) {
     __m512 v0 = column(c), v1 = column(c + 1);
     for (int k = 0; k < WP; ++k) {
       const __m256bh h0 = _mm512_cvtneps_pbh(v0), h1 = _mm512_cvtneps_pbh(v1);
-      const __m512i two = _mm512_inserti64x4(_mm512_castsi256_si512(reinterpret_cast<const __m256i&>(h0)),
-                                             reinterpret_cast<const __m256i&>(h1), 1);
+      const __m512i lo =
+          _mm512_maskz_inserti64x4(0xff, _mm512_setzero_si512(), reinterpret_cast<const __m256i&>(h0), 0);
+      const __m512i two = _mm512_maskz_inserti64x4(0xff, lo, reinterpret_cast<const __m256i&>(h1), 1);
       _mm512_storeu_si512(out + k * plane + c * kPanelRows, _mm512_maskz_permutexvar_epi16(0xffffffffu, order, two));
       v0 = _mm512_sub_ps(v0, widen_bf16(h0));
       v1 = _mm512_sub_ps(v1, widen_bf16(h1));
