@@ -65,10 +65,10 @@ struct AttentionArgs {
 void attention(const AttentionArgs& a, ThreadPool& pool);
 
 // f32-accurate attention on AMX tiles for `--math f32` prompt prefill (contract in
-// ops/attention_f32_amx.cc): operands split into three bf16 parts, six tile products per part
-// pair set, softmax in f32; the error is of attention()'s class but the bits are not its, and a
-// token's result depends on the other tokens of its 16-token block, so only prefill may use it
-// (as matmul_prefill). Usable with AMX, f32 keys and values (k, v), nested lists
+// ops/attention_f32_amx.cc): operands split into three bf16 parts, six tile products where one
+// bf16 product would do, softmax in f32; the error is of attention()'s class but the bits are not
+// its, and a token's result depends on the other tokens of its 16-token block, so only prefill
+// may use it (as matmul_prefill). Usable with AMX, f32 keys and values (k, v), nested lists
 // (SlotLists::nested) and head_dim a multiple of 64.
 bool attention_f32_amx_usable(const AttentionArgs& a);
 void attention_f32_amx(const AttentionArgs& a, ThreadPool& pool);

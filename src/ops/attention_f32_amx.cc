@@ -32,7 +32,9 @@
 // call, two pool rounds: (1) per KV head, the caller's preparation (rotary, cache stores), then
 // its keys and values packed in the three parts' pair layouts (ops/attention_bf16_pairs.h);
 // (2) per KV head and block of 16 tokens (a tile's rows), the query heads' row tiles in pairs
-// (2 x 2 accumulator tiles: part_products): scores on tiles, softmax, sums on tiles.
+// (2 x 2 accumulator tiles: part_products): scores on tiles, softmax, sums on tiles. The packed
+// parts take 12 bytes per key and dimension of a KV head; heads run in groups (both rounds per
+// group) that keep them under 32 MB.
 //
 // Measured on the 2-core Xeon (442 tokens, 4 query and 2 KV heads of 64 dimensions: one layer of
 // swift-mini-24L): 0.70 ms against 1.47 ms for attention() on one thread, 0.39 against 0.75 ms on
@@ -239,47 +241,27 @@ struct UnitScratch {
   std::vector<RowTile> tiles;  // a unit's row tiles
 };
 
-}  // namespace
-
-void attention_f32_amx(const AttentionArgs& a, ThreadPool& pool) {
-  SWIFT_CHECK(attention_f32_amx_usable(a), "f32 AMX attention called for {} heads, {} KV heads, head dim {}{}",
-              a.n_head, a.n_kv_head, a.head_dim,
-              a.visible && !a.visible->nested ? " and lists that are not nested" : "");
+// Both rounds for KV heads [g0, g1), their packed parts at `packed` (per head: keys, then values).
+void run_heads(const AttentionArgs& a, int64_t g0, int64_t g1, const int32_t* keys, int64_t n_keys, int64_t n_pad,
+               const int32_t* iota, uint16_t* packed, ThreadPool& pool) {
   const SlotLists& vis = *a.visible;
-  SWIFT_CHECK(static_cast<int64_t>(vis.offsets.size()) == a.n_tok + 1);
-  SWIFT_CHECK(a.scale > 0, "attention scale {}", a.scale);
-  if (a.n_tok <= 0) return;
   const int64_t G = a.n_head / a.n_kv_head, hd = a.head_dim;
   const int64_t q_stride = a.n_head * hd;
   const int64_t kv_stride = a.kv_row_stride > 0 ? a.kv_row_stride : a.n_kv_head * hd;
   const int64_t head_stride = a.kv_head_stride > 0 ? a.kv_head_stride : hd;
   auto len = [&](int64_t t) { return vis.offsets[t + 1] - vis.offsets[t]; };
-  // Nested lists: lengths never fall, and the last list holds every other as its prefix.
-  for (int64_t t = 1; t < a.n_tok; ++t) SWIFT_CHECK(len(t) >= len(t - 1), "nested lists shrink at token {}", t);
-  const int32_t* keys = vis.slots.data() + vis.offsets[a.n_tok - 1];
-  const int64_t n_keys = len(a.n_tok - 1);
-  const int64_t n_pad = round_up(std::max<int64_t>(n_keys, 1), kBlock);
-  // Shared by both rounds, owned by the calling thread (a concurrent call from another thread has its own).
-  thread_local std::vector<uint16_t> packed_store;
-  thread_local std::vector<int32_t> iota_store;
   const int64_t k_plane = n_pad * hd, v_plane = n_pad * hd;
-  uint16_t* packed = grow_aligned64(packed_store, a.n_kv_head * kParts * (k_plane + v_plane));
-  if (static_cast<int64_t>(iota_store.size()) < n_keys) {
-    iota_store.resize(static_cast<size_t>(n_keys));
-    std::iota(iota_store.begin(), iota_store.end(), 0);
-  }
-  const int32_t* iota = iota_store.data();
   auto head = [&](int64_t h) {
-    uint16_t* base = packed + h * kParts * (k_plane + v_plane);
+    uint16_t* base = packed + (h - g0) * kParts * (k_plane + v_plane);
     return PackedHead{base, base + kParts * k_plane, k_plane, v_plane};
   };
 
   // (1) Per KV head: the caller's preparation, then the three parts of its keys and values.
-  pool.parallel_for(a.n_kv_head, [&](int64_t h0, int64_t h1, int) {
+  pool.parallel_for(g1 - g0, [&](int64_t i0, int64_t i1, int) {
     thread_local UnitScratch w;
     float* r1 = grow_aligned64(w.r1, n_keys * hd);
     float* r2 = grow_aligned64(w.r2, n_keys * hd);
-    for (int64_t h = h0; h < h1; ++h) {
+    for (int64_t h = g0 + i0; h < g0 + i1; ++h) {
       if (a.prepare) (*a.prepare)(h);
       const PackedHead ph = head(h);
       const float* kh = a.k + h * head_stride;
@@ -303,7 +285,7 @@ void attention_f32_amx(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t n_blocks = (a.n_tok + kTile - 1) / kTile;
   const int64_t per_group = G % 2 == 1 ? 2 : 1;
   const int64_t n_groups = (n_blocks + per_group - 1) / per_group;
-  const int64_t n_units = n_groups * a.n_kv_head;
+  const int64_t n_units = n_groups * (g1 - g0);
   const int64_t steps = hd / 32;
   pool.parallel_for_balanced(n_units, std::min<int64_t>(n_units / 2, 2), [&](int64_t u0, int64_t u1, int) {
     thread_local UnitScratch w;
@@ -316,7 +298,7 @@ void attention_f32_amx(const AttentionArgs& a, ThreadPool& pool) {
     float inv[2][kTile];
     std::vector<RowTile>& tiles = w.tiles;
     for (int64_t u = u0; u < u1; ++u) {
-      const int64_t og = u / a.n_kv_head, kvh = u % a.n_kv_head;
+      const int64_t og = u / (g1 - g0), kvh = g0 + u % (g1 - g0);
       const int64_t grp = og % 2 == 0 ? og / 2 : n_groups - 1 - og / 2;
       const PackedHead ph = head(kvh);
       tiles.clear();
@@ -384,6 +366,45 @@ void attention_f32_amx(const AttentionArgs& a, ThreadPool& pool) {
       }
     }
   });
+}
+
+}  // namespace
+
+void attention_f32_amx(const AttentionArgs& a, ThreadPool& pool) {
+  SWIFT_CHECK(attention_f32_amx_usable(a), "f32 AMX attention called for {} heads, {} KV heads, head dim {}{}",
+              a.n_head, a.n_kv_head, a.head_dim,
+              a.visible && !a.visible->nested ? " and lists that are not nested" : "");
+  const SlotLists& vis = *a.visible;
+  SWIFT_CHECK(static_cast<int64_t>(vis.offsets.size()) == a.n_tok + 1);
+  SWIFT_CHECK(a.scale > 0, "attention scale {}", a.scale);
+  if (a.n_tok <= 0) return;
+  const int64_t hd = a.head_dim;
+  auto len = [&](int64_t t) { return vis.offsets[t + 1] - vis.offsets[t]; };
+  // Nested lists: lengths never fall, and the last list holds every other as its prefix.
+  for (int64_t t = 1; t < a.n_tok; ++t) SWIFT_CHECK(len(t) >= len(t - 1), "nested lists shrink at token {}", t);
+  const int32_t* keys = vis.slots.data() + vis.offsets[a.n_tok - 1];
+  const int64_t n_keys = len(a.n_tok - 1);
+  const int64_t n_pad = round_up(std::max<int64_t>(n_keys, 1), kBlock);
+  // The packed parts, shared by both rounds and owned by the calling thread (a concurrent call
+  // from another thread has its own): 12 bytes per key and dimension of a KV head, so the heads
+  // run in groups that keep them under kPackedBytes (a 4,096-token context of LLaMA-2-7B's 32 KV
+  // heads of 128 dimensions would take ~200 MB at once; per group of 5 heads ~31 MB).
+  constexpr int64_t kPackedBytes = int64_t{32} << 20;
+  thread_local std::vector<uint16_t> packed_store;
+  thread_local std::vector<int32_t> iota_store;
+  const int64_t k_plane = n_pad * hd, v_plane = n_pad * hd;
+  const int64_t per_head = kParts * (k_plane + v_plane);  // elements
+  const int64_t group_heads = std::clamp<int64_t>(kPackedBytes / (per_head * 2), 1, a.n_kv_head);
+  uint16_t* packed = grow_aligned64(packed_store, group_heads * per_head);
+  if (static_cast<int64_t>(iota_store.size()) < n_keys) {
+    iota_store.resize(static_cast<size_t>(n_keys));
+    std::iota(iota_store.begin(), iota_store.end(), 0);
+  }
+  const int32_t* iota = iota_store.data();
+  for (int64_t g0 = 0; g0 < a.n_kv_head; g0 += group_heads) {
+    const int64_t g1 = std::min(a.n_kv_head, g0 + group_heads);
+    run_heads(a, g0, g1, keys, n_keys, n_pad, iota, packed, pool);
+  }
 }
 
 #else
