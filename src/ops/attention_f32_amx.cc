@@ -96,8 +96,9 @@ inline __mmask16 mask16(int64_t n) { return n >= 16 ? __mmask16{0xffff} : static
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-// All eight tiles 16 rows x 64 bytes: C = 0..3 (accumulators), A = 4, 5 (query or weight parts,
-// alternating), B = 6, 7 (key or value parts, alternating).
+// All eight tiles 16 rows x 64 bytes: C = 0..3 (accumulators, 2 row tiles x 2 column tiles),
+// A = 4, 5 (a part of the two row tiles: query rows or weights), B = 6, 7 (a part of the two
+// column tiles: keys or values).
 void configure() {
   AmxTileConfig c;
   for (int t = 0; t < 8; ++t) {
@@ -380,10 +381,16 @@ void attention_f32_amx(const AttentionArgs& a, ThreadPool& pool) {
   if (a.n_tok <= 0) return;
   const int64_t hd = a.head_dim;
   auto len = [&](int64_t t) { return vis.offsets[t + 1] - vis.offsets[t]; };
-  // Nested lists: lengths never fall, and the last list holds every other as its prefix.
-  for (int64_t t = 1; t < a.n_tok; ++t) SWIFT_CHECK(len(t) >= len(t - 1), "nested lists shrink at token {}", t);
+  // Nested lists: the last list holds every other as its prefix. Checked in O(n_tok) where it is
+  // cheap to: lengths never fall, and each list starts and ends where the last one has those keys.
   const int32_t* keys = vis.slots.data() + vis.offsets[a.n_tok - 1];
   const int64_t n_keys = len(a.n_tok - 1);
+  for (int64_t t = 0; t < a.n_tok; ++t) {
+    const int64_t n = len(t);
+    SWIFT_CHECK(t == 0 || n >= len(t - 1), "nested lists shrink at token {}", t);
+    SWIFT_CHECK(n == 0 || (vis.slots[vis.offsets[t]] == keys[0] && vis.slots[vis.offsets[t] + n - 1] == keys[n - 1]),
+                "the slot list of token {} is not a prefix of the last token's", t);
+  }
   const int64_t n_pad = round_up(std::max<int64_t>(n_keys, 1), kBlock);
   // The packed parts, shared by both rounds and owned by the calling thread (a concurrent call
   // from another thread has its own): 12 bytes per key and dimension of a KV head, so the heads

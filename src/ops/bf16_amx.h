@@ -45,7 +45,8 @@ struct alignas(64) AmxTileConfig {
 // Loads c into this thread's tile registers unless the last configuration this thread loaded (by
 // any AMX kernel: matrix products, attention) had the same key, so a decoding loop that
 // alternates kernels of unchanged shapes pays for LDTILECFG only when a kernel's shape changes.
-// Keys: matmul_bf16_amx < 1024 (its token-tile rows), attention_bf16 >= 1 << 20.
+// Keys: matmul_bf16_amx < 1024 (its token-tile rows), 1001-1016 (matmul_f32_amx), attention_bf16
+// (1 << 20) + rows, attention_f32_amx 1 << 21.
 void amx_load_config(int key, const AmxTileConfig& c);
 
 // True when this build has AMX-BF16 code and the kernel let this process use the tile registers

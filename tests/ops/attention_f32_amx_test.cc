@@ -3,7 +3,8 @@
 // and 4, head dims 64 and 128, batches that are not whole 16-token blocks, committed prefixes,
 // scattered cache slots in a head-major layout), within a bound of the f32 kernel's class that a
 // kernel dropping one of its bf16 parts would miss; the caller's per-head preparation runs once
-// per KV head before its rows are read; the bits do not depend on the thread count.
+// per KV head before its rows are read; the bits do not depend on the thread count; lists
+// flagged nested that are not are refused.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include "ops/attention.h"
 #include "ops/bf16_amx.h"
 #include "test_util.h"
+#include "util/check.h"
 
 namespace swift {
 namespace {
@@ -123,6 +125,24 @@ TEST(AttentionF32Amx, UsableForNestedListsAndHeadDimsOf64) {
   a.head_dim = 64;
   a.k = a.v = nullptr;  // a cache that keeps only its bf16 copy
   EXPECT_FALSE(attention_f32_amx_usable(a));
+}
+
+TEST(AttentionF32Amx, RefusesListsFlaggedNestedThatAreNot) {
+  if (!bf16_amx_available()) GTEST_SKIP() << "no AMX-BF16 tiles on this CPU or build";
+  // A sliding window of 3 (token i sees slots i - 2 .. i) wrongly flagged as nested: the kernel's
+  // O(n_tok) check of where each list starts and ends refuses it instead of reading wrong keys.
+  Problem p = make({20, 0, 4, 2, 64, 1.0f}, 3);
+  p.vis.offsets.assign(1, 0);
+  p.vis.slots.clear();
+  for (int32_t i = 0; i < 20; ++i) {
+    for (int32_t j = std::max(0, i - 2); j <= i; ++j) p.vis.slots.push_back(j);
+    p.vis.offsets.push_back(static_cast<int64_t>(p.vis.slots.size()));
+  }
+  std::vector<float> out(20 * 4 * 64);
+  AttentionArgs a = p.args();
+  a.out = out.data();
+  ThreadPool pool(2);
+  EXPECT_THROW(attention_f32_amx(a, pool), InternalError);
 }
 
 TEST(AttentionF32Amx, WithinTwoMillionthsOfTheExactResultOnOddShapes) {
