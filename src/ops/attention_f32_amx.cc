@@ -49,6 +49,7 @@
 #include "ops/attention.h"
 #include "ops/attention_bf16_pairs.h"
 #include "ops/bf16_amx.h"
+#include "ops/bf16_parts.h"
 #include "ops/lanes.h"
 #include "util/aligned.h"
 #include "util/check.h"
@@ -73,22 +74,14 @@ using bf16_pairs::kTile;             // rows of a tile; keys per key tile
 constexpr int kConfigKey = 1 << 21;  // amx_load_config: matmul < 1024 (and 1001-1016), attention_bf16 1 << 20 on
 constexpr int kParts = 3;
 
-// Horizontal maximum and sum of 16 lanes in a butterfly (the maskz forms again: GCC 12 warns on
-// _mm512_reduce_max_ps's and _mm512_reduce_add_ps's).
+// Horizontal maximum of 16 lanes in a butterfly (the maskz forms: GCC 12 warns on
+// _mm512_reduce_max_ps's).
 inline float lane_max(__m512 m) {
   constexpr __mmask16 kAll = 0xffff;
   m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_shuffle_f32x4(kAll, m, m, 0x4E));
   m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_shuffle_f32x4(kAll, m, m, 0xB1));
   m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_permute_ps(kAll, m, 0x4E));
   m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_permute_ps(kAll, m, 0xB1));
-  return _mm512_cvtss_f32(m);
-}
-inline float lane_sum(__m512 m) {
-  constexpr __mmask16 kAll = 0xffff;
-  m = _mm512_maskz_add_ps(kAll, m, _mm512_maskz_shuffle_f32x4(kAll, m, m, 0x4E));
-  m = _mm512_maskz_add_ps(kAll, m, _mm512_maskz_shuffle_f32x4(kAll, m, m, 0xB1));
-  m = _mm512_maskz_add_ps(kAll, m, _mm512_maskz_permute_ps(kAll, m, 0x4E));
-  m = _mm512_maskz_add_ps(kAll, m, _mm512_maskz_permute_ps(kAll, m, 0xB1));
   return _mm512_cvtss_f32(m);
 }
 
@@ -108,27 +101,9 @@ void configure() {
   amx_load_config(kConfigKey, c);
 }
 
-// bf16 -> f32: the 16 bits on top of a zero half (the maskz forms: GCC 12 warns of an
-// uninitialized source in the plain ones).
-inline __m512 widen(__m256bh h) {
-  constexpr __mmask16 kAll = 0xffff;
-  return _mm512_castsi512_ps(
-      _mm512_maskz_slli_epi32(kAll, _mm512_maskz_cvtepu16_epi32(kAll, reinterpret_cast<const __m256i&>(h)), 16));
-}
-
-// x[0, n) -> three bf16 rows o, o + plane, o + 2 plane (x1 = bf16(x), x2 = bf16(x - x1),
-// x3 = bf16(x - x1 - x2); each difference exact). n a multiple of 16.
+// x[0, n) -> its three bf16 parts at o, o + plane, o + 2 plane (ops/bf16_parts.h). n a multiple of 16.
 void split3(const float* x, int64_t n, uint16_t* o, int64_t plane) {
-  for (int64_t c = 0; c < n; c += 16) {
-    const __m512 v = _mm512_loadu_ps(x + c);
-    const __m256bh h1 = _mm512_cvtneps_pbh(v);
-    const __m512 r1 = _mm512_sub_ps(v, widen(h1));
-    const __m256bh h2 = _mm512_cvtneps_pbh(r1);
-    const __m256bh h3 = _mm512_cvtneps_pbh(_mm512_sub_ps(r1, widen(h2)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + c), reinterpret_cast<const __m256i&>(h1));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + plane + c), reinterpret_cast<const __m256i&>(h2));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 2 * plane + c), reinterpret_cast<const __m256i&>(h3));
-  }
+  for (int64_t c = 0; c < n; c += 16) bf16_parts::store3(_mm512_loadu_ps(x + c), o + c, plane);
 }
 
 // The residuals x - x1 and x - x1 - x2 of n rows of hd floats (rows `stride` apart, listed by
@@ -139,9 +114,9 @@ void residual_rows(const float* x, int64_t stride, const int32_t* sl, int64_t n,
     const float* row = x + static_cast<int64_t>(sl[j]) * stride;
     for (int64_t c = 0; c < hd; c += 16) {
       const __m512 v = _mm512_loadu_ps(row + c);
-      const __m512 a = _mm512_sub_ps(v, widen(_mm512_cvtneps_pbh(v)));
+      const __m512 a = _mm512_sub_ps(v, bf16_parts::widen(_mm512_cvtneps_pbh(v)));
       _mm512_storeu_ps(r1 + j * hd + c, a);
-      _mm512_storeu_ps(r2 + j * hd + c, _mm512_sub_ps(a, widen(_mm512_cvtneps_pbh(a))));
+      _mm512_storeu_ps(r2 + j * hd + c, _mm512_sub_ps(a, bf16_parts::widen(_mm512_cvtneps_pbh(a))));
     }
   }
 }
@@ -199,7 +174,8 @@ inline float row_max(const float* s, int64_t n) {
 // Softmax weights of one query row: raw scores s[0, n) (n >= 1) -> w_j = e^(scale (s_j - max))
 // as 2^(s_j c - max c), c = scale log2(e) (one fma: lanes::exp2, relative error < 2e-7), written
 // straight as three bf16 parts p, p + plane, p + 2 plane [0, w_len), zeros past n; returns
-// 1 / sum_j w_j (16 lanes, f32). scale > 0, so the maximum of the raw scores is the scaled one's.
+// 1 / sum_j w_j (16 f32 lanes, lanes::reduce). scale > 0, so the maximum of the raw scores is
+// the scaled one's.
 float softmax_parts(const float* s, int64_t n, int64_t w_len, float scale, uint16_t* p, int64_t plane) {
   const __m512 c = _mm512_set1_ps(scale * lanes::kLog2e);
   const __m512 mc = _mm512_mul_ps(_mm512_set1_ps(row_max(s, n)), c);
@@ -208,15 +184,9 @@ float softmax_parts(const float* s, int64_t n, int64_t w_len, float scale, uint1
     const __mmask16 m = j < n ? mask16(n - j) : __mmask16{0};
     const __m512 w = _mm512_maskz_mov_ps(m, lanes::exp2<true>(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, s + j), c, mc)));
     sum = _mm512_add_ps(sum, w);
-    const __m256bh h1 = _mm512_cvtneps_pbh(w);
-    const __m512 r1 = _mm512_sub_ps(w, widen(h1));
-    const __m256bh h2 = _mm512_cvtneps_pbh(r1);
-    const __m256bh h3 = _mm512_cvtneps_pbh(_mm512_sub_ps(r1, widen(h2)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + j), reinterpret_cast<const __m256i&>(h1));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + plane + j), reinterpret_cast<const __m256i&>(h2));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 2 * plane + j), reinterpret_cast<const __m256i&>(h3));
+    bf16_parts::store3(w, p + j, plane);
   }
-  return 1.0f / lane_sum(sum);
+  return 1.0f / lanes::reduce(sum);
 }
 
 // One KV head's keys and values in parts: keys [3][ceil(n / 16)][hd / 32][16][16][2], values

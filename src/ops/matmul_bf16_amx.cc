@@ -20,6 +20,7 @@
 
 #include "ops/bf16_amx.h"
 #include "ops/bf16_dot.h"
+#include "ops/bf16_parts.h"
 #include "ops/elementwise.h"
 #include "util/aligned.h"
 #include "util/check.h"
@@ -304,26 +305,14 @@ void amx_swiglu_range(const AmxArgs& a, const SwigluOut& o, int64_t q0, int64_t 
 // --- f32-accurate products of BF16, F16 and F32 panels (matmul_f32_amx, bf16_amx.h) ---
 
 // x [n_tok, cols] f32 -> three bf16 planes [3][n_tok][width] (width = cols rounded up to 32, pad
-// columns zero): x1 = bf16(x), x2 = bf16(x - x1), x3 = bf16(x - x1 - x2), each difference exact.
+// columns zero), the parts of ops/bf16_parts.h.
 void split3_rows(const float* x, int64_t t0, int64_t t1, int64_t cols, int64_t width, int64_t plane, uint16_t* out) {
-  constexpr __mmask16 kAll = 0xffff;
-  auto widen = [](__m256bh h) {  // bf16 -> f32: the 16 bits on top of a zero half
-    return _mm512_castsi512_ps(
-        _mm512_maskz_slli_epi32(kAll, _mm512_maskz_cvtepu16_epi32(kAll, reinterpret_cast<const __m256i&>(h)), 16));
-  };
   for (int64_t t = t0; t < t1; ++t) {
     const float* xr = x + t * cols;
     uint16_t* o1 = out + t * width;
     for (int64_t c = 0; c < width; c += 16) {
       const __mmask16 m = static_cast<__mmask16>(c + 16 <= cols ? 0xffff : c < cols ? (1u << (cols - c)) - 1 : 0);
-      const __m512 v = _mm512_maskz_loadu_ps(m, xr + c);
-      const __m256bh h1 = _mm512_cvtneps_pbh(v);
-      const __m512 r1 = _mm512_sub_ps(v, widen(h1));
-      const __m256bh h2 = _mm512_cvtneps_pbh(r1);
-      const __m256bh h3 = _mm512_cvtneps_pbh(_mm512_sub_ps(r1, widen(h2)));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o1 + c), reinterpret_cast<const __m256i&>(h1));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o1 + plane + c), reinterpret_cast<const __m256i&>(h2));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o1 + 2 * plane + c), reinterpret_cast<const __m256i&>(h3));
+      bf16_parts::store3(_mm512_maskz_loadu_ps(m, xr + c), o1 + c, plane);
     }
   }
 }
@@ -338,13 +327,6 @@ void panel_to_pairs(const uint16_t* panel, int64_t cols, int64_t width, uint16_t
     const __m512i two = _mm512_maskz_loadu_epi16(m, panel + c * kPanelRows);  // columns c, c + 1
     _mm512_storeu_si512(out + c * kPanelRows, _mm512_maskz_permutexvar_epi16(0xffffffffu, order, two));
   }
-}
-
-// bf16 -> f32: the 16 bits on top of a zero half (maskz forms: GCC 12 warns on the plain ones).
-inline __m512 widen_bf16(__m256bh h) {
-  constexpr __mmask16 kAll = 0xffff;
-  return _mm512_castsi512_ps(
-      _mm512_maskz_slli_epi32(kAll, _mm512_maskz_cvtepu16_epi32(kAll, reinterpret_cast<const __m256i&>(h)), 16));
 }
 
 // Panel p of a kPanel16 F32 or F16 matrix ([cols][16 rows]) as WP bf16 parts in the pair layout,
@@ -371,8 +353,8 @@ void panel_to_parts(const void* panel, int64_t cols, int64_t width, uint16_t* ou
           _mm512_maskz_inserti64x4(0xff, _mm512_setzero_si512(), reinterpret_cast<const __m256i&>(h0), 0);
       const __m512i two = _mm512_maskz_inserti64x4(0xff, lo, reinterpret_cast<const __m256i&>(h1), 1);
       _mm512_storeu_si512(out + k * plane + c * kPanelRows, _mm512_maskz_permutexvar_epi16(0xffffffffu, order, two));
-      v0 = _mm512_sub_ps(v0, widen_bf16(h0));
-      v1 = _mm512_sub_ps(v1, widen_bf16(h1));
+      v0 = _mm512_sub_ps(v0, bf16_parts::widen(h0));
+      v1 = _mm512_sub_ps(v1, bf16_parts::widen(h1));
     }
   }
 }
