@@ -71,6 +71,17 @@ class BasicPrefetchAhead {
   static constexpr int64_t kLine = 64;
   // Groups prefetched ahead of the one being multiplied (further: evicted from L2 before use).
   static constexpr int64_t kGroupsAhead = 2;
+  // ... and never more than this many bytes ahead. Why: a group is P panels of a whole matrix
+  // width, so two groups grew with the model: 256 KB for the demo model's F32 matrices (256
+  // columns), 2 MB at 2,048 columns, 5.8 MB for a 5,632-column down projection, past a 2 MB L2,
+  // where the lines were evicted before use and read twice. Measured on the 2-core Xeon VM, a
+  // 4-layer random LLaMA of width 2,048 (F32 GGUF 813 MB, BF16 407 MB: weights from DRAM),
+  // `bench --verify-cost --math f32`, ms per pass after 300 tokens, two runs: F32 one token 38.0-40.4
+  // uncapped, 32.3 at 512 KB, 28.5 at 256 KB, 27.3 at 128 KB, 26.3-26.6 with no window; 16 tokens
+  // 61-65, 57-58, 51-54, 53-56, 54-56; BF16 one token 17.6, 16.5-16.9, 14.8-15.2, 14.8-15.0,
+  // 14.4-14.5. The demo model's windows are 64-256 KB: capped at 128 KB its passes (1, 4, 16 tokens,
+  // BF16 and F32) measured the same within noise (three alternations).
+  static constexpr uintptr_t kMaxAheadBytes = 128 << 10;
 
   // For a thread whose weights end at `end` (exclusive: nothing of this product past it is
   // prefetched) and whose share of the work is units [u0, u1) of n_units: after its own weights
@@ -86,11 +97,11 @@ class BasicPrefetchAhead {
 
   // The thread starts multiplying the group of weights [group, group_end) in `steps` calls of
   // step() over all its token tiles. From here the steps prefetch what follows the group, up to
-  // kGroupsAhead groups of this size, at a rate that covers one group in those steps (a little
-  // more when lines do not divide evenly: the window fills over a few groups).
+  // kGroupsAhead groups of this size (at most kMaxAheadBytes), at a rate that covers one group in
+  // those steps (a little more when lines do not divide evenly: the window fills over a few groups).
   void begin_group(const void* group, const void* group_end, int64_t steps) {
     const uintptr_t next = address(group_end), bytes = next - address(group);
-    const uintptr_t window = kGroupsAhead * bytes;
+    const uintptr_t window = std::min<uintptr_t>(kGroupsAhead * bytes, kMaxAheadBytes);
     if (chained_) {  // in the next product's share already: keep the window ahead of the requests
       limit_ = ahead(at_, window);
     } else {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <utility>
 #include <vector>
@@ -58,6 +59,31 @@ TEST(PrefetchAhead, KeepsTheNextGroupsRequestedThenTheNextProductsShare) {
   for (int64_t b = group; b < 10 * group; b += kLine) want.push_back(own.data() + b);
   for (int64_t b = 0; b < 1000; b += kLine) want.push_back(next.data() + 1000 + b);
   ASSERT_EQ(log, want);
+}
+
+// Wide groups (a matrix of thousands of columns): the window stops kMaxAheadBytes past the
+// running group's end instead of two groups (which outgrew L2 and were read twice), and still
+// holds all of those bytes by the time the group is done.
+TEST(PrefetchAhead, CapsTheWindowOfWideGroups) {
+  constexpr int64_t kGroup = 4 * Recorded::kMaxAheadBytes, kGroups = 4;
+  static_assert(Recorded::kGroupsAhead * kGroup > static_cast<int64_t>(Recorded::kMaxAheadBytes));
+  std::vector<char> own(kGroups * kGroup);
+  Recorder::log().clear();
+  Recorded pf(own.data() + own.size(), NextWeights{}, 0, 1, 1);
+  for (int64_t g = 0; g < kGroups; ++g) {
+    const char* start = own.data() + g * kGroup;
+    const int64_t steps = 64;
+    pf.begin_group(start, start + kGroup, steps);
+    for (int64_t s = 0; s < steps; ++s) pf.step();
+    const char* end = start + kGroup;
+    const char* cap = std::min<const char*>(end + Recorded::kMaxAheadBytes, own.data() + own.size());
+    std::set<const char*> seen;
+    for (const char* p : Recorder::log()) {
+      ASSERT_LT(p, cap) << "group " << g;
+      seen.insert(p);
+    }
+    for (const char* p = end; p < cap; p += kLine) ASSERT_TRUE(seen.count(p)) << "group " << g << " line " << (p - end);
+  }
 }
 
 // Without a next product, nothing past the own share; several lines per step when a group has
