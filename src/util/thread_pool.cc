@@ -158,8 +158,8 @@ void ThreadPool::note_long_wait(bool contended, int64_t wait_ns, int64_t at_ns) 
   const int64_t span = at_ns - window_start_ns_;
   if (span < kWindowMinNs || static_cast<double>(window_lost_ns_) <= kLostFraction * static_cast<double>(span)) return;
   const bool soon_after_retry = retry_ns_ > 0 && at_ns - retry_ns_ <= kWindowNs;
-  serial_period_ = soon_after_retry ? std::min(2 * serial_period_, kSerialMax) : kSerialRounds;
-  serial_left_ = serial_period_;
+  serial_period_ns_ = soon_after_retry ? std::min(2 * serial_period_ns_, kSerialMaxNs) : kSerialNs;
+  serial_until_ns_ = at_ns + serial_period_ns_;
   window_start_ns_ = 0;
 }
 
@@ -172,15 +172,17 @@ void ThreadPool::parallel_for(int64_t n, Job fn) {
   job_ = &fn;
   job_n_ = n;
   rounds_.add();
-  if (serial_left_ > 0) {       // after contended rounds (see the header): every chunk here, in order
-    if (--serial_left_ == 0) {  // the workers again, judged on a fresh window
-      retry_ns_ = now_ns();
-      window_start_ns_ = 0;
+  if (serial_until_ns_ > 0) {  // after contended rounds (see the header): one clock read per round
+    const int64_t now = now_ns();
+    if (now < serial_until_ns_) {  // every chunk here, in order
+      serial_rounds_.add();
+      for (int i = 0; i < n_threads_; ++i) run_chunk(i);
+      job_ = nullptr;
+      return;
     }
-    serial_rounds_.add();
-    for (int i = 0; i < n_threads_; ++i) run_chunk(i);
-    job_ = nullptr;
-    return;
+    serial_until_ns_ = 0;  // the period is over: the workers again, judged on a fresh window
+    retry_ns_ = now;
+    window_start_ns_ = 0;
   }
   if ((++clock_ & 1023) == 0 || window_start_ns_ == 0) {  // one clock read per 1,024 rounds
     const int64_t now = now_ns();

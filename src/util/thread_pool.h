@@ -23,8 +23,12 @@
 // Serial work costs ~1.8x here, so waits above ~45% of the time would already favour 1 thread;
 // at that break-even a server beside its own load generator (bursty HTTP and client threads)
 // ran 10% of its rounds alone and lost ~5%, so the threshold is 60% (3% alone there, no loss).
-// Then it tries the workers again; the period starts at kSerialRounds and doubles (up to
-// kSerialMax) when the time is lost again within kWindowNs of a retry. A round that is merely
+// Then it tries the workers again; the period starts at kSerialNs and doubles (up to
+// kSerialMaxNs) when the time is lost again within kWindowNs of a retry. The period is a time,
+// not a count of rounds: a round of a model with 2,048-wide layers lasts ~20x one of the demo
+// model's, and the 4,096 rounds that were ~50 ms of the demo model were ~1.8 s there (a random
+// 4-layer LLaMA in Q8_0 on the 2-core Xeon VM: 3 of 8 `generate` runs of 256 tokens at half
+// speed after one burst of contention, 55-61 against 108-119 tokens/s). A round that is merely
 // long (page faults on a fresh KV cache, an uneven split) is not contended: its worker was
 // running. stats() counts all of it.
 #pragma once
@@ -94,8 +98,8 @@ class ThreadPool {
   static constexpr double kLostFraction = 0.6;
   static constexpr int64_t kWindowMinNs = 10'000'000;  // 10 ms
   static constexpr int64_t kWindowNs = 50'000'000;     // 50 ms
-  static constexpr uint64_t kSerialRounds = 4096;      // ~25 decode steps of swift-mini-24L, ~50 ms
-  static constexpr uint64_t kSerialMax = 131072;       // ~1.5 s
+  static constexpr int64_t kSerialNs = 50'000'000;     // 50 ms (~60 decode steps of swift-mini-24L)
+  static constexpr int64_t kSerialMaxNs = 1'600'000'000;  // 1.6 s: 50 ms doubled five times
   struct Stats {
     uint64_t rounds = 0;         // parallel_for calls that split the work
     uint64_t long_waits = 0;     // rounds that waited for a worker past the spin phase
@@ -150,8 +154,8 @@ class ThreadPool {
   int64_t window_start_ns_ = 0;  // steady_clock; 0: start one at the next parallel round
   int64_t window_lost_ns_ = 0;   // waits of contended rounds in this window
   int64_t retry_ns_ = 0;         // steady_clock when the workers were last tried again (0: never)
-  uint64_t serial_left_ = 0;     // rounds still to run alone
-  uint64_t serial_period_ = kSerialRounds;
+  int64_t serial_until_ns_ = 0;  // steady_clock; rounds run alone until then (0: not alone)
+  int64_t serial_period_ns_ = kSerialNs;
   std::function<int64_t()> run_delay_for_test_;
 };
 

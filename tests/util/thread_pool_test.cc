@@ -198,15 +198,49 @@ TEST(ThreadPool, RunsAloneWhileContentionTakesMostOfTheTimeThenTriesTheWorkersAg
     for (int64_t i = b; i < e; ++i) ++hits[i];
   });
   EXPECT_EQ(hits, std::vector<int>(10, 1));
-  for (uint64_t r = 1; r < ThreadPool::kSerialRounds; ++r) ASSERT_EQ(chunk1_thread(p, 0), caller) << r;
-  EXPECT_EQ(p.stats().serial_rounds, ThreadPool::kSerialRounds);
-  EXPECT_NE(chunk1_thread(p, 0), caller);  // the period is over: the worker again
-  // Contended again right after the retry: a period twice as long.
-  ASSERT_NE(chunk1_thread(p, 20, &fake, 20), caller);
-  for (uint64_t r = 0; r < 2 * ThreadPool::kSerialRounds; ++r) ASSERT_EQ(chunk1_thread(p, 0), caller) << r;
-  EXPECT_NE(chunk1_thread(p, 0), caller);
-  EXPECT_EQ(p.stats().serial_rounds, 3 * ThreadPool::kSerialRounds);
+  // Alone for kSerialNs from the contended round (a time, whatever the rounds cost), then the
+  // worker again; contended again right after that retry: twice as long.
+  uint64_t alone = 1;  // the round above
+  for (int64_t period : {ThreadPool::kSerialNs, 2 * ThreadPool::kSerialNs}) {
+    const auto start = std::chrono::steady_clock::now();
+    auto elapsed_ns = [&] {
+      return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+    };
+    while (chunk1_thread(p, 0) == caller) {
+      ++alone;
+      ASSERT_LT(elapsed_ns(), period + 2'000'000'000) << "still alone after the period";
+    }
+    // The period began at the contended round, just before `start`; it ended before the round
+    // the worker took.
+    EXPECT_LE(elapsed_ns(), period + 2'000'000'000);
+    EXPECT_GE(elapsed_ns() + 1'000'000, period) << "the worker came back early";
+    EXPECT_EQ(p.stats().serial_rounds, alone);
+    if (period == ThreadPool::kSerialNs) ASSERT_NE(chunk1_thread(p, 20, &fake, 20), caller);
+  }
   EXPECT_EQ(p.stats().contended, 2u);
+}
+
+// A round that costs a millisecond (a model of 2,048-wide layers costs ~0.5 ms per round here)
+// does not stretch the period: it ends kSerialNs after the contended round, not after as many
+// rounds as a small model would run in that time.
+TEST(ThreadPool, TheSerialPeriodIsATimeWhateverARoundCosts) {
+  ThreadPool p(2);
+  FakeDelay fake;
+  fake.attach(p);
+  const std::thread::id caller = std::this_thread::get_id();
+  ASSERT_NE(chunk1_thread(p, 20, &fake, 20), caller);  // contended: alone from here
+  const auto start = std::chrono::steady_clock::now();
+  int rounds = 0;
+  for (;; ++rounds) {  // the rounds before this one ran alone (serial_rounds == rounds)
+    busy_round(p, 1);
+    if (p.stats().serial_rounds == static_cast<uint64_t>(rounds)) break;  // this round had the worker
+    ASSERT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3)) << "still alone";
+  }
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GE(ms + 1, ThreadPool::kSerialNs / 1'000'000);
+  EXPECT_LE(ms, ThreadPool::kSerialNs / 1'000'000 + 2000);
+  EXPECT_LT(rounds, 2 * ThreadPool::kSerialNs / 1'000'000);  // ~1 ms rounds: ~50, not thousands
 }
 
 TEST(ThreadPool, BriefContentionKeepsTheWorkers) {
