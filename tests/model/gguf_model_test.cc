@@ -232,6 +232,21 @@ TEST(GgufModel, Q8MathOnEveryIntegerType) {
         EXPECT_TRUE(L.wqkv.data && L.w_gate_up.data) << k.name;
       }
     }
+    // Matrices that stay in rows (Q8_0, Q4_0, Q5_K) are copied out of the file's mapping into the
+    // huge-page buffer of the packed ones (model/weights.cc: a product streaming them from 4 KB
+    // page-cache pages paid a page walk every 4 KB), bytes and layout unchanged.
+    if (k.type == DType::kQ8_0 || k.type == DType::kQ4_0 || k.type == DType::kQ5_K) {
+      const ModelWeights& w = q8->transformer->weights();
+      ASSERT_TRUE(w.packed) << k.name;
+      const uint8_t* lo = w.packed->data();
+      const uint8_t* hi = lo + w.packed->size();
+      for (const auto& L : w.layers)
+        for (const MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+          const auto* p = static_cast<const uint8_t*>(m->data);
+          EXPECT_EQ(m->layout, MatLayout::kRows) << k.name;
+          EXPECT_TRUE(p >= lo && p + m->bytes() <= hi) << k.name << ": a matrix outside the packed buffer";
+        }
+    }
     int64_t agree = 0, total = 0, n_prompts = 0;
     double kl = 0;
     for (const auto& c : test::reference_cases()) {
