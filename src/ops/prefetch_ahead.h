@@ -17,6 +17,9 @@
 // demo model's 13 MB stay in L3 here) did not pay: one-token passes 1.04-1.06x slower, 16 tokens
 // 0.95-0.99x, so those tiles do without.
 //
+// Users: the panel kernels (ops/matmul_panel.cc), the BF16 dot-product kernels (ops/matmul_bf16_dot.cc)
+// and the Q8_0 / Q4_0 rows (ops/matmul_q8_dot.cc, where the next product is not known).
+//
 // When a thread's share is done, hand_over_to_idle() gives the rest of its share of the next
 // product to the pool, which prefetches it while the thread waits for the other threads and for
 // the next round (ThreadPool::prefetch_while_idle).

@@ -25,7 +25,7 @@
 // ran 10% of its rounds alone and lost ~5%, so the threshold is 60% (3% alone there, no loss).
 // Then it tries the workers again; the period starts at kSerialNs and doubles (up to
 // kSerialMaxNs) when the time is lost again within kWindowNs of a retry. The period is a time,
-// not a count of rounds: a round of a model with 2,048-wide layers lasts ~20x one of the demo
+// not a count of rounds: a round of a model with 2,048-wide layers lasts ~50x one of the demo
 // model's, and the 4,096 rounds that were ~50 ms of the demo model were ~1.8 s there (a random
 // 4-layer LLaMA in Q8_0 on the 2-core Xeon VM: 3 of 8 `generate` runs of 256 tokens at half
 // speed after one burst of contention, 55-61 against 108-119 tokens/s). A round that is merely
@@ -98,7 +98,7 @@ class ThreadPool {
   static constexpr double kLostFraction = 0.6;
   static constexpr int64_t kWindowMinNs = 10'000'000;  // 10 ms
   static constexpr int64_t kWindowNs = 50'000'000;     // 50 ms
-  static constexpr int64_t kSerialNs = 50'000'000;     // 50 ms (~60 decode steps of swift-mini-24L)
+  static constexpr int64_t kSerialNs = 50'000'000;     // 50 ms (~40 decode steps of swift-mini-24L)
   static constexpr int64_t kSerialMaxNs = 1'600'000'000;  // 1.6 s: 50 ms doubled five times
   struct Stats {
     uint64_t rounds = 0;         // parallel_for calls that split the work
