@@ -28,7 +28,7 @@
 // not a count of rounds: a round of a model with 2,048-wide layers lasts ~50x one of the demo
 // model's, and the 4,096 rounds that were ~50 ms of the demo model were ~1.8 s there (a random
 // 4-layer LLaMA in Q8_0 on the 2-core Xeon VM: 3 of 8 `generate` runs of 256 tokens at half
-// speed after one burst of contention, 55-61 against 108-119 tokens/s). A round that is merely
+// speed after one burst of contention, 59-60 against 109-119 tokens/s). A round that is merely
 // long (page faults on a fresh KV cache, an uneven split) is not contended: its worker was
 // running. stats() counts all of it.
 #pragma once
