@@ -98,6 +98,7 @@ namespace {
 
 using bf16_pairs::kBlock;  // keys per value block
 using bf16_pairs::kTile;   // rows of a tile; keys per score tile; query rows per tile
+using bf16_pairs::row_max;
 constexpr int kConfigKey = 1 << 20;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -335,29 +336,6 @@ struct Products {
     sum_blocks_dp(p, p_stride, vp, n_blocks, hd, acc, first, rows);
   }
 };
-
-// Maximum of a row's n raw scores (n >= 1; exact in any order): two lane chains, then a
-// butterfly over 256-, 128-, 64- and 32-bit halves (maskz forms: GCC 12 warns on
-// _mm512_reduce_max_ps's unmasked ones). Run for all rows of a row tile before their softmax:
-// independent rows side by side overlap their dependent chains, where a row's maximum just
-// before its own exp pass left that latency exposed (softmax phase of a 16-token unit after 300
-// tokens 10.1-10.7K -> 9.4-9.9K TSC cycles, three paired runs, Xeon).
-inline float row_max(const float* s, int64_t n) {
-  constexpr __mmask16 kAll = 0xffff;
-  __m512 mv0 = _mm512_set1_ps(-INFINITY), mv1 = mv0;
-  int64_t j = 0;
-  for (; j + 32 <= n; j += 32) {
-    mv0 = _mm512_maskz_max_ps(kAll, mv0, _mm512_loadu_ps(s + j));
-    mv1 = _mm512_maskz_max_ps(kAll, mv1, _mm512_loadu_ps(s + j + 16));
-  }
-  for (; j < n; j += 16) mv0 = _mm512_maskz_max_ps(kAll, mv0, _mm512_mask_loadu_ps(mv0, lanes::mask_for(n - j), s + j));
-  __m512 m = _mm512_maskz_max_ps(kAll, mv0, mv1);
-  m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_shuffle_f32x4(kAll, m, m, 0x4E));
-  m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_shuffle_f32x4(kAll, m, m, 0xB1));
-  m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_permute_ps(kAll, m, 0x4E));
-  m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_permute_ps(kAll, m, 0xB1));
-  return _mm512_cvtss_f32(m);
-}
 
 // Softmax weights of R rows (1 or 2) of n raw scores each, maxima mx (row_max), straight to bf16:
 // w_j = 2^(s_j c - max c) (lanes::exp2), c = scale log2(e) (one fma per 16 keys:

@@ -71,19 +71,9 @@ namespace {
 
 using bf16_pairs::kBlock;            // keys per value block
 using bf16_pairs::kTile;             // rows of a tile; keys per key tile
+using bf16_pairs::row_max;           // the bf16 kernel's (ops/attention_bf16_pairs.h)
 constexpr int kConfigKey = 1 << 21;  // amx_load_config: matmul < 1024 (and 1001-1016), attention_bf16 1 << 20 on
 constexpr int kParts = 3;
-
-// Horizontal maximum of 16 lanes in a butterfly (the maskz forms: GCC 12 warns on
-// _mm512_reduce_max_ps's).
-inline float lane_max(__m512 m) {
-  constexpr __mmask16 kAll = 0xffff;
-  m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_shuffle_f32x4(kAll, m, m, 0x4E));
-  m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_shuffle_f32x4(kAll, m, m, 0xB1));
-  m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_permute_ps(kAll, m, 0x4E));
-  m = _mm512_maskz_max_ps(kAll, m, _mm512_maskz_permute_ps(kAll, m, 0xB1));
-  return _mm512_cvtss_f32(m);
-}
 
 inline __mmask16 mask16(int64_t n) { return n >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << n) - 1); }
 
@@ -159,16 +149,6 @@ void store_acc(int nr, int nc, float* const* dst, int64_t stride_bytes) {
   if (nc > 1) _tile_stored(1, dst[0] + kTile, stride_bytes);
   if (nr > 1) _tile_stored(2, dst[1], stride_bytes);
   if (nr > 1 && nc > 1) _tile_stored(3, dst[1] + kTile, stride_bytes);
-}
-
-// Maximum of a row's n >= 1 scores.
-inline float row_max(const float* s, int64_t n) {
-  __m512 mv = _mm512_set1_ps(-INFINITY);
-  for (int64_t j = 0; j < n; j += 16) {
-    const __mmask16 m = mask16(n - j);
-    mv = _mm512_mask_max_ps(mv, m, mv, _mm512_maskz_loadu_ps(m, s + j));
-  }
-  return lane_max(mv);
 }
 
 // Softmax weights of one query row: raw scores s[0, n) (n >= 1) -> w_j = e^(scale (s_j - max))
